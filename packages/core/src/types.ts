@@ -371,4 +371,23 @@ export interface RaftOptions {
    * covers clock drift between nodes. Default `electionTicks - 2`.
    */
   leaseTicks?: number;
+  /**
+   * @internal Test-only switches that plant known protocol bugs, so the simulator's property tests can show they
+   * catch them. Never set these outside tests.
+   */
+  unsafeBugs?: UnsafeBugs;
+}
+
+/** @internal Known bugs the simulator must catch (see {@link RaftOptions.unsafeBugs}). */
+export interface UnsafeBugs {
+  /** Commit an entry of an earlier term by counting replicas (the Raft paper's Figure 8). */
+  commitOldTermByCount?: boolean;
+  /** Decide joint-phase votes and commits with the new majority only. */
+  jointNewMajorityOnly?: boolean;
+  /** Grant votes without checking that the candidate's log is at least as up to date. */
+  grantVoteIgnoringLog?: boolean;
+  /** Serve ReadIndex reads without a quorum heartbeat round. */
+  readWithoutConfirmation?: boolean;
+  /** Acknowledge appended entries before they are persisted. */
+  ackUnpersisted?: boolean;
 }
