@@ -1,1 +1,19 @@
-export {};
+/**
+ * Durable JSON Lines storage for `@raft/core`: term and vote, log segments with group-commit fsync, snapshots, and
+ * crash recovery that verifies a CRC-32 on every line. See docs/storage.md.
+ *
+ * @packageDocumentation
+ */
+
+export { type BytesOrJson, type Codec, defaultCodec, type JsonValue } from './codec.js';
+export { crc32 } from './crc32.js';
+export { isStorageError, StorageError, type StorageErrorCode, type StorageErrorLocation } from './errors.js';
+export type { SegmentState } from './segments.js';
+export {
+  type JsonlStorage,
+  openStorage,
+  type RecoveredState,
+  type RecoveryReport,
+  type SnapshotReceiver,
+  type StorageOptions,
+} from './storage.js';

@@ -1,0 +1,677 @@
+/**
+ * The storage object and its ordered write queue with group commit.
+ *
+ * Every mutating call is validated and encoded synchronously, then queued. One writer drains the queue in call
+ * order: all records queued while the previous flush was in progress are written with a single `write` and made
+ * durable with a single `fdatasync` (group commit). Snapshot installation, compaction and close are queue barriers,
+ * so they too happen exactly in call order relative to appends and hard-state writes. A call's promise resolves
+ * only once its data (and everything queued before it) is on disk.
+ *
+ * @packageDocumentation
+ */
+
+import fs from 'node:fs/promises';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import type { ClusterConfig, Entry, HardState, Index, SnapshotMeta } from '@raft/core';
+import { bytesToBase64, type Codec, defaultCodec, type JsonValue } from './codec.js';
+import { StorageError } from './errors.js';
+import {
+  entryBody,
+  hardStateBody,
+  isClusterConfig,
+  LineBuffer,
+  LOCK_FILE,
+  type StoredEntry,
+  segmentFileName,
+  snapshotDataFileName,
+} from './format.js';
+import { fsyncDir, isNotFound } from './fsutil.js';
+import { type ScanResult, scanDataDir } from './recovery.js';
+import { type SegmentState, SegmentWriter } from './segments.js';
+import {
+  ChunkFile,
+  readSnapshotData,
+  readSnapshotRange,
+  type WrittenData,
+  writeSnapshotData,
+} from './snapshot-files.js';
+
+/** Options of {@link openStorage}. */
+export interface StorageOptions<C> {
+  /**
+   * Whether writes are made durable with `fdatasync` / `fsync` before their promises resolve. Default `true`.
+   *
+   * **`sync: false` gives up durability**: data still reaches the operating system in call order before promises
+   * resolve, so it survives a crash of the *process*, but a power loss or kernel crash can lose any write that
+   * was acknowledged, and can even leave a log whose acknowledged entries are missing while later hard state is
+   * present. A Raft node that loses acknowledged writes can break the protocol's safety (vote twice in a term,
+   * forget committed entries). Use it only for tests, benchmarks of everything but the disk, or data you can lose.
+   */
+  sync?: boolean;
+  /**
+   * Target size of a log segment file in bytes. A segment is closed once a write makes it reach this size (it can
+   * exceed it by up to one group-commit batch). Compaction deletes whole segments, so smaller segments free disk
+   * sooner after a snapshot. Default 16 MiB.
+   */
+  segmentBytes?: number;
+  /** How commands are stored in JSON. Default: {@link defaultCodec} (byte arrays as base64, JSON values as is). */
+  codec?: Codec<C>;
+}
+
+/** What {@link openStorage} recovered from disk: pass it to `RaftNode.restart`. */
+export interface RecoveredState<C> {
+  /** The latest term and vote (term 0 and no vote for a fresh directory). */
+  readonly hardState: HardState;
+  /** The latest snapshot's metadata, or `null` if there is none. */
+  readonly snapshot: SnapshotMeta | null;
+  /** Every log entry after the snapshot's index (after index 0 without a snapshot), in order. */
+  readonly entries: Entry<C>[];
+}
+
+/** What opening the directory repaired. */
+export interface RecoveryReport {
+  /** The segment whose torn tail was truncated, or `null`. */
+  readonly tornFile: string | null;
+  /** How many bytes of torn tail were dropped. */
+  readonly tornBytes: number;
+  /** Leftover files deleted (temporary files, obsolete segments and snapshot data). */
+  readonly removedFiles: readonly string[];
+}
+
+/** Chunked reception of a snapshot sent by a leader (see {@link JsonlStorage.beginSnapshotReceive}). */
+export interface SnapshotReceiver {
+  /** Bytes received so far: the offset the next chunk must start at. */
+  readonly receivedBytes: number;
+  /**
+   * Store a chunk. `offset` must equal {@link SnapshotReceiver.receivedBytes}, or be 0 to restart the transfer.
+   * Chunks are written to a temporary file; nothing is fsynced until `finish`.
+   */
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Make the snapshot durable and install it: fsync and rename the data, replace `snapshot.json`, and drop the
+   * whole log (ordered with the storage's other writes). Resolves once all of that is on disk.
+   */
+  finish(): Promise<void>;
+  /** Abandon the transfer and delete the temporary file. */
+  abort(): Promise<void>;
+}
+
+/** A data directory opened for writing. Create with {@link openStorage}. */
+export interface JsonlStorage<C> {
+  /** The data directory (absolute path). */
+  readonly dir: string;
+  /** What was recovered when the storage was opened (it is not updated by later writes). */
+  readonly state: RecoveredState<C>;
+  /** What opening the directory repaired. */
+  readonly recovery: RecoveryReport;
+  /** The latest hard state passed to {@link JsonlStorage.saveHardState} (or recovered), durable or not. */
+  readonly hardState: HardState;
+  /** Index of the last log entry, counting writes still in progress (the snapshot's index if the log is empty). */
+  readonly lastIndex: Index;
+  /** Metadata of the latest snapshot passed to `saveSnapshot` / `finish` (or recovered), durable or not. */
+  readonly snapshotMeta: SnapshotMeta | null;
+
+  /** Durably record the term and vote. Written in call order with appends; resolves once on disk. */
+  saveHardState(hs: HardState): Promise<void>;
+  /**
+   * Durably store entries. Entries at or after `entries[0].index` are replaced (that is how a conflicting suffix is
+   * truncated); `entries` must be contiguous and `entries[0].index` at most one past {@link JsonlStorage.lastIndex}
+   * and above the snapshot's index. Resolves once these entries, and everything queued before them, are on disk:
+   * then the runtime may call `node.persisted(lastEntry.index, lastEntry.term)`.
+   *
+   * @throws StorageError `INVALID_ARGUMENT` (as a rejected promise; nothing is written) if the entries do not fit
+   *   or a command cannot be encoded.
+   */
+  appendEntries(entries: readonly Entry<C>[]): Promise<void>;
+  /**
+   * Durably save a snapshot (metadata plus state-machine bytes). With `dropLog: true` (an installed snapshot from a
+   * leader) the whole log is discarded. Otherwise (a local snapshot) the log is kept, unless it does not contain the
+   * snapshot's last entry (same index and term), in which case it is discarded too, as Raft requires. Entries up to
+   * the snapshot's index are no longer reported on the next open; call {@link JsonlStorage.compact} to delete them.
+   * `data` must not be modified until the promise settles.
+   */
+  saveSnapshot(meta: SnapshotMeta, data: Uint8Array, opts?: { dropLog?: boolean }): Promise<void>;
+  /**
+   * Delete every whole segment file whose entries are all at or below `upTo` (a segment that also holds later
+   * entries is kept). `upTo` must not exceed the snapshot's index.
+   */
+  compact(upTo: Index): Promise<void>;
+  /**
+   * Start receiving a snapshot in chunks. A previous unfinished reception is aborted. See {@link SnapshotReceiver}.
+   */
+  beginSnapshotReceive(meta: SnapshotMeta): SnapshotReceiver;
+  /** The latest durable snapshot with its data (checksum verified), or `null`. */
+  readSnapshot(): Promise<{ meta: SnapshotMeta; data: Uint8Array } | null>;
+  /**
+   * Up to `maxBytes` bytes at `offset` of the latest durable snapshot's data (fewer at the end), for sending it in
+   * chunks. Pass `index` to make sure the snapshot is still the one being sent: if the current snapshot has another
+   * index the call rejects with `INVALID_ARGUMENT` (the core then restarts the transfer with the new snapshot).
+   */
+  readSnapshotChunk(offset: number, maxBytes: number, index?: Index): Promise<Uint8Array>;
+  /** Describe the segment files (for diagnostics). */
+  segments(): readonly SegmentState[];
+  /** Finish queued writes, close files and release the directory. Later calls reject with `CLOSED`. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
+
+/** Directories opened by this process (the LOCK file guards against other processes). */
+const openDirs = new Set<string>();
+
+function isNat(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+function invalid(message: string): StorageError {
+  return new StorageError('INVALID_ARGUMENT', message);
+}
+
+function checkHardState(hs: HardState): StorageError | null {
+  if (!hs || !isNat(hs.term)) return invalid('hard state term must be a non-negative integer');
+  if (!(hs.votedFor === null || typeof hs.votedFor === 'string')) return invalid('votedFor must be a string or null');
+  return null;
+}
+
+function checkSnapshotMeta(meta: SnapshotMeta): StorageError | null {
+  if (!meta || !isNat(meta.index) || !isNat(meta.term)) return invalid('snapshot index and term must be integers');
+  if (!isClusterConfig(meta.config)) return invalid('snapshot config must be a cluster configuration');
+  return null;
+}
+
+function copyConfig(c: ClusterConfig): ClusterConfig {
+  return c.oldVoters === undefined
+    ? { voters: [...c.voters], learners: [...c.learners] }
+    : { voters: [...c.voters], learners: [...c.learners], oldVoters: [...c.oldVoters] };
+}
+
+function copyMeta(m: SnapshotMeta): SnapshotMeta {
+  return { index: m.index, term: m.term, config: copyConfig(m.config) };
+}
+
+async function takeLock(dir: string): Promise<void> {
+  if (openDirs.has(dir))
+    throw new StorageError('LOCKED', 'the data directory is already open in this process', { file: dir });
+  const path = join(dir, LOCK_FILE);
+  try {
+    const pid = Number((await fs.readFile(path, 'utf8')).trim());
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))
+      throw new StorageError('LOCKED', `the data directory is in use by process ${pid}`, { file: path });
+  } catch (e) {
+    if (!isNotFound(e))
+      throw e instanceof StorageError ? e : new StorageError('IO_ERROR', 'cannot read LOCK', { file: path, cause: e });
+  }
+  await fs.writeFile(path, `${process.pid}\n`).catch((e) => {
+    throw new StorageError('IO_ERROR', 'cannot write LOCK', { file: path, cause: e });
+  });
+  openDirs.add(dir);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+interface Batch {
+  readonly kind: 'batch';
+  readonly buf: LineBuffer;
+  lastIndex: number | null;
+  maxIndex: number | null;
+  hardState: HardState | null;
+  readonly promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+interface Barrier {
+  readonly kind: 'barrier';
+  readonly run: () => Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return {
+    kind: 'batch',
+    buf: new LineBuffer(),
+    lastIndex: null,
+    maxIndex: null,
+    hardState: null,
+    promise,
+    resolve,
+    reject,
+  };
+}
+
+class Storage<C> implements JsonlStorage<C> {
+  readonly state: RecoveredState<C>;
+  readonly recovery: RecoveryReport;
+
+  private readonly queue: (Batch | Barrier)[] = [];
+  /** The batch still accepting records (the last element of `queue`), if any. */
+  private openBatch: Batch | null = null;
+  private draining = false;
+  private failure: StorageError | null = null;
+  private closed = false;
+
+  // The logical state: what the log looks like once everything queued so far is written.
+  private hs: HardState;
+  private snap: SnapshotMeta | null;
+  /** Index of the last entry (at least the snapshot's index). */
+  private last: number;
+  /** Terms of entries snapIndex+1 .. last. */
+  private terms: number[];
+  private generation: number;
+  private receiver: ChunkFile | null = null;
+  private readonly fastBytes: boolean;
+
+  constructor(
+    readonly dir: string,
+    private readonly writer: SegmentWriter,
+    private readonly codec: Codec<C>,
+    private readonly sync: boolean,
+    scan: ScanResult,
+  ) {
+    this.hs = scan.hardState;
+    const s = scan.snapshot;
+    this.snap = s ? { index: s.index, term: s.term, config: s.config } : null;
+    this.last = scan.lastIndex;
+    this.terms = scan.entries.map((e) => e.term);
+    this.generation = s?.generation ?? 0;
+    this.fastBytes = codec === (defaultCodec as unknown as Codec<C>);
+    this.state = {
+      hardState: { term: scan.hardState.term, votedFor: scan.hardState.votedFor },
+      snapshot: this.snap ? copyMeta(this.snap) : null,
+      entries: scan.entries.map((e, k) => this.decodeEntry(e, scan.entrySegments[k])),
+    };
+    this.recovery = {
+      tornFile: scan.torn ? join(dir, scan.torn.file) : null,
+      tornBytes: scan.torn?.bytes ?? 0,
+      removedFiles: scan.leftovers.map((f) => join(dir, f)),
+    };
+  }
+
+  private decodeEntry(e: StoredEntry, seq: number): Entry<C> {
+    if (e.type === 'command') {
+      let command: C;
+      try {
+        command = this.codec.decode(e.command);
+      } catch (err) {
+        throw new StorageError('CORRUPT_RECORD', `the codec cannot decode the command of entry ${e.index}`, {
+          file: join(this.dir, segmentFileName(seq)),
+          cause: err,
+        });
+      }
+      return { index: e.index, term: e.term, type: 'command', command };
+    }
+    if (e.type === 'config') return { index: e.index, term: e.term, type: 'config', config: e.config };
+    return { index: e.index, term: e.term, type: 'noop' };
+  }
+
+  get hardState(): HardState {
+    return { term: this.hs.term, votedFor: this.hs.votedFor };
+  }
+
+  get lastIndex(): Index {
+    return this.last;
+  }
+
+  get snapshotMeta(): SnapshotMeta | null {
+    return this.snap ? copyMeta(this.snap) : null;
+  }
+
+  private get snapIndex(): number {
+    return this.snap?.index ?? 0;
+  }
+
+  private termAt(i: number): number | undefined {
+    if (this.snap && i === this.snap.index) return this.snap.term;
+    if (i > this.snapIndex && i <= this.last) return this.terms[i - this.snapIndex - 1];
+    return undefined;
+  }
+
+  private unusable(): StorageError | null {
+    if (this.failure) return this.failure;
+    if (this.closed) return new StorageError('CLOSED', 'the storage is closed', { file: this.dir });
+    return null;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // The queue
+  // -------------------------------------------------------------------------------------------------------------
+
+  private batch(): Batch {
+    let b = this.openBatch;
+    if (b === null) {
+      b = newBatch();
+      this.openBatch = b;
+      this.queue.push(b);
+      this.kick();
+    }
+    return b;
+  }
+
+  private barrier(run: () => Promise<void>): Promise<void> {
+    this.openBatch = null;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ kind: 'barrier', run, resolve, reject });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.draining) return;
+    this.draining = true;
+    // Start on a microtask so that calls made in the same synchronous run share one write.
+    queueMicrotask(() => void this.drain());
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const op = this.queue.shift()!;
+      if (op === this.openBatch) this.openBatch = null;
+      if (this.failure) {
+        op.reject(this.failure);
+        continue;
+      }
+      try {
+        if (op.kind === 'batch') {
+          await this.writer.write({
+            bytes: op.buf.bytes(),
+            lastIndex: op.lastIndex,
+            maxIndex: op.maxIndex,
+            hardState: op.hardState,
+          });
+        } else {
+          await op.run();
+        }
+        op.resolve();
+      } catch (e) {
+        const err =
+          e instanceof StorageError
+            ? e
+            : new StorageError('IO_ERROR', `write failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+        // After a failed write or fsync the file contents are unknown: refuse everything from now on.
+        this.failure = err;
+        op.reject(err);
+      }
+    }
+    this.draining = false;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Writes
+  // -------------------------------------------------------------------------------------------------------------
+
+  saveHardState(hs: HardState): Promise<void> {
+    const err = this.unusable() ?? checkHardState(hs);
+    if (err) return Promise.reject(err);
+    const copy: HardState = { term: hs.term, votedFor: hs.votedFor };
+    const b = this.batch();
+    b.buf.appendRecord(hardStateBody(copy));
+    b.hardState = copy;
+    this.hs = copy;
+    return b.promise;
+  }
+
+  private commandJson(command: C): string {
+    if (this.fastBytes && command instanceof Uint8Array) return `{"$bytes":"${bytesToBase64(command)}"}`;
+    let json: JsonValue;
+    try {
+      json = this.codec.encode(command);
+    } catch (e) {
+      if (e instanceof StorageError) throw e;
+      throw new StorageError('INVALID_ARGUMENT', `the codec refused a command: ${(e as Error)?.message ?? e}`, {
+        cause: e,
+      });
+    }
+    const text = JSON.stringify(json);
+    if (text === undefined) throw invalid('the codec returned a value that has no JSON form');
+    return text;
+  }
+
+  appendEntries(entries: readonly Entry<C>[]): Promise<void> {
+    const err = this.unusable();
+    if (err) return Promise.reject(err);
+    const n = entries.length;
+    if (n === 0) return this.batch().promise;
+    const first = entries[0].index;
+    if (!isNat(first) || first < 1) return Promise.reject(invalid(`entry index ${first} is not a positive integer`));
+    if (first <= this.snapIndex)
+      return Promise.reject(invalid(`entry ${first} is at or below the snapshot's index ${this.snapIndex}`));
+    if (first > this.last + 1)
+      return Promise.reject(invalid(`entry ${first} would leave a gap: the log ends at index ${this.last}`));
+    const b = this.batch();
+    const mark = b.buf.length;
+    try {
+      for (let k = 0; k < n; k++) {
+        const e = entries[k];
+        if (e.index !== first + k) throw invalid(`entries are not contiguous: ${e.index} follows ${first + k - 1}`);
+        if (!isNat(e.term)) throw invalid(`entry ${e.index} has an invalid term`);
+        let payload = '';
+        if (e.type === 'command') payload = this.commandJson(e.command);
+        else if (e.type === 'config') {
+          if (!isClusterConfig(e.config)) throw invalid(`entry ${e.index} has an invalid config`);
+          payload = JSON.stringify(copyConfig(e.config));
+        } else if (e.type !== 'noop') throw invalid(`entry ${(e as Entry<C>).index} has an unknown type`);
+        b.buf.appendRecord(entryBody(e.index, e.term, e.type, payload));
+      }
+    } catch (e) {
+      b.buf.truncate(mark);
+      return Promise.reject(e);
+    }
+    const terms = this.terms;
+    terms.length = first - 1 - this.snapIndex;
+    for (let k = 0; k < n; k++) terms.push(entries[k].term);
+    const lastIdx = first + n - 1;
+    this.last = lastIdx;
+    b.lastIndex = lastIdx;
+    b.maxIndex = b.maxIndex === null ? lastIdx : Math.max(b.maxIndex, lastIdx);
+    return b.promise;
+  }
+
+  /** Queue the switch to a snapshot whose data is being written by `data`. */
+  private installSnapshot(meta: SnapshotMeta, file: string, data: Promise<WrittenData>, dropLog: boolean, gen: number) {
+    const drop = dropLog || this.termAt(meta.index) !== meta.term || meta.index > this.last;
+    const m = copyMeta(meta);
+    if (drop) {
+      this.terms = [];
+      this.last = m.index;
+    } else {
+      this.terms.splice(0, m.index - this.snapIndex);
+    }
+    this.snap = m;
+    return this.barrier(async () => {
+      const written = await data;
+      await this.writer.installSnapshot(m, file, written, gen, drop);
+    });
+  }
+
+  private checkSnapshot(meta: SnapshotMeta): StorageError | null {
+    const err = this.unusable() ?? checkSnapshotMeta(meta);
+    if (err) return err;
+    if (meta.index < this.snapIndex)
+      return invalid(`snapshot at index ${meta.index} is older than the current one at ${this.snapIndex}`);
+    return null;
+  }
+
+  saveSnapshot(meta: SnapshotMeta, data: Uint8Array, opts: { dropLog?: boolean } = {}): Promise<void> {
+    const err = this.checkSnapshot(meta) ?? (data instanceof Uint8Array ? null : invalid('data must be a Uint8Array'));
+    if (err) return Promise.reject(err);
+    const gen = ++this.generation;
+    const file = snapshotDataFileName(meta.index, gen);
+    const written = writeSnapshotData(this.dir, file, data, this.sync);
+    written.catch(() => undefined); // reported by the barrier
+    return this.installSnapshot(meta, file, written, opts.dropLog ?? false, gen);
+  }
+
+  beginSnapshotReceive(meta: SnapshotMeta): SnapshotReceiver {
+    const err = checkSnapshotMeta(meta);
+    if (err) throw err;
+    const m = copyMeta(meta);
+    if (this.receiver) void this.receiver.abort().catch(() => undefined);
+    const gen = ++this.generation;
+    const chunks = new ChunkFile(this.dir, snapshotDataFileName(m.index, gen), this.sync);
+    this.receiver = chunks;
+    return {
+      get receivedBytes() {
+        return chunks.receivedBytes;
+      },
+      write: (offset, data) => {
+        const e = this.unusable();
+        return e ? Promise.reject(e) : chunks.write(offset, data);
+      },
+      finish: () => {
+        const e = this.checkSnapshot(m);
+        if (e) return Promise.reject(e);
+        if (this.receiver === chunks) this.receiver = null;
+        const written = chunks.finish();
+        written.catch(() => undefined);
+        return this.installSnapshot(m, chunks.name, written, true, gen);
+      },
+      abort: () => {
+        if (this.receiver === chunks) this.receiver = null;
+        return chunks.abort();
+      },
+    };
+  }
+
+  compact(upTo: Index): Promise<void> {
+    const err = this.unusable();
+    if (err) return Promise.reject(err);
+    if (!isNat(upTo)) return Promise.reject(invalid('compact: upTo must be a non-negative integer'));
+    if (upTo > this.snapIndex)
+      return Promise.reject(invalid(`compact: index ${upTo} is beyond the snapshot's index ${this.snapIndex}`));
+    return this.barrier(async () => {
+      await this.writer.compact(upTo);
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Reads
+  // -------------------------------------------------------------------------------------------------------------
+
+  async readSnapshot(): Promise<{ meta: SnapshotMeta; data: Uint8Array } | null> {
+    for (let attempt = 0; ; attempt++) {
+      const rec = this.writer.snapshot;
+      if (!rec) return null;
+      try {
+        const data = await readSnapshotData(this.dir, rec);
+        return { meta: { index: rec.index, term: rec.term, config: copyConfig(rec.config) }, data };
+      } catch (e) {
+        // A newer snapshot replaced (and deleted) this one while we were opening it: read the newer one.
+        if (isNotFound(e) && this.writer.snapshot !== rec && attempt < 3) continue;
+        if (e instanceof StorageError) throw e;
+        throw new StorageError('IO_ERROR', `cannot read snapshot: ${(e as Error).message}`, {
+          file: join(this.dir, rec.file),
+          cause: e,
+        });
+      }
+    }
+  }
+
+  async readSnapshotChunk(offset: number, maxBytes: number, index?: Index): Promise<Uint8Array> {
+    if (!isNat(offset) || !isNat(maxBytes)) throw invalid('offset and maxBytes must be non-negative integers');
+    for (let attempt = 0; ; attempt++) {
+      const rec = this.writer.snapshot;
+      if (!rec) throw invalid('there is no snapshot');
+      if (index !== undefined && rec.index !== index)
+        throw invalid(`the snapshot at index ${index} was replaced by one at index ${rec.index}`);
+      try {
+        return await readSnapshotRange(this.dir, rec, offset, maxBytes);
+      } catch (e) {
+        if (isNotFound(e) && this.writer.snapshot !== rec && attempt < 3) continue;
+        throw new StorageError('IO_ERROR', `cannot read snapshot: ${(e as Error).message}`, {
+          file: join(this.dir, rec.file),
+          cause: e,
+        });
+      }
+    }
+  }
+
+  segments(): readonly SegmentState[] {
+    return this.writer.list();
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (this.failure) {
+      this.closed = true;
+      openDirs.delete(this.dir);
+      return this.writer.close().catch(() => undefined);
+    }
+    this.closed = true;
+    const receiver = this.receiver;
+    this.receiver = null;
+    return this.barrier(async () => {
+      if (receiver) await receiver.abort().catch(() => undefined);
+      try {
+        await this.writer.close();
+        await fs.rm(join(this.dir, LOCK_FILE), { force: true });
+      } finally {
+        openDirs.delete(this.dir);
+      }
+    });
+  }
+}
+
+/**
+ * Open (or create) a data directory: recover its contents, repair a torn tail, and return a storage ready for
+ * writes. What was recovered is in `storage.state`.
+ *
+ * @param dir - the node's data directory; created if missing. One directory per node.
+ * @param options - see {@link StorageOptions}.
+ * @throws StorageError `CORRUPT_RECORD`, `LOG_GAP`, `MISSING_SEGMENT`, `CORRUPT_SNAPSHOT`, `UNSUPPORTED_VERSION`
+ *   (the directory is damaged; nothing was changed or deleted), `LOCKED` or `IO_ERROR`.
+ */
+export async function openStorage<C = Uint8Array>(
+  dir: string,
+  options: StorageOptions<C> = {},
+): Promise<JsonlStorage<C>> {
+  const abs = resolvePath(dir);
+  const sync = options.sync ?? true;
+  const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+  if (!isNat(segmentBytes) || segmentBytes < 1) throw invalid('segmentBytes must be a positive integer');
+  const codec = options.codec ?? (defaultCodec as unknown as Codec<C>);
+  let created = false;
+  try {
+    created = (await fs.mkdir(abs, { recursive: true })) !== undefined;
+  } catch (e) {
+    throw new StorageError('IO_ERROR', `cannot create the data directory: ${(e as Error).message}`, {
+      file: abs,
+      cause: e,
+    });
+  }
+  if (created && sync) await fsyncDir(dirname(abs)).catch(() => undefined);
+  await takeLock(abs);
+  const release = async (): Promise<void> => {
+    openDirs.delete(abs);
+    await fs.rm(join(abs, LOCK_FILE), { force: true }).catch(() => undefined);
+  };
+  let scan: ScanResult;
+  let writer: SegmentWriter;
+  try {
+    scan = await scanDataDir(abs);
+    writer = await SegmentWriter.open(abs, scan, sync, segmentBytes);
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  try {
+    return new Storage<C>(abs, writer, codec, sync, scan);
+  } catch (e) {
+    await writer.close().catch(() => undefined);
+    await release();
+    throw e;
+  }
+}
