@@ -1,0 +1,183 @@
+/**
+ * The key-value state machine: raftpico's example inputs in both of its README's shapes, plus compare-and-set.
+ *
+ * | input | output |
+ * |---|---|
+ * | `{"Put": [key, value]}` or `{"Put": {"key": k, "value": v}}` | the previous value, or `null` |
+ * | `{"Get": key}` or `{"Get": {"key": k}}` | the value, or `null` |
+ * | `{"Delete": key}` or `{"Delete": {"key": k}}` | the removed value, or `null` |
+ * | `"List"` (or `{"List": null}`) | every key, sorted |
+ * | `{"Cas": [key, expected, new]}` or `{"Cas": {"key", "expected", "new"}}` | `true` if the value equalled `expected` (`null` = absent) and was replaced |
+ *
+ * Values are any JSON.
+ */
+
+/** Any JSON value. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A parsed key-value operation. */
+export type KvsOp =
+  | { readonly op: 'Put'; readonly key: string; readonly value: Json }
+  | { readonly op: 'Get'; readonly key: string }
+  | { readonly op: 'Delete'; readonly key: string }
+  | { readonly op: 'List' }
+  | { readonly op: 'Cas'; readonly key: string; readonly expected: Json; readonly value: Json };
+
+/** Whether an operation changes the store (and so must go through the log as a Command). */
+export function isMutation(op: KvsOp): boolean {
+  return op.op === 'Put' || op.op === 'Delete' || op.op === 'Cas';
+}
+
+/** The result of {@link parseKvsInput}: an operation, or a message saying what is wrong with the input. */
+export type ParseResult = { readonly ok: true; readonly op: KvsOp } | { readonly ok: false; readonly error: string };
+
+const OPS = ['Put', 'Get', 'Delete', 'List', 'Cas'] as const;
+const fail = (error: string): ParseResult => ({ ok: false, error });
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Validates and parses one input. Never throws. */
+export function parseKvsInput(input: unknown): ParseResult {
+  if (input === 'List') return { ok: true, op: { op: 'List' } };
+  if (!isObject(input)) {
+    return fail(`input must be "List" or an object with one of ${OPS.join(', ')} (got ${describe(input)})`);
+  }
+  const names = Object.keys(input);
+  if (names.length !== 1)
+    return fail(`input must have exactly one operation key, got ${names.length}: ${names.join(', ')}`);
+  const name = names[0];
+  const arg = input[name];
+  switch (name) {
+    case 'Put':
+      return keyed(name, arg, ['key', 'value'], (key, [value]) => ({ op: 'Put', key, value }));
+    case 'Get':
+      return keyed(name, arg, ['key'], (key) => ({ op: 'Get', key }));
+    case 'Delete':
+      return keyed(name, arg, ['key'], (key) => ({ op: 'Delete', key }));
+    case 'Cas':
+      return keyed(name, arg, ['key', 'expected', 'new'], (key, [expected, value]) => ({
+        op: 'Cas',
+        key,
+        expected,
+        value,
+      }));
+    case 'List':
+      return arg === null || (Array.isArray(arg) && arg.length === 0)
+        ? { ok: true, op: { op: 'List' } }
+        : fail('List takes no argument');
+    default:
+      return fail(`unknown operation "${name}"; expected one of ${OPS.join(', ')}`);
+  }
+}
+
+/**
+ * Parses the tuple form (`[key, ...rest]`, or a bare key when there is no rest) or the object form
+ * (`{"key": ..., ...}`) of an operation. The object forms of raftpico's earlier README are accepted as written,
+ * including a `value` field on Get and Delete, which is ignored.
+ */
+function keyed(name: string, arg: unknown, fields: string[], make: (key: string, rest: Json[]) => KvsOp): ParseResult {
+  const arity = fields.length;
+  let values: unknown[];
+  if (Array.isArray(arg)) {
+    values = arg;
+  } else if (isObject(arg)) {
+    const allowed = new Set(fields);
+    if (name === 'Get' || name === 'Delete') allowed.add('value');
+    const extra = Object.keys(arg).filter((k) => !allowed.has(k));
+    if (extra.length > 0)
+      return fail(`${name} does not take field(s) ${extra.join(', ')}; expected ${fields.join(', ')}`);
+    const missing = fields.filter((f) => !(f in arg));
+    if (missing.length > 0) return fail(`${name} is missing field(s) ${missing.join(', ')}`);
+    values = fields.map((f) => arg[f]);
+  } else if (arity === 1) {
+    values = [arg];
+  } else {
+    return fail(`${name} takes [${fields.join(', ')}] or {${fields.map((f) => `"${f}"`).join(', ')}}`);
+  }
+  if (values.length !== arity) {
+    return fail(`${name} takes ${arity} argument(s) [${fields.join(', ')}], got ${values.length}`);
+  }
+  const key = values[0];
+  if (typeof key !== 'string') return fail(`${name}: the key must be a string (got ${describe(key)})`);
+  const rest = values.slice(1);
+  for (const v of rest) if (!isJson(v)) return fail(`${name}: values must be JSON`);
+  return { ok: true, op: make(key, rest as Json[]) };
+}
+
+function isJson(v: unknown): v is Json {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return true;
+  if (typeof v === 'number') return Number.isFinite(v);
+  if (Array.isArray(v)) return v.every(isJson);
+  if (isObject(v)) return Object.values(v).every(isJson);
+  return false;
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v);
+  return s.length > 40 ? `${s.slice(0, 40)}...` : s;
+}
+
+/** Canonical JSON: object keys sorted, so equal values have equal text. */
+export function canonicalJson(v: Json): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (isObject(v)) {
+    const keys = Object.keys(v).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, Json>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** The replicated map. Deterministic: the same operations in the same order give the same state and outputs. */
+export class KvsStore {
+  private readonly map = new Map<string, Json>();
+
+  /** Number of keys. */
+  get size(): number {
+    return this.map.size;
+  }
+
+  /** Applies one operation and returns its output. */
+  execute(op: KvsOp): Json {
+    switch (op.op) {
+      case 'Put': {
+        const prev = this.map.get(op.key) ?? null;
+        this.map.set(op.key, op.value);
+        return prev;
+      }
+      case 'Get':
+        return this.map.get(op.key) ?? null;
+      case 'Delete': {
+        const prev = this.map.get(op.key) ?? null;
+        this.map.delete(op.key);
+        return prev;
+      }
+      case 'List':
+        return [...this.map.keys()].sort();
+      case 'Cas': {
+        const current = this.map.get(op.key) ?? null;
+        if (canonicalJson(current) !== canonicalJson(op.expected)) return false;
+        this.map.set(op.key, op.value);
+        return true;
+      }
+    }
+  }
+
+  /** The whole map as bytes (JSON of sorted [key, value] pairs, so equal states give equal bytes). */
+  snapshot(): Uint8Array {
+    const pairs = [...this.map.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return new TextEncoder().encode(JSON.stringify(pairs));
+  }
+
+  /** Replaces the map with a snapshot's contents. Throws on bytes that are not a snapshot. */
+  restore(data: Uint8Array): void {
+    const pairs: unknown = data.length === 0 ? [] : JSON.parse(new TextDecoder().decode(data));
+    if (!Array.isArray(pairs)) throw new TypeError('kvs snapshot must be a JSON array of [key, value] pairs');
+    this.map.clear();
+    for (const p of pairs) {
+      if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string') {
+        throw new TypeError('kvs snapshot must be a JSON array of [key, value] pairs');
+      }
+      this.map.set(p[0], p[1] as Json);
+    }
+  }
+}

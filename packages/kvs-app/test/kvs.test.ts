@@ -1,0 +1,83 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { KvsStore, parseKvsInput } from '../src/kvs.js';
+
+function run(store: KvsStore, input: unknown) {
+  const r = parseKvsInput(input);
+  if (!r.ok) throw new Error(r.error);
+  return store.execute(r.op);
+}
+
+describe('kvs inputs', () => {
+  it('accepts the tuple forms of raftpico’s README', () => {
+    const s = new KvsStore();
+    expect(run(s, { Put: ['foo', 123] })).toBeNull();
+    expect(run(s, { Put: ['foo', 456] })).toBe(123);
+    expect(run(s, { Get: 'foo' })).toBe(456);
+    expect(run(s, { Put: ['bar', { a: [1, 2] }] })).toBeNull();
+    expect(run(s, 'List')).toEqual(['bar', 'foo']);
+    expect(run(s, { Delete: 'foo' })).toBe(456);
+    expect(run(s, { Get: 'foo' })).toBeNull();
+  });
+
+  it('accepts the object forms of raftpico’s earlier README, including Get with a value field', () => {
+    const s = new KvsStore();
+    expect(run(s, { Put: { key: 'foo', value: 1 } })).toBeNull();
+    expect(run(s, { Get: { key: 'foo', value: 1 } })).toBe(1);
+    expect(run(s, { Get: { key: 'foo' } })).toBe(1);
+    expect(run(s, { Delete: { key: 'foo' } })).toBe(1);
+  });
+
+  it('compare-and-set applies only when the current value equals the expected one', () => {
+    const s = new KvsStore();
+    expect(run(s, { Cas: ['k', null, 1] })).toBe(true);
+    expect(run(s, { Cas: ['k', null, 2] })).toBe(false);
+    expect(run(s, { Cas: ['k', 1, { x: 1, y: 2 }] })).toBe(true);
+    expect(run(s, { Cas: ['k', { y: 2, x: 1 }, 3] })).toBe(true); // key order does not matter
+    expect(run(s, { Get: 'k' })).toBe(3);
+  });
+
+  it.each([
+    [{ Put: ['k'] }, /2 argument/],
+    [{ Put: [1, 2] }, /key must be a string/],
+    [{ Get: 7 }, /key must be a string/],
+    [{ Frob: 'k' }, /unknown operation "Frob"/],
+    [{ Get: 'a', Put: ['b', 1] }, /exactly one operation/],
+    ['Lis', /must be "List" or an object/],
+    [{ Put: { key: 'k' } }, /missing field/],
+    [{ Put: { key: 'k', value: 1, ttl: 3 } }, /does not take field/],
+    [{ Cas: ['k', 1] }, /3 argument/],
+    [42, /must be "List" or an object/],
+  ])('rejects %j with a clear message', (input, message) => {
+    const r = parseKvsInput(input);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toMatch(message);
+  });
+});
+
+describe('kvs snapshots', () => {
+  it('restore(snapshot()) reproduces the store, and equal states give equal bytes', () => {
+    const ops = fc.array(
+      fc.oneof(
+        fc.record({ Put: fc.tuple(fc.constantFrom('a', 'b', 'c', 'd'), fc.jsonValue()) }),
+        fc.record({ Delete: fc.constantFrom('a', 'b', 'c', 'd') }),
+      ),
+      { maxLength: 40 },
+    );
+    fc.assert(
+      fc.property(ops, (inputs) => {
+        const s = new KvsStore();
+        for (const i of inputs) run(s, JSON.parse(JSON.stringify(i)));
+        const copy = new KvsStore();
+        copy.restore(s.snapshot());
+        expect(Buffer.from(copy.snapshot())).toEqual(Buffer.from(s.snapshot()));
+        for (const k of ['a', 'b', 'c', 'd']) expect(run(copy, { Get: k })).toEqual(run(s, { Get: k }));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('refuses bytes that are not a snapshot', () => {
+    expect(() => new KvsStore().restore(new TextEncoder().encode('{"x":1}'))).toThrow(/pairs/);
+  });
+});
