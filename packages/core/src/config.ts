@@ -37,7 +37,9 @@ export function members(config: ClusterConfig): NodeId[] {
 function majorityValue(voters: readonly NodeId[], valueAt: (id: NodeId) => number): number {
   if (voters.length === 0) return Number.POSITIVE_INFINITY;
   const values = voters.map(valueAt).sort((a, b) => b - a);
-  return values[(values.length - 1) >> 1];
+  // A majority of n is floor(n/2)+1 voters, so the value a majority has reached is the (floor(n/2)+1)-th largest.
+  // (Indexing with (n-1)>>1 instead is right for odd n only: with 2 or 4 voters it lets a minority decide.)
+  return values[values.length >> 1];
 }
 
 /**

@@ -913,7 +913,19 @@ export class RaftNode<C = Uint8Array> {
         config: { voters: config.voters, learners: config.learners },
       });
     } else if (!config.voters.includes(this.id)) {
-      // C(new) without this node is committed: hand over by stepping down (the paper's section 6).
+      // C(new) without this node is committed: hand over by stepping down (the paper's section 6). The remaining
+      // voters still follow this node and would refuse PreVotes until their own election timeouts expire, so tell
+      // the most up-to-date one to campaign at once (TimeoutNow is only a hint: votes still decide).
+      let target: NodeId | null = null;
+      let best = -1;
+      for (const id of config.voters) {
+        const match = this.progressMap.get(id)?.matchIndex ?? -1;
+        if (match > best) {
+          best = match;
+          target = id;
+        }
+      }
+      if (target !== null && best >= n) this.send({ type: 'TimeoutNow', term: this.term, from: this.id, to: target });
       this.becomeFollower(this.term, null);
       return;
     }

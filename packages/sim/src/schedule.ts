@@ -1,0 +1,429 @@
+/**
+ * Random schedules: a seeded mix of client traffic, faults, membership changes, snapshots, reads and leadership
+ * transfers against a simulated cluster, with every safety property checked after every step and liveness checked
+ * at the end. This is what the property tests (and the soak) run thousands of times.
+ *
+ * @packageDocumentation
+ */
+import type { NodeId } from '@raft/core';
+import { SafetyViolation } from './checker.js';
+import { Prng } from './prng.js';
+import { Simulation } from './simulation.js';
+import type { KvCommand } from './state-machine.js';
+import type { SimRaftOptions, TraceEvent, UnsafeBugs } from './types.js';
+
+/** The kinds of step a random schedule takes, and how often (relative weights). */
+export interface StepWeights {
+  /** Let virtual time pass (1–60 ms of deliveries, timers and fsyncs). */
+  run: number;
+  /** Propose 1–5 commands (sometimes a batch of 30) on the leader, or occasionally on a random node. */
+  propose: number;
+  /** Issue a linearizable read on a random live node. */
+  read: number;
+  /** Crash a random live node (losing unflushed writes, or keeping a random prefix of them). */
+  crash: number;
+  /** Restart a random crashed node. */
+  restart: number;
+  /** Split the nodes into two random groups. */
+  partition: number;
+  /** Cut one node off. */
+  isolate: number;
+  /** Cut one direction of one link (asymmetric partition). */
+  oneWay: number;
+  /** Remove every partition. */
+  heal: number;
+  /** A burst of message loss or duplication for 20–200 ms. */
+  burst: number;
+  /** A membership change on the leader: addServer, addLearner, promote, removeServer or an arbitrary changeConfig. */
+  member: number;
+  /** A local snapshot + log compaction on a random live node. */
+  snapshot: number;
+  /** A leadership transfer to a random voter. */
+  transfer: number;
+}
+
+/** Default {@link StepWeights}. */
+export const DEFAULT_WEIGHTS: Readonly<StepWeights> = {
+  run: 40,
+  propose: 14,
+  read: 10,
+  crash: 3,
+  restart: 5,
+  partition: 2,
+  isolate: 2,
+  oneWay: 2,
+  heal: 4,
+  burst: 2,
+  member: 4,
+  snapshot: 4,
+  transfer: 2,
+};
+
+/** The shape of one random run, drawn from its seed (any field can be forced). */
+export interface Profile {
+  /** Initial voters (3 or 5). */
+  voters: number;
+  /** Extra nodes that start empty and may be added by membership steps (0–2). */
+  spares: number;
+  /** Base message loss rate. */
+  dropRate: number;
+  /** Base duplication rate. */
+  duplicateRate: number;
+  /** Largest one-way latency in ms (latencies are uniform in [1, max)). */
+  maxLatencyMs: number;
+  /** Largest fsync latency in ms. */
+  fsyncMaxMs: number;
+  /** Core options (batch size, pipeline window, snapshot chunk size, read mode, PreVote, CheckQuorum). */
+  raft: SimRaftOptions;
+}
+
+/** Options of {@link runSchedule}. */
+export interface ScheduleOptions {
+  /** The seed: the whole run derives from it. */
+  seed: number;
+  /** Number of steps (default 200). */
+  steps?: number;
+  /** Plant known bugs in the core (plant-a-bug tests). */
+  bugs?: UnsafeBugs;
+  /** Override step weights. */
+  weights?: Partial<StepWeights>;
+  /** Force parts of the profile (the rest is still drawn from the seed). */
+  profile?: Partial<Profile>;
+  /** Check liveness at the end (default true). */
+  liveness?: boolean;
+  /** How many trace events to keep for the failure report (default 200; 0 is fastest). */
+  traceLimit?: number;
+  /** Record the action stream (determinism tests). */
+  recordActions?: boolean;
+}
+
+/** What a run did (for reports and sanity assertions). */
+export interface ScheduleReport {
+  /** The seed. */
+  seed: number;
+  /** The profile drawn from it. */
+  profile: Profile;
+  /** How many of each step kind ran. */
+  steps: Record<keyof StepWeights, number>;
+  /** Entries in the committed log at the end. */
+  committed: number;
+  /** Elections won. */
+  elections: number;
+  /** Reads served (checked) and failed. */
+  readsServed: number;
+  /** Reads that failed (no leader, leadership lost, ...). */
+  readsFailed: number;
+  /** Snapshots checked (taken or installed). */
+  snapshots: number;
+  /** Snapshot installs on followers. */
+  installs: number;
+  /** Configuration changes accepted by a leader. */
+  configChanges: number;
+  /** Virtual time at the end, ms. */
+  virtualMs: number;
+  /** Events processed. */
+  events: number;
+  /** Virtual ms from the end of faults to a leader with a committed entry of its term (liveness). */
+  leaderAfterMs: number;
+  /** Virtual ms from the end of faults to the liveness proposal being committed. */
+  commitAfterMs: number;
+  /** The simulation, for further inspection. */
+  sim: Simulation<KvCommand>;
+}
+
+/** A run broke a property (or liveness). Carries the seed, the step and the recent trace. */
+export class ScheduleFailure extends Error {
+  override readonly name = 'ScheduleFailure';
+  /** A stable code for programmatic handling. */
+  readonly code = 'SCHEDULE_FAILED';
+  /**
+   * @param seed - the failing seed
+   * @param step - the step at which it failed (steps = during the liveness phase)
+   * @param violation - the underlying violation
+   * @param trace - the last trace events before the failure
+   * @param state - a one-line description of the cluster at the failure
+   */
+  constructor(
+    readonly seed: number,
+    readonly step: number,
+    readonly violation: SafetyViolation,
+    readonly trace: TraceEvent[],
+    readonly state: string,
+  ) {
+    super(`seed ${seed}, step ${step}: ${violation.message}\n  cluster: ${state}`);
+  }
+}
+
+/** Virtual ms after the faults stop within which a leader must emerge. */
+export const LIVENESS_LEADER_MS = 5_000;
+/** Virtual ms after that within which a new proposal must commit. */
+export const LIVENESS_COMMIT_MS = 5_000;
+/** Bound on events per step (guards against a livelock burning CPU). */
+const MAX_EVENTS_PER_STEP = 20_000;
+
+/** Draws a {@link Profile} from `random`, then applies `overrides`. */
+export function drawProfile(random: Prng, overrides: Partial<Profile> = {}): Profile {
+  const voters = random.chance(0.6) ? 3 : 5;
+  const spares = random.int(0, 3);
+  const lossy = random.chance(0.7);
+  const readMode = random.chance(0.25) ? 'lease' : 'readIndex';
+  const raft: SimRaftOptions = {
+    electionTicks: 10,
+    preVote: random.chance(0.85),
+    // Lease reads rely on CheckQuorum; otherwise it is on most of the time.
+    checkQuorum: readMode === 'lease' || random.chance(0.85),
+    maxEntriesPerMessage: random.pick([1, 2, 4, 16, 4096]),
+    maxInflightMessages: random.pick([1, 2, 4, 64]),
+    snapshotChunkBytes: random.pick([16, 64, 256, 1 << 20]),
+    readMode,
+  };
+  const profile: Profile = {
+    voters,
+    spares,
+    dropRate: lossy ? random.float(0, 0.1) : 0,
+    duplicateRate: lossy ? random.float(0, 0.05) : 0,
+    maxLatencyMs: random.pick([2, 5, 10, 20]),
+    fsyncMaxMs: random.pick([1, 3, 8, 15]),
+    raft,
+  };
+  return { ...profile, ...overrides, raft: { ...profile.raft, ...overrides.raft } };
+}
+
+/**
+ * Runs one random schedule. Every property is checked incrementally on every action and by an audit after every
+ * step; at the end the faults stop and liveness is checked (a leader emerges and a new proposal commits within
+ * {@link LIVENESS_LEADER_MS} + {@link LIVENESS_COMMIT_MS} of virtual time).
+ *
+ * @throws {@link ScheduleFailure} on any violated property
+ */
+export function runSchedule(options: ScheduleOptions): ScheduleReport {
+  const seed = options.seed;
+  const setup = new Prng(seed);
+  const profile = drawProfile(setup, options.profile);
+  const weights: StepWeights = { ...DEFAULT_WEIGHTS, ...options.weights };
+  const stepCount = options.steps ?? 200;
+  const ids = Array.from({ length: profile.voters + profile.spares }, (_, i) => `n${i + 1}`);
+  const sim = new Simulation<KvCommand>({
+    seed: setup.nextU32(),
+    nodes: ids,
+    voters: ids.slice(0, profile.voters),
+    network: {
+      minLatencyMs: 1,
+      maxLatencyMs: profile.maxLatencyMs,
+      dropRate: profile.dropRate,
+      duplicateRate: profile.duplicateRate,
+    },
+    timing: { fsyncMinMs: 0, fsyncMaxMs: profile.fsyncMaxMs },
+    raft: { ...profile.raft, unsafeBugs: options.bugs },
+    traceLimit: options.traceLimit ?? 200,
+    recordActions: options.recordActions,
+  });
+  const rnd = sim.random;
+  const counts = Object.fromEntries(Object.keys(DEFAULT_WEIGHTS).map((k) => [k, 0])) as Record<
+    keyof StepWeights,
+    number
+  >;
+  let commandId = 0;
+  let configChanges = 0;
+  let installs = 0;
+  const nextCommand = (): KvCommand => ({ id: ++commandId, key: `k${rnd.int(0, 4)}`, value: rnd.int(0, 1000) });
+  sim.onTrace((e) => {
+    if (e.kind === 'install') installs++;
+  });
+
+  let step = 0;
+  const fail = (e: unknown): never => {
+    if (e instanceof SafetyViolation) throw new ScheduleFailure(seed, step, e, sim.recentTrace(), sim.describe());
+    throw e;
+  };
+
+  try {
+    for (step = 0; step < stepCount; step++) {
+      const kind = rnd.weighted(weights);
+      counts[kind]++;
+      const live = ids.filter((id) => sim.node(id).up);
+      const down = ids.filter((id) => !sim.node(id).up);
+      const leader = sim.leader();
+      switch (kind) {
+        case 'run':
+          sim.runFor(rnd.int(1, 61), MAX_EVENTS_PER_STEP);
+          break;
+        case 'propose': {
+          const n = rnd.chance(0.1) ? 30 : rnd.int(1, 6);
+          const target = rnd.chance(0.85) ? (leader?.id ?? rnd.pick(ids)) : rnd.pick(ids);
+          for (let i = 0; i < n; i++) sim.propose(nextCommand(), target);
+          break;
+        }
+        case 'read':
+          if (live.length > 0) {
+            const n = rnd.int(1, 4);
+            const target = rnd.pick(live);
+            for (let i = 0; i < n; i++) sim.read(target, `k${rnd.int(0, 4)}`);
+          }
+          break;
+        case 'crash':
+          if (live.length > 0) sim.crash(rnd.pick(live), rnd.chance(0.5));
+          break;
+        case 'restart':
+          if (down.length > 0) sim.restart(rnd.pick(down));
+          break;
+        case 'partition': {
+          const shuffled = rnd.shuffle(ids);
+          const cut = rnd.int(1, shuffled.length);
+          sim.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
+          break;
+        }
+        case 'isolate':
+          sim.isolate(rnd.chance(0.5) && leader !== null ? leader.id : rnd.pick(ids));
+          break;
+        case 'oneWay': {
+          const from = rnd.chance(0.5) && leader !== null ? leader.id : rnd.pick(ids);
+          const to = rnd.pick(ids.filter((id) => id !== from));
+          if (rnd.chance(0.5)) sim.block(from, to);
+          else sim.block(to, from);
+          break;
+        }
+        case 'heal':
+          sim.heal();
+          break;
+        case 'burst': {
+          const until = sim.now + rnd.int(20, 200);
+          if (rnd.chance(0.5)) sim.network.dropBurstUntil(until, rnd.float(0.2, 0.8));
+          else sim.network.duplicateBurstUntil(until, rnd.float(0.2, 0.8));
+          break;
+        }
+        case 'member':
+          if (leader !== null && memberStep(sim, leader.id, ids, rnd)) configChanges++;
+          break;
+        case 'snapshot':
+          if (live.length > 0) sim.takeSnapshot(rnd.pick(live));
+          break;
+        case 'transfer':
+          if (leader !== null) {
+            const voters = leader.raft?.config?.voters ?? [];
+            if (voters.length > 0) sim.input(leader.id, (r) => r.transferLeadership(rnd.pick(voters)));
+          }
+          break;
+      }
+      sim.audit();
+    }
+
+    // Liveness: the faults stop, every node comes back, the network heals.
+    const faultsEnd = sim.now;
+    sim.heal();
+    sim.network.options.dropRate = 0;
+    sim.network.options.duplicateRate = 0;
+    for (const id of ids) sim.restart(id);
+    let leaderAfterMs = -1;
+    let commitAfterMs = -1;
+    if (options.liveness !== false) {
+      const ready = () => {
+        const l = sim.leader();
+        if (l === null || l.raft === null) return false;
+        return termOfCommit(sim, l.id) === l.raft.currentTerm;
+      };
+      if (!sim.runUntil(ready, LIVENESS_LEADER_MS)) {
+        throw new SafetyViolation(
+          'liveness',
+          `no leader with a committed entry of its term within ${LIVENESS_LEADER_MS} ms after faults stopped`,
+        );
+      }
+      leaderAfterMs = sim.now - faultsEnd;
+      const deadline = sim.now + LIVENESS_COMMIT_MS;
+      let committed = false;
+      while (!committed && sim.now < deadline) {
+        const command = nextCommand();
+        const r = sim.propose(command);
+        if (!r.ok) {
+          sim.runFor(10);
+          continue;
+        }
+        const { index, term } = r.value;
+        sim.runUntil(() => {
+          const c = sim.checker?.committedAt(index);
+          return c !== undefined || sim.leader()?.raft?.currentTerm !== term;
+        }, deadline - sim.now);
+        const c = sim.checker?.committedAt(index);
+        committed = c !== undefined && c.type === 'command' && c.command.id === command.id;
+      }
+      if (!committed) {
+        throw new SafetyViolation(
+          'liveness',
+          `a new proposal did not commit within ${LIVENESS_COMMIT_MS} ms after a leader emerged`,
+        );
+      }
+      commitAfterMs = sim.now - faultsEnd;
+      sim.audit();
+    }
+    step = stepCount;
+    let readsServed = 0;
+    let readsFailed = 0;
+    for (const r of sim.reads.values()) {
+      if (r.index !== undefined) readsServed++;
+      else if (r.error !== undefined) readsFailed++;
+    }
+    const checker = sim.checker;
+    return {
+      seed,
+      profile,
+      steps: counts,
+      committed: checker?.committedLength ?? 0,
+      elections: checker?.stats.elections ?? 0,
+      readsServed,
+      readsFailed,
+      snapshots: checker?.stats.snapshots ?? 0,
+      installs,
+      configChanges,
+      virtualMs: sim.now,
+      events: sim.stats.events,
+      leaderAfterMs,
+      commitAfterMs,
+      sim,
+    };
+  } catch (e) {
+    return fail(e);
+  }
+}
+
+function termOfCommit(sim: Simulation<KvCommand>, id: NodeId): number {
+  const r = sim.node(id).raft;
+  if (r === null) return -1;
+  const e = sim.checker?.committedAt(r.commitIndex);
+  return e?.term ?? -1;
+}
+
+/** One random membership change on the leader. Returns whether the leader accepted it. */
+function memberStep(sim: Simulation<KvCommand>, leader: NodeId, ids: readonly NodeId[], rnd: Prng): boolean {
+  const raft = sim.node(leader).raft;
+  if (raft === null || raft.config === null) return false;
+  const config = raft.config;
+  const voters = [...config.voters];
+  const learners = [...config.learners];
+  const outsiders = ids.filter((id) => !voters.includes(id) && !learners.includes(id));
+  const op = rnd.weighted({ addServer: 3, addLearner: 1, promote: 2, remove: 3, change: 2 });
+  let r: { ok: boolean };
+  switch (op) {
+    case 'addServer':
+      r = sim.input(leader, (n) => n.addServer(outsiders.length > 0 ? rnd.pick(outsiders) : rnd.pick(ids)));
+      break;
+    case 'addLearner':
+      r = sim.input(leader, (n) => n.addLearner(outsiders.length > 0 ? rnd.pick(outsiders) : rnd.pick(ids)));
+      break;
+    case 'promote':
+      r = sim.input(leader, (n) => n.promote(learners.length > 0 ? rnd.pick(learners) : rnd.pick(ids)));
+      break;
+    case 'remove':
+      // Never shrink below one voter; removing the leader itself is allowed (and exercised).
+      r = sim.input(leader, (n) => n.removeServer(rnd.pick([...voters, ...learners])));
+      break;
+    default: {
+      // An arbitrary joint change: any non-empty voter set drawn from every node, any learners among the rest.
+      const shuffled = rnd.shuffle(ids);
+      const nv = rnd.int(1, Math.min(shuffled.length, 5) + 1);
+      const nextVoters = shuffled.slice(0, nv);
+      const nextLearners = shuffled.slice(nv).filter(() => rnd.chance(0.4));
+      r = sim.input(leader, (n) => n.changeConfig({ voters: nextVoters, learners: nextLearners }));
+    }
+  }
+  return r.ok;
+}

@@ -1,0 +1,612 @@
+/**
+ * The simulated cluster: virtual time, a deterministic event queue, the simulated network and disks, and the
+ * safety checker wired to every action.
+ *
+ * @packageDocumentation
+ */
+import { type Action, type Index, type Message, type NodeId, RaftNode, type ReadId } from '@raft/core';
+import { SafetyChecker, SafetyViolation } from './checker.js';
+import { EventQueue } from './event-queue.js';
+import { Network, type NetworkOptions } from './network.js';
+import { Prng } from './prng.js';
+import { type NodeEvent, SimNode, type SimNodeHost } from './sim-node.js';
+import { type KvCommand, KvStateMachine, kvCommandKey, type StateMachine } from './state-machine.js';
+import {
+  DEFAULT_TIMING,
+  type PersistedState,
+  type RaftEngine,
+  type RaftNodeLike,
+  type SimRaftOptions,
+  type SimResult,
+  type TimingOptions,
+  type TraceEvent,
+  type TraceKind,
+} from './types.js';
+
+/** The default engine: `@raft/core`'s {@link RaftNode}. */
+export function coreEngine<C>(): RaftEngine<C> {
+  return {
+    start: (id, options) => RaftNode.start<C>(id, options) as unknown as RaftNodeLike<C>,
+    restart: (id, persisted: PersistedState<C>, options) =>
+      RaftNode.restart<C>(id, persisted, options) as unknown as RaftNodeLike<C>,
+  };
+}
+
+/** Options of a {@link Simulation}. Everything but `seed` has a default. */
+export interface SimulationOptions<C = KvCommand> {
+  /** The seed: a simulation is a pure function of it (and of the calls made on it). */
+  seed: number;
+  /** The node ids, or how many nodes to create (`n1`, `n2`, ...). Default 3. */
+  nodes?: number | readonly NodeId[];
+  /**
+   * Which nodes bootstrap the cluster (all call `createCluster(voters)`); the others start empty, ready to be added.
+   * Default: every node. Pass `[]` to bootstrap nothing.
+   */
+  voters?: readonly NodeId[];
+  /** Virtual-time settings (heartbeat, election range, fsync latency). */
+  timing?: Partial<TimingOptions>;
+  /** Network latency and faults. */
+  network?: Partial<NetworkOptions>;
+  /** Options passed to every Raft node (including test-only `unsafeBugs`). */
+  raft?: SimRaftOptions;
+  /** Creates Raft nodes (default: `@raft/core`). */
+  engine?: RaftEngine<C>;
+  /** Creates a state machine (default: {@link KvStateMachine}). */
+  stateMachine?: () => StateMachine<C>;
+  /** A canonical string for a command (default: {@link kvCommandKey} for the KV machine, else JSON). */
+  commandKey?: (command: C) => string;
+  /**
+   * Reads the value a read returns from a state machine (default for the KV machine: the value of the read's key).
+   * When set, reads are checked against the committed log's value too, not only by index.
+   */
+  readValue?: (sm: StateMachine<C>, query: unknown) => unknown;
+  /** Run the {@link SafetyChecker} (default true). */
+  check?: boolean;
+  /** How many trace events to keep (a ring buffer; default 400, 0 disables the trace). */
+  traceLimit?: number;
+  /** Record every action of every node as JSON in {@link Simulation.actionLog} (for determinism tests). Default false. */
+  recordActions?: boolean;
+}
+
+/** The outcome of a read issued with {@link Simulation.read}. */
+export interface ReadOutcome {
+  /** The node that served (or failed) the read. */
+  readonly node: NodeId;
+  /** The read's identifier. */
+  readonly readId: ReadId;
+  /** What was asked (for the KV machine: the key). */
+  readonly query: unknown;
+  /** Virtual time the read was issued. */
+  readonly issuedAt: number;
+  /** Virtual time it was answered, once it is. */
+  answeredAt?: number;
+  /** The read index it was served at, if served. */
+  index?: Index;
+  /** The value returned, if served. */
+  value?: unknown;
+  /** The error code, if it failed. */
+  error?: string;
+}
+
+type SimEvent<C> = NodeEvent | { time: number; seq: number; kind: 'deliver'; node: NodeId; message: Message<C> };
+
+/** Largest number of events a single {@link Simulation.runFor} call processes (a guard against livelock). */
+const MAX_EVENTS_PER_RUN = 1_000_000;
+
+/**
+ * A deterministic Raft cluster in virtual time.
+ *
+ * Everything random (latencies, losses, election timeouts, fsync delays, which prefix of unflushed writes survives a
+ * crash) comes from one seeded generator, and events at equal times run in scheduling order, so a simulation is a
+ * pure function of its seed and of the calls made on it. Every action of every node is checked by a
+ * {@link SafetyChecker}; a violated property throws a {@link SafetyViolation} from the call that caused it.
+ *
+ * @example
+ * ```ts
+ * const sim = new Simulation({ seed: 42, nodes: 3 });
+ * sim.runUntil(() => sim.leader() !== null, 5_000);
+ * sim.propose({ id: 1, key: 'x', value: 7 });
+ * sim.runFor(100);
+ * ```
+ *
+ * @typeParam C - the command type (default: the KV machine's {@link KvCommand})
+ */
+export class Simulation<C = KvCommand> implements SimNodeHost<C> {
+  /** The seed this simulation was created with. */
+  readonly seed: number;
+  /** The generator every random choice is drawn from. */
+  readonly random: Prng;
+  /** Virtual-time settings (mutable). */
+  readonly timing: TimingOptions;
+  /** The simulated network (mutable settings, partitions). */
+  readonly network: Network;
+  /** The safety checker, or null when checking is disabled. */
+  readonly checker: SafetyChecker<C> | null;
+  /** How Raft nodes are created. */
+  readonly engine: RaftEngine<C>;
+  /** Options given to every Raft node. */
+  readonly raftOptions: SimRaftOptions;
+  /** The simulated servers by id. */
+  readonly nodes = new Map<NodeId, SimNode<C>>();
+  /** Every read issued so far, by read id. */
+  readonly reads = new Map<ReadId, ReadOutcome>();
+  /** JSON lines of every action performed (only with `recordActions`). */
+  readonly actionLog: string[] = [];
+  /** Counters: events processed, messages sent, delivered and dropped. */
+  readonly stats = { events: 0, sent: 0, delivered: 0, dropped: 0, duplicated: 0 };
+
+  private readonly queue = new EventQueue<SimEvent<C>>();
+  private readonly makeSm: () => StateMachine<C>;
+  private readonly readValue: ((sm: StateMachine<C>, query: unknown) => unknown) | undefined;
+  private readonly traceRing: TraceEvent[] = [];
+  private readonly traceLimit: number;
+  private traceNext = 0;
+  private readonly listeners: ((event: TraceEvent) => void)[] = [];
+  private readonly recordActions: boolean;
+  private readChecks: { read: ReadOutcome; node: SimNode<C>; at: Index }[] = [];
+  private time = 0;
+  private nextReadId = 1;
+
+  /** @param options - see {@link SimulationOptions} */
+  constructor(options: SimulationOptions<C>) {
+    this.seed = options.seed;
+    this.random = new Prng(options.seed);
+    this.timing = { ...DEFAULT_TIMING, ...options.timing };
+    this.network = new Network(this.random, options.network);
+    this.engine = options.engine ?? coreEngine<C>();
+    this.raftOptions = options.raft ?? {};
+    const isKv = options.stateMachine === undefined;
+    this.makeSm = options.stateMachine ?? (() => new KvStateMachine() as unknown as StateMachine<C>);
+    this.readValue =
+      options.readValue ??
+      (isKv ? (sm, query) => (sm as unknown as KvStateMachine).get(String(query)) ?? null : undefined);
+    const commandKey =
+      options.commandKey ??
+      (isKv ? (kvCommandKey as unknown as (c: C) => string) : (c: C) => JSON.stringify(c) ?? 'undefined');
+    this.checker = options.check === false ? null : new SafetyChecker<C>({ commandKey, stateMachine: this.makeSm });
+    this.traceLimit = Math.max(0, options.traceLimit ?? 400);
+    this.recordActions = options.recordActions ?? false;
+    const ids =
+      typeof options.nodes === 'number' || options.nodes === undefined
+        ? Array.from({ length: (options.nodes as number | undefined) ?? 3 }, (_, i) => `n${i + 1}`)
+        : [...options.nodes];
+    if (ids.length === 0 || new Set(ids).size !== ids.length)
+      throw new RangeError('node ids must be non-empty and unique');
+    for (const id of ids) this.nodes.set(id, new SimNode<C>(id, this));
+    for (const node of this.nodes.values()) node.start();
+    const voters = options.voters ?? ids;
+    for (const v of voters) {
+      const node = this.node(v);
+      const r = node.input((raft) => raft.createCluster([...voters]));
+      if (!r.ok) throw new Error(`createCluster on ${v} failed: ${r.error.message}`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Host interface (used by SimNode)
+  // -------------------------------------------------------------------------------------------------------------
+
+  /** The current virtual time in ms. */
+  get now(): number {
+    return this.time;
+  }
+
+  /** Whether trace events are being kept or listened to. */
+  get tracing(): boolean {
+    return this.traceLimit > 0 || this.listeners.length > 0;
+  }
+
+  /** @internal Creates a state machine (used by nodes on start, restart and snapshot install). */
+  makeStateMachine(): StateMachine<C> {
+    return this.makeSm();
+  }
+
+  /** @internal A node sends a message: the network decides its fate. */
+  send(message: Message<C>): void {
+    this.stats.sent++;
+    if (!this.nodes.has(message.to) || !this.network.connected(message.from, message.to)) {
+      this.stats.dropped++;
+      return;
+    }
+    const fate = this.network.fate(this.time);
+    if (fate.length === 0) {
+      this.stats.dropped++;
+      if (this.tracing) this.trace(message.from, 'drop', message as Message<unknown>);
+      return;
+    }
+    if (fate.length > 1) this.stats.duplicated++;
+    for (const latency of fate) {
+      this.queue.push({ time: this.time + latency, seq: 0, kind: 'deliver', node: message.to, message });
+    }
+  }
+
+  /** @internal Schedules a node's timer or fsync. */
+  schedule(event: NodeEvent): void {
+    this.queue.push(event);
+  }
+
+  /** @internal Records a trace event. */
+  trace(node: NodeId | null, kind: TraceKind, detail: string | Message<unknown>): void {
+    if (!this.tracing) return;
+    const event: TraceEvent = { time: this.time, node, kind, detail };
+    if (this.traceLimit > 0) {
+      if (this.traceRing.length < this.traceLimit) this.traceRing.push(event);
+      else this.traceRing[this.traceNext] = event;
+      this.traceNext = (this.traceNext + 1) % this.traceLimit;
+    }
+    for (const l of this.listeners) l(event);
+  }
+
+  /** @internal Records an action (only with `recordActions`). */
+  recordAction(node: NodeId, action: Action<C> | string): void {
+    if (!this.recordActions) return;
+    this.actionLog.push(
+      `${this.time} ${node} ${typeof action === 'string' ? action : JSON.stringify(action, jsonBytes)}`,
+    );
+  }
+
+  /** @internal A node answered a read. */
+  readResult(node: NodeId, readId: ReadId, index: Index | null, error?: string): void {
+    const r = this.reads.get(readId);
+    if (r === undefined) return;
+    r.answeredAt = this.time;
+    if (index === null) {
+      r.error = error ?? 'FAILED';
+      if (this.tracing) this.trace(node, 'readFailed', `read #${String(readId)} failed: ${r.error}`);
+      return;
+    }
+    r.index = index;
+    const sim = this.nodes.get(node);
+    if (this.readValue !== undefined && sim !== undefined) {
+      r.value = this.readValue(sim.sm, r.query);
+      // Checked once the node's drain is over: the checker learns the commit index the node applied up to
+      // only when it observes the node's state after the actions.
+      this.readChecks.push({ read: r, node: sim, at: sim.appliedIndex });
+    }
+    if (this.tracing) {
+      this.trace(node, 'readReady', `read #${String(readId)} ${String(r.query)} = ${String(r.value)} (index ${index})`);
+    }
+  }
+
+  /**
+   * @internal Runs the read checks deferred during a node's drain.
+   *
+   * The value a read returned must be the value in the committed log at the node's applied index, an index that
+   * is at least the commit index observed when the read began (the checker verifies that bound) and at most the
+   * highest commit index now: so the read saw every write committed before it began and nothing uncommitted.
+   */
+  afterDrain(_node: NodeId): void {
+    if (this.readChecks.length === 0) return;
+    const checks = this.readChecks;
+    this.readChecks = [];
+    for (const c of checks) this.checkReadValue(c.read, c.node, c.at);
+  }
+
+  private checkReadValue(r: ReadOutcome, node: SimNode<C>, at: Index): void {
+    const checker = this.checker;
+    if (checker === null || this.readValue === undefined) return;
+    if (at > checker.committedLength) {
+      throw new SafetyViolation(
+        'linearizable-read',
+        `node ${node.id} served read #${String(r.readId)} from state applied up to ${at}, beyond the committed log (${checker.committedLength})`,
+        { node: node.id, index: at },
+      );
+    }
+    const reference = this.makeSm();
+    const ref = checker.referenceState(at);
+    reference.restore(ref);
+    const want = this.readValue(reference, r.query);
+    if (!Object.is(want, r.value)) {
+      throw new SafetyViolation(
+        'linearizable-read',
+        `node ${node.id} read ${String(r.query)} = ${String(r.value)} at index ${at}, but the committed log has ${String(want)} there`,
+        { node: node.id, index: at },
+      );
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Running
+  // -------------------------------------------------------------------------------------------------------------
+
+  /** Subscribes to trace events (returns an unsubscribe function). Used by the demo and the playground. */
+  onTrace(listener: (event: TraceEvent) => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  /** The most recent trace events, oldest first (at most `traceLimit`). */
+  recentTrace(): TraceEvent[] {
+    if (this.traceRing.length < this.traceLimit) return this.traceRing.slice();
+    return [...this.traceRing.slice(this.traceNext), ...this.traceRing.slice(0, this.traceNext)];
+  }
+
+  /** Number of pending events (messages in flight, timers, fsyncs). */
+  get pendingEvents(): number {
+    return this.queue.size;
+  }
+
+  /**
+   * Processes the next event (a message delivery, a timer or an fsync), advancing virtual time to it.
+   *
+   * @returns false when nothing is scheduled
+   */
+  step(): boolean {
+    const e = this.queue.pop();
+    if (e === undefined) return false;
+    this.time = e.time;
+    this.stats.events++;
+    if (e.kind === 'deliver') {
+      const to = this.nodes.get(e.node);
+      const m = e.message;
+      if (to === undefined || !to.up || !this.network.connected(m.from, m.to)) {
+        this.stats.dropped++;
+        return true;
+      }
+      this.stats.delivered++;
+      if (this.tracing) this.trace(e.node, 'deliver', m as Message<unknown>);
+      to.input((raft) => raft.handleMessage(m));
+    } else {
+      this.nodes.get(e.node)?.fire(e);
+    }
+    return true;
+  }
+
+  /**
+   * Processes every event up to virtual time `now + ms` (then sets the clock there).
+   *
+   * @param maxEvents - safety bound on the number of events (default 1,000,000)
+   * @returns the number of events processed
+   */
+  runFor(ms: number, maxEvents = MAX_EVENTS_PER_RUN): number {
+    const until = this.time + ms;
+    let n = 0;
+    for (;;) {
+      const next = this.queue.peek();
+      if (next === undefined || next.time > until || n >= maxEvents) break;
+      this.step();
+      n++;
+    }
+    if (n < maxEvents) this.time = Math.max(this.time, until);
+    return n;
+  }
+
+  /**
+   * Runs until `done()` holds (checked after every event) or `maxMs` of virtual time pass.
+   *
+   * @returns whether `done()` held
+   */
+  runUntil(done: () => boolean, maxMs: number, maxEvents = MAX_EVENTS_PER_RUN): boolean {
+    const until = this.time + maxMs;
+    let n = 0;
+    while (!done()) {
+      const next = this.queue.peek();
+      if (next === undefined || next.time > until || n >= maxEvents) {
+        if (next === undefined || next.time > until) this.time = Math.max(this.time, until);
+        return done();
+      }
+      this.step();
+      n++;
+    }
+    return true;
+  }
+
+  /**
+   * Whole-cluster checks (no leader holds two uncommitted config entries; each node's real log equals what its
+   * actions imply). Cheap enough to call after every step; the random schedules do.
+   */
+  audit(): void {
+    const checker = this.checker;
+    if (checker === null) return;
+    const views: { id: NodeId; view: RaftNodeLike<C> }[] = [];
+    for (const n of this.nodes.values()) if (n.raft !== null) views.push({ id: n.id, view: n.raft });
+    checker.audit(views);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Faults
+  // -------------------------------------------------------------------------------------------------------------
+
+  /**
+   * Crashes a node: it loses its volatile state and every log write not yet fsynced (with `keepPrefix`, a random
+   * prefix of those writes survives, as after a torn batch). Messages it already sent stay in flight.
+   *
+   * @returns how many pending writes were lost
+   */
+  crash(id: NodeId, keepPrefix = false): number {
+    const node = this.node(id);
+    if (!node.up) return 0;
+    const lost = node.crash(keepPrefix);
+    this.trace(id, 'crash', `crashed (${lost} unflushed write${lost === 1 ? '' : 's'} lost)`);
+    this.recordAction(id, 'crash');
+    return lost;
+  }
+
+  /** Restarts a crashed node from exactly what its disk holds. */
+  restart(id: NodeId): void {
+    const node = this.node(id);
+    if (node.up) return;
+    this.trace(
+      id,
+      'restart',
+      `restarting from disk: term ${node.disk.hardState.term}, log up to ${node.disk.lastIndex}`,
+    );
+    this.recordAction(id, 'restart');
+    node.restart();
+  }
+
+  /** Splits the cluster into groups that cannot talk to each other (unlisted nodes form one more group). */
+  partition(groups: readonly (readonly NodeId[])[]): void {
+    this.network.partition(groups, this.ids());
+    this.trace(null, 'network', `partition ${groups.map((g) => `[${g.join(',')}]`).join(' ')}`);
+  }
+
+  /** Cuts every link to and from `id`. */
+  isolate(id: NodeId): void {
+    this.network.isolate(id, this.ids());
+    this.trace(null, 'network', `isolate ${id}`);
+  }
+
+  /** Cuts the link from `from` to `to` only (an asymmetric partition). */
+  block(from: NodeId, to: NodeId): void {
+    this.network.block(from, to);
+    this.trace(null, 'network', `block ${from} -> ${to}`);
+  }
+
+  /** Removes every partition and ends loss/duplication bursts. */
+  heal(): void {
+    this.network.heal();
+    this.trace(null, 'network', 'heal');
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Clients
+  // -------------------------------------------------------------------------------------------------------------
+
+  /** The node ids, in creation order. */
+  ids(): NodeId[] {
+    return [...this.nodes.keys()];
+  }
+
+  /** @returns the simulated node `id` (throws if unknown). */
+  node(id: NodeId): SimNode<C> {
+    const n = this.nodes.get(id);
+    if (n === undefined) throw new RangeError(`unknown node ${id}`);
+    return n;
+  }
+
+  /** The live leader with the highest term, or null. */
+  leader(): SimNode<C> | null {
+    let best: SimNode<C> | null = null;
+    for (const n of this.nodes.values()) {
+      const r = n.raft;
+      if (
+        r !== null &&
+        r.role === 'leader' &&
+        (best === null || r.currentTerm > (best.raft as RaftNodeLike<C>).currentTerm)
+      ) {
+        best = n;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Runs `fn` as an input on node `id` (performing the resulting actions). Use it for any `RaftNode` method the
+   * simulation does not wrap, e.g. `sim.input('n1', (r) => r.addServer('n4'))`.
+   */
+  input<T>(id: NodeId, fn: (raft: RaftNodeLike<C>) => T): T {
+    return this.node(id).input(fn);
+  }
+
+  /**
+   * Proposes `command` on node `id` (default: the current leader). The checker records it as proposed first.
+   *
+   * @returns the core's answer (refused when the node is down, not the leader, ...)
+   */
+  propose(command: C, id?: NodeId): SimResult<{ index: Index; term: number }> {
+    const target = id === undefined ? this.leader() : this.node(id);
+    if (target === null || !target.up) return refused('NOT_LEADER', 'no live leader');
+    this.checker?.proposed(command);
+    const r = target.input((raft) => raft.propose(command));
+    if (this.tracing) {
+      this.trace(
+        target.id,
+        'propose',
+        r.ok ? `proposed ${describe(command)} at ${r.value.index}` : `propose refused: ${r.error.code}`,
+      );
+    }
+    this.recordAction(target.id, `propose ${r.ok ? r.value.index : r.error.code}`);
+    return r;
+  }
+
+  /**
+   * Issues a linearizable read of `query` (for the KV machine: a key) on node `id`. The outcome appears in
+   * {@link Simulation.reads} under the returned id once the node answers.
+   */
+  read(id: NodeId, query: unknown): ReadId {
+    const node = this.node(id);
+    const readId = this.nextReadId++;
+    this.reads.set(readId, { node: id, readId, query, issuedAt: this.time });
+    if (!node.up) {
+      const r = this.reads.get(readId) as ReadOutcome;
+      r.error = 'DOWN';
+      r.answeredAt = this.time;
+      return readId;
+    }
+    this.checker?.readIssued(id, readId);
+    if (this.tracing) this.trace(id, 'read', `read #${readId} of ${String(query)}`);
+    this.recordAction(id, `read ${readId}`);
+    node.input((raft) => raft.read(readId));
+    return readId;
+  }
+
+  /** Takes a snapshot of node `id`'s state machine at its applied index and compacts its log. */
+  takeSnapshot(id: NodeId): boolean {
+    const node = this.node(id);
+    if (!node.up) return false;
+    this.recordAction(id, 'snapshot');
+    return node.takeSnapshot();
+  }
+
+  /** A one-line description of every node (role, term, log, commit), for logs and failure reports. */
+  describe(): string {
+    const parts: string[] = [];
+    for (const n of this.nodes.values()) {
+      const r = n.raft;
+      if (r === null) parts.push(`${n.id}:down(disk ${n.disk.hardState.term}/${n.disk.lastIndex})`);
+      else parts.push(`${n.id}:${r.role[0]}${r.currentTerm} log ${r.lastLogIndex} commit ${r.commitIndex}`);
+    }
+    return `t=${this.time} ${parts.join(' | ')}`;
+  }
+}
+
+function refused<T>(code: string, message: string): SimResult<T> {
+  return { ok: false, error: { code, message } };
+}
+
+function describe(command: unknown): string {
+  const c = command as Partial<KvCommand> | null;
+  if (c !== null && typeof c === 'object' && typeof c.key === 'string') return `${c.key}=${String(c.value)}`;
+  return JSON.stringify(command) ?? String(command);
+}
+
+/** JSON replacer that prints byte arrays compactly (snapshot chunks). */
+function jsonBytes(_key: string, value: unknown): unknown {
+  return value instanceof Uint8Array ? `bytes:${Array.from(value).join(',')}` : value;
+}
+
+/** Formats a trace event as one readable line. */
+export function formatTraceEvent(e: TraceEvent): string {
+  const who = e.node === null ? '*' : e.node;
+  const detail = typeof e.detail === 'string' ? e.detail : describeMessage(e.detail);
+  return `${String(e.time).padStart(6)}ms ${who.padEnd(4)} ${e.kind.padEnd(9)} ${detail}`;
+}
+
+/** A short description of a message. */
+export function describeMessage(m: Message<unknown>): string {
+  const head = `${m.type} ${m.from}->${m.to} t${m.term}`;
+  switch (m.type) {
+    case 'RequestVote':
+      return `${head}${m.preVote ? ' pre' : ''} last ${m.lastLogIndex}/${m.lastLogTerm}`;
+    case 'RequestVoteResponse':
+      return `${head}${m.preVote ? ' pre' : ''} ${m.granted ? 'granted' : 'denied'}`;
+    case 'AppendEntries':
+      return `${head} prev ${m.prevLogIndex}/${m.prevLogTerm} +${m.entries.length} commit ${m.leaderCommit}`;
+    case 'AppendEntriesResponse':
+      return `${head} ${m.success ? 'ok' : 'reject'} match ${m.matchIndex}`;
+    case 'InstallSnapshot':
+      return `${head} snap ${m.snapshot.index}/${m.snapshot.term} @${m.offset}+${m.data.length}${m.done ? ' done' : ''}`;
+    case 'InstallSnapshotResponse':
+      return `${head} snap ${m.snapshotIndex} next ${m.nextOffset}`;
+    case 'ReadIndexRequest':
+      return `${head} reads ${m.readIds.length}`;
+    case 'ReadIndexResponse':
+      return `${head} index ${m.readIndex}`;
+    default:
+      return head;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Types shared by the simulator's modules: the engine interface it drives, options, and trace events.
+ *
+ * @packageDocumentation
+ */
+import type {
+  Action,
+  ClusterConfig,
+  Entry,
+  HardState,
+  Index,
+  Message,
+  NodeId,
+  RaftOptions,
+  ReadId,
+  Role,
+  SnapshotMeta,
+  Term,
+} from '@raft/core';
+
+/** The result of an input that can be refused (structurally compatible with `@raft/core`'s `Result`). */
+export type SimResult<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: { readonly code: string; readonly message: string } };
+
+/**
+ * Planted bugs for plant-a-bug tests (accepted by `@raft/core` for testing only; never enable them in production).
+ */
+export interface UnsafeBugs {
+  /** Commit entries of earlier terms by counting replicas (the Raft paper's Figure 8). */
+  commitOldTermByCount?: boolean;
+  /** In a joint configuration, decide with a majority of the new voters only. */
+  jointNewMajorityOnly?: boolean;
+  /** Grant votes without checking that the candidate's log is at least as up to date. */
+  grantVoteIgnoringLog?: boolean;
+  /** Serve reads without confirming leadership with a quorum. */
+  readWithoutConfirmation?: boolean;
+  /** Acknowledge appended entries before they are persisted. */
+  ackUnpersisted?: boolean;
+}
+
+/** Core options as the simulator passes them: {@link RaftOptions} plus the test-only `unsafeBugs`. */
+export type SimRaftOptions = RaftOptions & { unsafeBugs?: UnsafeBugs };
+
+/**
+ * The Raft node interface the simulator drives: the subset of `@raft/core`'s `RaftNode` it uses. Any implementation
+ * with this shape can be simulated (see {@link RaftEngine}).
+ */
+export interface RaftNodeLike<C> {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly currentTerm: Term;
+  readonly votedFor: NodeId | null;
+  readonly leaderId: NodeId | null;
+  readonly commitIndex: Index;
+  readonly lastApplied: Index;
+  readonly lastLogIndex: Index;
+  readonly lastLogTerm: Term;
+  readonly config: ClusterConfig | null;
+  readonly committedConfig: ClusterConfig | null;
+  readonly snapshot: SnapshotMeta | null;
+  createCluster(voters?: NodeId[]): SimResult<unknown>;
+  propose(command: C): SimResult<{ index: Index; term: Term }>;
+  handleTimeout(): void;
+  handleMessage(message: Message<C>): void;
+  persisted(index: Index, term: Term): void;
+  read(readId: ReadId): void;
+  changeConfig(next: { voters: NodeId[]; learners: NodeId[] }): SimResult<unknown>;
+  addServer(id: NodeId): SimResult<unknown>;
+  addLearner(id: NodeId): SimResult<unknown>;
+  promote(id: NodeId): SimResult<unknown>;
+  removeServer(id: NodeId): SimResult<unknown>;
+  transferLeadership(target: NodeId): SimResult<unknown>;
+  snapshotMeta(index: Index): SnapshotMeta;
+  compactLog(meta: SnapshotMeta): SimResult<unknown>;
+  sendSnapshotChunk(to: NodeId, meta: SnapshotMeta, offset: number, data: Uint8Array, done: boolean): void;
+  snapshotInstalled(meta: SnapshotMeta): void;
+  takeActions(): Action<C>[];
+}
+
+/** What a node loads from its disk when it restarts. */
+export interface PersistedState<C> {
+  /** Durable term and vote. */
+  hardState: HardState;
+  /** The durable snapshot's meta, or null. */
+  snapshot: SnapshotMeta | null;
+  /** The durable log entries after the snapshot. */
+  entries: Entry<C>[];
+}
+
+/** How the simulator creates Raft nodes. The default uses `@raft/core`'s `RaftNode`. */
+export interface RaftEngine<C> {
+  /** A fresh node with an empty disk. */
+  start(id: NodeId, options: SimRaftOptions): RaftNodeLike<C>;
+  /** A node restarting from what it persisted. */
+  restart(id: NodeId, persisted: PersistedState<C>, options: SimRaftOptions): RaftNodeLike<C>;
+}
+
+/** Virtual-time settings, in milliseconds. */
+export interface TimingOptions {
+  /** The heartbeat timer. Default 10. */
+  heartbeatMs: number;
+  /** Election timeouts are uniform in [electionMinMs, electionMaxMs). Default 100. */
+  electionMinMs: number;
+  /** Default 200. */
+  electionMaxMs: number;
+  /** An fsync completes after a uniform delay in [fsyncMinMs, fsyncMaxMs). Default 1. */
+  fsyncMinMs: number;
+  /** Default 5. */
+  fsyncMaxMs: number;
+}
+
+/** Defaults of {@link TimingOptions} (heartbeat 10 ms, elections 100–200 ms, fsync 1–5 ms). */
+export const DEFAULT_TIMING: Readonly<TimingOptions> = {
+  heartbeatMs: 10,
+  electionMinMs: 100,
+  electionMaxMs: 200,
+  fsyncMinMs: 1,
+  fsyncMaxMs: 5,
+};
+
+/** Kinds of {@link TraceEvent}. */
+export type TraceKind =
+  | 'deliver'
+  | 'drop'
+  | 'timeout'
+  | 'fsync'
+  | 'crash'
+  | 'restart'
+  | 'wipe'
+  | 'network'
+  | 'propose'
+  | 'read'
+  | 'readReady'
+  | 'readFailed'
+  | 'apply'
+  | 'state'
+  | 'snapshot'
+  | 'install'
+  | 'config'
+  | 'step'
+  | 'note';
+
+/** One entry of the simulation trace. `text` is computed lazily by {@link formatTraceEvent}. */
+export interface TraceEvent {
+  /** Virtual time in ms. */
+  readonly time: number;
+  /** The node concerned (null for cluster-wide events). */
+  readonly node: NodeId | null;
+  /** What happened. */
+  readonly kind: TraceKind;
+  /** A short description, or a message to describe lazily. */
+  readonly detail: string | Message<unknown>;
+}
