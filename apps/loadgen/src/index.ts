@@ -1,0 +1,21 @@
+/**
+ * @raft/loadgen: a load generator for raftpico-style JSON-RPC servers (raft-kvs) and for etcd, with one load loop,
+ * one workload generator and one report format for both, so their numbers compare like with like.
+ */
+
+export type { LoadgenErrorCode } from './errors.js';
+export { LoadgenError } from './errors.js';
+export type { EtcdOptions, ParsedResponse } from './etcd.js';
+export { EtcdTransport, encodeEtcd, parseResponse } from './etcd.js';
+export type { JsonRpcOptions } from './jsonrpc.js';
+export { encodeApply, JsonRpcTransport } from './jsonrpc.js';
+export type { ProgressMode, ProgressSource } from './progress.js';
+export { startProgress } from './progress.js';
+export type { LoadOptions } from './runner.js';
+export { makeTransport, runLoad } from './runner.js';
+export type { LatencySummary, LoadReport } from './stats.js';
+export { formatTable, percentile, summarize } from './stats.js';
+export type { Completion, Endpoint, Transport } from './transport.js';
+export { errorKind, parseEndpoint } from './transport.js';
+export type { Op, WorkloadKind, WorkloadOptions } from './workload.js';
+export { Prng, WORKLOADS, Workload } from './workload.js';

@@ -1,0 +1,48 @@
+/** The seam between the shared load loop and a wire protocol (JSON-RPC lines, or etcd's HTTP/JSON gateway). */
+import { LoadgenError } from './errors.js';
+import type { Op } from './workload.js';
+
+/**
+ * Called once per request: `null` on success, otherwise a short description of the failure. Transports may call it
+ * synchronously; the runner copes.
+ */
+export type Completion = (error: string | null) => void;
+
+/** A wire protocol with its persistent connections. */
+export interface Transport {
+  /** `jsonrpc` or `etcd`: the report's `target`. */
+  readonly name: string;
+  /** Opens every connection up front, so connection set-up is not part of the measured time. */
+  open(): Promise<void>;
+  /**
+   * Sends request number `id` from virtual client `slot` (0..C-1). A slot has at most one request in flight; the
+   * transport maps slots to connections (and so to servers).
+   */
+  send(slot: number, id: number, op: Op, done: Completion): void;
+  /** Closes every connection; pending completions are dropped. */
+  close(): void;
+}
+
+/** A parsed `host:port` (`:4000` means `127.0.0.1:4000`, like jlot). */
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Parses `host:port`, `:port` or a bare port. Throws {@link LoadgenError} `BAD_OPTION` on anything else. */
+export function parseEndpoint(text: string): Endpoint {
+  const s = text.trim().replace(/^https?:\/\//, '');
+  const colon = s.lastIndexOf(':');
+  const host = colon <= 0 ? '127.0.0.1' : s.slice(0, colon).replace(/^\[|\]$/g, '');
+  const portText = colon < 0 ? s : s.slice(colon + 1);
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+    throw new LoadgenError('BAD_OPTION', `bad server address "${text}": expected host:port or :port`);
+  }
+  return { host, port };
+}
+
+/** Normalises an error text into a kind for counting: digits collapse so that ids and indices do not split kinds. */
+export function errorKind(message: string): string {
+  return message.replace(/\d+/g, 'N').slice(0, 160);
+}

@@ -1,0 +1,146 @@
+// In-test fake servers: a JSON-RPC line server and an etcd-gateway-like HTTP server, both on 127.0.0.1 with an
+// ephemeral port, recording what they saw so tests can check counts and the concurrency cap.
+import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+
+export interface FakeStats {
+  received: number;
+  outstanding: number;
+  maxOutstanding: number;
+  requests: unknown[];
+}
+
+export interface FakeJsonRpc {
+  readonly port: number;
+  readonly stats: FakeStats;
+  /** Closes every client connection (to test error accounting). */
+  dropConnections(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A JSON-RPC server that holds answers until `batch` requests are outstanding on it (or `holdMs` passed), so a client
+ * that respects its concurrency cap makes `maxOutstanding` hit the cap exactly. `answer` decides each response.
+ */
+export async function fakeJsonRpc(options: {
+  batch: number;
+  holdMs?: number;
+  answer?: (req: { id: number; params: unknown }) => 'ok' | 'error' | 'drop';
+}): Promise<FakeJsonRpc> {
+  const stats: FakeStats = { received: 0, outstanding: 0, maxOutstanding: 0, requests: [] };
+  const sockets = new Set<Socket>();
+  const held: { socket: Socket; line: string }[] = [];
+  let timer: NodeJS.Timeout | null = null;
+  const release = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    const out = held.splice(0);
+    stats.outstanding -= out.length;
+    for (const { socket, line } of out) if (!socket.destroyed) socket.write(line);
+  };
+  const server: Server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.setEncoding('utf8');
+    let buf = '';
+    socket.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf('\n');
+        const req = JSON.parse(line) as { id: number; params: unknown };
+        stats.received++;
+        stats.requests.push(req);
+        const verdict = options.answer?.(req) ?? 'ok';
+        if (verdict === 'drop') continue;
+        stats.outstanding++;
+        stats.maxOutstanding = Math.max(stats.maxOutstanding, stats.outstanding);
+        const body =
+          verdict === 'ok'
+            ? { jsonrpc: '2.0', id: req.id, result: null }
+            : { jsonrpc: '2.0', id: req.id, error: { code: -32000, message: `NotLeader (request ${req.id})` } };
+        held.push({ socket, line: `${JSON.stringify(body)}\n` });
+      }
+      if (held.length >= options.batch) release();
+      else if (!timer && held.length > 0) timer = setTimeout(release, options.holdMs ?? 5);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    stats,
+    dropConnections: () => {
+      for (const s of sockets) s.destroy();
+    },
+    close: async () => {
+      if (timer) clearTimeout(timer);
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+export interface FakeEtcd {
+  readonly port: number;
+  readonly stats: FakeStats;
+  close(): Promise<void>;
+}
+
+/** An HTTP server shaped like etcd's v3 gateway; answers each request after `delayMs`. */
+export async function fakeEtcd(options: {
+  delayMs?: number;
+  status?: (path: string, body: Record<string, unknown>) => number;
+  chunked?: boolean;
+}): Promise<FakeEtcd> {
+  const stats: FakeStats = { received: 0, outstanding: 0, maxOutstanding: 0, requests: [] };
+  const server: HttpServer = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      body += c;
+    });
+    req.on('end', () => {
+      const parsed = JSON.parse(body) as Record<string, unknown>;
+      stats.received++;
+      stats.outstanding++;
+      stats.maxOutstanding = Math.max(stats.maxOutstanding, stats.outstanding);
+      stats.requests.push({ path: req.url, body: parsed });
+      setTimeout(() => {
+        stats.outstanding--;
+        const status = options.status?.(req.url ?? '', parsed) ?? 200;
+        const out =
+          status === 200
+            ? JSON.stringify({ header: { revision: '2' }, padding: 'x'.repeat(options.chunked ? 10_000 : 0) })
+            : JSON.stringify({
+                error: 'etcdserver: too many requests',
+                message: 'etcdserver: too many requests',
+                code: 8,
+              });
+        if (options.chunked) {
+          // No Content-Length: node sends Transfer-Encoding: chunked, as Go does for large gateway answers.
+          res.writeHead(status, { 'Content-Type': 'application/json' });
+          res.write(out.slice(0, 5000));
+          res.end(out.slice(5000));
+        } else {
+          res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(out) });
+          res.end(out);
+        }
+      }, options.delayMs ?? 1);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    stats,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
