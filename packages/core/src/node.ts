@@ -464,18 +464,33 @@ export class RaftNode<C = Uint8Array> {
   private electionTimeout(): void {
     this.timer = 'election';
     this.setLeader(null);
-    // Learners, removed nodes and nodes that have not joined yet never campaign; neither does a node busy
-    // installing a snapshot (its log is about to be replaced).
-    if (!isVoter(this.config, this.id) || this.installing) {
+    // Learners, nodes whose removal is committed and nodes that have not joined yet never campaign; neither does
+    // a node busy installing a snapshot (its log is about to be replaced).
+    if (!this.mayCampaign() || this.installing) {
       if (this._role === 'candidate') this.setRole('follower');
       return;
     }
     this.campaign(this.opts.preVote, false);
   }
 
+  /**
+   * Whether this node may start an election: it votes in its latest configuration, or in any configuration that is
+   * not known to be committed yet. The second case is the Raft dissertation's section 4.1 rule ("a server that is
+   * not part of its own latest configuration should still start new elections, as it might still be needed until
+   * C_new is committed"): a leader removed by C_new that loses leadership before C_new commits may be the only node
+   * whose log lets the remaining voters make progress; without it the cluster can deadlock.
+   */
+  private mayCampaign(): boolean {
+    if (isVoter(this.config, this.id)) return true;
+    if (this.latestConfigIndex() <= this.commit) return false;
+    if (isVoter(this.configAt(this.commit), this.id)) return true;
+    for (const c of this.configEntries) if (c.index > this.commit && isVoter(c.config, this.id)) return true;
+    return false;
+  }
+
   /** Starts a PreVote round (`preVote`) or a real election. `transfer` marks elections asked for by TimeoutNow. */
   private campaign(preVote: boolean, transfer: boolean): void {
-    if (!isVoter(this.config, this.id) || this.installing) return;
+    if (!this.mayCampaign() || this.installing) return;
     this.setLeader(null);
     this.setRole('candidate');
     this.preCandidate = preVote;

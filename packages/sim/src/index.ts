@@ -21,10 +21,12 @@ export { EventQueue, type Scheduled } from './event-queue.js';
 export { DEFAULT_NETWORK, Network, type NetworkOptions } from './network.js';
 export { normalizeSeed, Prng, splitmix32 } from './prng.js';
 export {
+  DEFAULT_MEMBER_WEIGHTS,
   DEFAULT_WEIGHTS,
   drawProfile,
   LIVENESS_COMMIT_MS,
   LIVENESS_LEADER_MS,
+  type MemberWeights,
   type Profile,
   runSchedule,
   ScheduleFailure,

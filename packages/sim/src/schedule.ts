@@ -59,6 +59,29 @@ export const DEFAULT_WEIGHTS: Readonly<StepWeights> = {
   transfer: 2,
 };
 
+/** Relative weights of the membership operations of a `member` step. */
+export interface MemberWeights {
+  /** `addServer` (learner first, promoted once caught up). */
+  addServer: number;
+  /** `addLearner`. */
+  addLearner: number;
+  /** `promote` a learner. */
+  promote: number;
+  /** `removeServer` of a random member, the leader included. */
+  remove: number;
+  /** An arbitrary `changeConfig` (any voter set, through joint consensus). */
+  change: number;
+}
+
+/** Default {@link MemberWeights}. */
+export const DEFAULT_MEMBER_WEIGHTS: Readonly<MemberWeights> = {
+  addServer: 3,
+  addLearner: 1,
+  promote: 2,
+  remove: 3,
+  change: 2,
+};
+
 /** The shape of one random run, drawn from its seed (any field can be forced). */
 export interface Profile {
   /** Initial voters (3 or 5). */
@@ -89,6 +112,8 @@ export interface ScheduleOptions {
   weights?: Partial<StepWeights>;
   /** Force parts of the profile (the rest is still drawn from the seed). */
   profile?: Partial<Profile>;
+  /** Relative weights of the membership operations a `member` step picks from. */
+  memberWeights?: Partial<MemberWeights>;
   /** Check liveness at the end (default true). */
   liveness?: boolean;
   /** How many trace events to keep for the failure report (default 200; 0 is fastest). */
@@ -201,6 +226,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
   const setup = new Prng(seed);
   const profile = drawProfile(setup, options.profile);
   const weights: StepWeights = { ...DEFAULT_WEIGHTS, ...options.weights };
+  const memberWeights: MemberWeights = { ...DEFAULT_MEMBER_WEIGHTS, ...options.memberWeights };
   const stepCount = options.steps ?? 200;
   const ids = Array.from({ length: profile.voters + profile.spares }, (_, i) => `n${i + 1}`);
   const sim = new Simulation<KvCommand>({
@@ -293,7 +319,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
           break;
         }
         case 'member':
-          if (leader !== null && memberStep(sim, leader.id, ids, rnd)) configChanges++;
+          if (leader !== null && memberStep(sim, leader.id, ids, rnd, memberWeights)) configChanges++;
           break;
         case 'snapshot':
           if (live.length > 0) sim.takeSnapshot(rnd.pick(live));
@@ -393,14 +419,20 @@ function termOfCommit(sim: Simulation<KvCommand>, id: NodeId): number {
 }
 
 /** One random membership change on the leader. Returns whether the leader accepted it. */
-function memberStep(sim: Simulation<KvCommand>, leader: NodeId, ids: readonly NodeId[], rnd: Prng): boolean {
+function memberStep(
+  sim: Simulation<KvCommand>,
+  leader: NodeId,
+  ids: readonly NodeId[],
+  rnd: Prng,
+  weights: MemberWeights,
+): boolean {
   const raft = sim.node(leader).raft;
   if (raft === null || raft.config === null) return false;
   const config = raft.config;
   const voters = [...config.voters];
   const learners = [...config.learners];
   const outsiders = ids.filter((id) => !voters.includes(id) && !learners.includes(id));
-  const op = rnd.weighted({ addServer: 3, addLearner: 1, promote: 2, remove: 3, change: 2 });
+  const op = rnd.weighted(weights);
   let r: { ok: boolean };
   switch (op) {
     case 'addServer':

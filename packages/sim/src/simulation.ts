@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import { type Action, type Index, type Message, type NodeId, RaftNode, type ReadId } from '@raft/core';
-import { SafetyChecker, SafetyViolation } from './checker.js';
+import { configKey, SafetyChecker, SafetyViolation } from './checker.js';
 import { EventQueue } from './event-queue.js';
 import { Network, type NetworkOptions } from './network.js';
 import { Prng } from './prng.js';
@@ -558,7 +558,11 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
     for (const n of this.nodes.values()) {
       const r = n.raft;
       if (r === null) parts.push(`${n.id}:down(disk ${n.disk.hardState.term}/${n.disk.lastIndex})`);
-      else parts.push(`${n.id}:${r.role[0]}${r.currentTerm} log ${r.lastLogIndex} commit ${r.commitIndex}`);
+      else {
+        const c = r.config;
+        const cfg = c === null ? '' : ` ${configKey(c)}`;
+        parts.push(`${n.id}:${r.role[0]}${r.currentTerm} log ${r.lastLogIndex} commit ${r.commitIndex}${cfg}`);
+      }
     }
     return `t=${this.time} ${parts.join(' | ')}`;
   }
