@@ -1,0 +1,163 @@
+/**
+ * A JSON-RPC 2.0 client over a browser WebSocket to one node (`ws://host:port/`, one request or response per
+ * message, the same methods as the node's TCP API). It reconnects by itself with a capped backoff, because the
+ * dashboard must show a node coming back after a restart without a page reload.
+ */
+
+/** A JSON-RPC error answered by the node, or a local failure (not connected, timed out, connection lost). */
+export class RpcCallError extends Error {
+  constructor(
+    /** The JSON-RPC error code (see packages/node-tcp/API.md), or a local one: `NOT_CONNECTED`, `TIMEOUT`, `CLOSED`. */
+    readonly code: number | 'NOT_CONNECTED' | 'TIMEOUT' | 'CLOSED',
+    message: string,
+    /** The error's `data` (e.g. `{leader}`), when the node sent one. */
+    readonly data?: unknown,
+  ) {
+    super(message);
+    this.name = 'RpcCallError';
+  }
+}
+
+/** Connection status of a {@link NodeConnection}. */
+export type ConnectionStatus = 'connecting' | 'open' | 'closed';
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** One node's WebSocket, with request/response matching by id and automatic reconnection. */
+export class NodeConnection {
+  status: ConnectionStatus = 'connecting';
+  /** The last connection error or close reason, for display. */
+  lastError = '';
+  private ws: WebSocket | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private backoffMs = 250;
+  private retry: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+
+  /**
+   * @param address - `host:port` of the node.
+   * @param onStatus - called whenever {@link NodeConnection.status} changes.
+   */
+  constructor(
+    readonly address: string,
+    private readonly onStatus: (c: NodeConnection) => void = () => {},
+  ) {
+    this.connect();
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    this.setStatus('connecting');
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(`ws://${this.address}/`);
+    } catch (e) {
+      this.lastError = (e as Error).message;
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      this.backoffMs = 250;
+      this.lastError = '';
+      this.setStatus('open');
+    };
+    ws.onmessage = (ev) => this.onMessage(ev.data);
+    ws.onerror = () => {
+      this.lastError = 'connection failed';
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (ev.reason) this.lastError = ev.reason;
+      this.failAll('CLOSED', 'connection closed');
+      this.scheduleReconnect();
+    };
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed) return;
+    this.setStatus('closed');
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => this.connect(), this.backoffMs);
+    this.backoffMs = Math.min(2000, this.backoffMs * 2);
+  }
+
+  private setStatus(s: ConnectionStatus): void {
+    if (this.status === s) return;
+    this.status = s;
+    this.onStatus(this);
+  }
+
+  private onMessage(data: unknown): void {
+    if (typeof data !== 'string') return;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return;
+    }
+    for (const m of Array.isArray(msg) ? msg : [msg]) {
+      if (m === null || typeof m !== 'object') continue;
+      const r = m as { id?: unknown; result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
+      if (typeof r.id !== 'number') continue;
+      const p = this.pending.get(r.id);
+      if (p === undefined) continue;
+      this.pending.delete(r.id);
+      clearTimeout(p.timer);
+      if (r.error !== undefined && r.error !== null) {
+        const code = typeof r.error.code === 'number' ? r.error.code : -32603;
+        p.reject(new RpcCallError(code, String(r.error.message ?? 'error'), r.error.data));
+      } else {
+        p.resolve(r.result);
+      }
+    }
+  }
+
+  /** Sends a request and resolves with its result (rejects with {@link RpcCallError}). */
+  request(method: string, params?: unknown, timeoutMs = 5000): Promise<unknown> {
+    const ws = this.ws;
+    if (ws === null || ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new RpcCallError('NOT_CONNECTED', `not connected to ${this.address}`));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new RpcCallError('TIMEOUT', `${method} on ${this.address}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      const req: Record<string, unknown> = { jsonrpc: '2.0', id, method };
+      if (params !== undefined) req.params = params;
+      ws.send(JSON.stringify(req));
+    });
+  }
+
+  /** Requests awaiting an answer. */
+  get inflight(): number {
+    return this.pending.size;
+  }
+
+  private failAll(code: 'CLOSED', message: string): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new RpcCallError(code, message));
+      this.pending.delete(id);
+    }
+  }
+
+  /** Closes for good (no reconnection). */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retry);
+    this.ws?.close();
+    this.ws = null;
+    this.failAll('CLOSED', 'closed');
+    this.setStatus('closed');
+  }
+}
