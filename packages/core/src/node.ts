@@ -498,6 +498,11 @@ export class RaftNode<C = Uint8Array> {
       this.term += 1;
       this.vote = this.id;
       this.pushHardState();
+      // A new term means a new leader: what matched the previous leader's log proves nothing about the next one's
+      // (without this reset a candidate that loses could take a heartbeat's leaderCommit as committing its stale
+      // suffix; the simulator found that as two different entries applied at one index).
+      this.verified = Math.max(this.commit, this.log.snapshotIndex);
+      this.leaderSeq = 0;
     }
     this.votes = new Set([this.id]);
     this.timer = 'election';

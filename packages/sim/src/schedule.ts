@@ -114,6 +114,14 @@ export interface ScheduleOptions {
   profile?: Partial<Profile>;
   /** Relative weights of the membership operations a `member` step picks from. */
   memberWeights?: Partial<MemberWeights>;
+  /** Longest virtual time one `run` step lets pass, ms (default 60). Shorter steps interleave faults more finely. */
+  runMaxMs?: number;
+  /**
+   * Probability that a node is cut off from everyone the moment it becomes leader, before its first messages
+   * arrive (a reactive fault: it builds logs that diverge at the new leader's no-op, as in the Raft paper's
+   * Figure 8). Default 0.
+   */
+  isolateNewLeaderRate?: number;
   /** Check liveness at the end (default true). */
   liveness?: boolean;
   /** How many trace events to keep for the failure report (default 200; 0 is fastest). */
@@ -228,6 +236,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
   const weights: StepWeights = { ...DEFAULT_WEIGHTS, ...options.weights };
   const memberWeights: MemberWeights = { ...DEFAULT_MEMBER_WEIGHTS, ...options.memberWeights };
   const stepCount = options.steps ?? 200;
+  const runMaxMs = Math.max(1, options.runMaxMs ?? 60);
   const ids = Array.from({ length: profile.voters + profile.spares }, (_, i) => `n${i + 1}`);
   const sim = new Simulation<KvCommand>({
     seed: setup.nextU32(),
@@ -253,8 +262,21 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
   let configChanges = 0;
   let installs = 0;
   const nextCommand = (): KvCommand => ({ id: ++commandId, key: `k${rnd.int(0, 4)}`, value: rnd.int(0, 1000) });
+  const isolateNewLeader = options.isolateNewLeaderRate ?? 0;
+  let faultsActive = true;
   sim.onTrace((e) => {
     if (e.kind === 'install') installs++;
+    else if (
+      isolateNewLeader > 0 &&
+      faultsActive &&
+      e.kind === 'state' &&
+      e.node !== null &&
+      typeof e.detail === 'string' &&
+      e.detail.startsWith('leader') &&
+      rnd.chance(isolateNewLeader)
+    ) {
+      sim.isolate(e.node);
+    }
   });
 
   let step = 0;
@@ -272,7 +294,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
       const leader = sim.leader();
       switch (kind) {
         case 'run':
-          sim.runFor(rnd.int(1, 61), MAX_EVENTS_PER_STEP);
+          sim.runFor(rnd.int(1, runMaxMs + 1), MAX_EVENTS_PER_STEP);
           break;
         case 'propose': {
           const n = rnd.chance(0.1) ? 30 : rnd.int(1, 6);
@@ -336,6 +358,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
 
     // Liveness: the faults stop, every node comes back, the network heals.
     const faultsEnd = sim.now;
+    faultsActive = false;
     sim.heal();
     sim.network.options.dropRate = 0;
     sim.network.options.duplicateRate = 0;
