@@ -39,8 +39,13 @@ function invalid(why: string): never {
 
 /** Base64 of a byte array without copying it. */
 export function bytesToBase64(bytes: Uint8Array): string {
+  // Buffer's native base64 encoder called on the Uint8Array itself: no intermediate Buffer object on the hot path.
+  if (base64Slice !== undefined) return base64Slice.call(bytes, 0, bytes.byteLength);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
+
+const base64Slice = (Buffer.prototype as unknown as { base64Slice?: (start: number, end: number) => string })
+  .base64Slice;
 
 /** A fresh, plain `Uint8Array` (not a Node `Buffer`) with the bytes of a base64 string. */
 export function base64ToBytes(b64: string): Uint8Array {

@@ -8,6 +8,16 @@
 export { type BytesOrJson, type Codec, defaultCodec, type JsonValue } from './codec.js';
 export { crc32 } from './crc32.js';
 export { isStorageError, StorageError, type StorageErrorCode, type StorageErrorLocation } from './errors.js';
+export type { StoredEntry } from './format.js';
+export {
+  formatInspectReport,
+  type InspectedSegment,
+  type InspectOptions,
+  type InspectReport,
+  inspectDataDir,
+} from './inspect.js';
+export { type CommandOutput, INSPECT_USAGE, runInspectCommand } from './inspect-command.js';
+export type { TornTail } from './recovery.js';
 export type { SegmentState } from './segments.js';
 export {
   type JsonlStorage,
@@ -16,4 +26,5 @@ export {
   type RecoveryReport,
   type SnapshotReceiver,
   type StorageOptions,
+  type StorageStats,
 } from './storage.js';

@@ -17,6 +17,7 @@ import { encodeLine, type SnapshotMetaRecord, segmentFileName, segmentHeaderBody
 import { close, fdatasync, fsync, fsyncDir, ioError, isNotFound, open, writeAll } from './fsutil.js';
 import type { ScanResult } from './recovery.js';
 import { type WrittenData, writeSnapshotMeta } from './snapshot-files.js';
+import type { Counters } from './stats.js';
 
 /** What the writer tracks about one segment file. */
 export interface SegmentState {
@@ -70,6 +71,7 @@ export class SegmentWriter {
     writtenHs: HardState,
     /** The snapshot in effect on disk. */
     public snapshot: SnapshotMetaRecord | null,
+    private readonly counters: Counters,
   ) {
     this.fd = fd;
     this.lastWritten = lastWritten;
@@ -80,13 +82,20 @@ export class SegmentWriter {
    * Apply the repairs a scan found necessary (truncate a torn tail, delete leftovers, rewrite a torn header,
    * create the first segment) and open the last segment for appending.
    */
-  static async open(dir: string, scan: ScanResult, sync: boolean, segmentBytes: number): Promise<SegmentWriter> {
+  static async open(
+    dir: string,
+    scan: ScanResult,
+    sync: boolean,
+    segmentBytes: number,
+    counters: Counters,
+  ): Promise<SegmentWriter> {
     let dirty = false;
     if (scan.torn) {
       const file = join(dir, scan.torn.file);
       await fs.truncate(file, scan.torn.offset).catch(wrapIo('truncating a torn tail', file));
       if (sync) {
         const fd = await open(file, 'r+').catch(wrapIo('opening a segment', file));
+        counters.fsyncs++;
         await fsync(fd).catch(wrapIo('fsync', file));
         await close(fd);
       }
@@ -118,8 +127,12 @@ export class SegmentWriter {
       const header = encodeLine(segmentHeaderBody(seq, scan.lastIndex, scan.hardState));
       fd = await open(path, 'w').catch(wrapIo('creating a segment', path));
       await writeAll(fd, header).catch(wrapIo('writing a segment header', path));
-      if (sync) await fdatasync(fd).catch(wrapIo('fsync', path));
+      if (sync) {
+        counters.fsyncs++;
+        await fdatasync(fd).catch(wrapIo('fsync', path));
+      }
       await close(fd);
+      counters.segmentsCreated++;
       segments.push({
         seq,
         file,
@@ -130,11 +143,24 @@ export class SegmentWriter {
       });
       dirty = true;
     }
-    if (dirty && sync) await fsyncDir(dir).catch(wrapIo('fsync of the data directory', dir));
+    if (dirty && sync) {
+      counters.fsyncs++;
+      await fsyncDir(dir).catch(wrapIo('fsync of the data directory', dir));
+    }
     const active = segments[segments.length - 1];
     const activePath = join(dir, active.file);
     fd = await open(activePath, 'a').catch(wrapIo('opening the active segment', activePath));
-    return new SegmentWriter(dir, sync, segmentBytes, segments, fd, scan.lastIndex, scan.hardState, scan.snapshot);
+    return new SegmentWriter(
+      dir,
+      sync,
+      segmentBytes,
+      segments,
+      fd,
+      scan.lastIndex,
+      scan.hardState,
+      scan.snapshot,
+      counters,
+    );
   }
 
   /** A copy of the segment list (oldest first). */
@@ -154,6 +180,8 @@ export class SegmentWriter {
     const header = encodeLine(segmentHeaderBody(seq, prev, this.writtenHs));
     const fd = await open(path, 'ax').catch(wrapIo('creating a segment', path));
     await writeAll(fd, header).catch(wrapIo('writing a segment header', path));
+    this.counters.segmentsCreated++;
+    this.counters.logBytesWritten += header.length;
     const old = this.fd;
     this.fd = fd;
     this.segments.push({ seq, file, prev, maxIndex: null, bytes: header.length, headerBytes: header.length });
@@ -175,9 +203,16 @@ export class SegmentWriter {
     const path = join(this.dir, seg.file);
     if (batch.bytes.length > 0) {
       await writeAll(this.fd, batch.bytes).catch(wrapIo('writing to a segment', path));
+      this.counters.flushes++;
+      this.counters.logBytesWritten += batch.bytes.length;
       if (this.sync) {
+        this.counters.fsyncs++;
         await fdatasync(this.fd).catch(wrapIo('fdatasync', path));
-        if (rotated) await fsyncDir(this.dir).catch(wrapIo('fsync of the data directory', this.dir));
+        if (rotated) {
+          // The new file's directory entry must be durable too, or a crash could lose the whole segment.
+          this.counters.fsyncs++;
+          await fsyncDir(this.dir).catch(wrapIo('fsync of the data directory', this.dir));
+        }
       }
     }
     seg.bytes += batch.bytes.length;
@@ -210,6 +245,7 @@ export class SegmentWriter {
       generation,
       hardState: this.writtenHs,
     };
+    if (this.sync) this.counters.fsyncs += 2;
     await writeSnapshotMeta(this.dir, rec, this.sync);
     const previous = this.snapshot;
     this.snapshot = rec;
@@ -218,6 +254,7 @@ export class SegmentWriter {
       this.lastWritten = meta.index;
       const activePath = join(this.dir, this.active.file);
       if (this.sync) {
+        this.counters.fsyncs += 2;
         await fdatasync(this.fd).catch(wrapIo('fdatasync', activePath));
         await fsyncDir(this.dir).catch(wrapIo('fsync of the data directory', this.dir));
       }
@@ -225,6 +262,7 @@ export class SegmentWriter {
         const old = this.segments[0];
         await unlinkIfExists(join(this.dir, old.file));
         this.segments.shift();
+        this.counters.segmentsDeleted++;
       }
     }
     if (previous && previous.file !== file) await unlinkIfExists(join(this.dir, previous.file));
@@ -244,6 +282,7 @@ export class SegmentWriter {
       if ((s.maxIndex ?? 0) > upTo || next.prev > upTo) break;
       await unlinkIfExists(join(this.dir, s.file));
       this.segments.shift();
+      this.counters.segmentsDeleted++;
       n++;
     }
     return n;

@@ -13,6 +13,7 @@ import { crc32, crcHex } from './crc32.js';
 import { StorageError } from './errors.js';
 import { encodeLine, SNAPSHOT_META_FILE, type SnapshotMetaRecord, snapshotMetaBody, TMP_SUFFIX } from './format.js';
 import { close, fsync, fsyncDir, ioError, open, writeAll, writeFileAtomic } from './fsutil.js';
+import type { Counters } from './stats.js';
 
 /** Size and checksum of snapshot data that has been written. */
 export interface WrittenData {
@@ -105,6 +106,7 @@ export class ChunkFile {
     private readonly dir: string,
     readonly name: string,
     private readonly sync: boolean,
+    private readonly counters: Counters,
   ) {
     this.tmpPath = join(dir, name + TMP_SUFFIX);
   }
@@ -153,7 +155,10 @@ export class ChunkFile {
       this.done = true;
       try {
         if (this.fd === null) this.fd = await open(this.tmpPath, 'w');
-        if (this.sync) await fsync(this.fd);
+        if (this.sync) {
+          this.counters.fsyncs++;
+          await fsync(this.fd);
+        }
         await close(this.fd);
         this.fd = null;
         await fs.rename(this.tmpPath, join(this.dir, this.name));

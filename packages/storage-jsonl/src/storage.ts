@@ -35,6 +35,7 @@ import {
   type WrittenData,
   writeSnapshotData,
 } from './snapshot-files.js';
+import { type Counters, newCounters } from './stats.js';
 
 /** Options of {@link openStorage}. */
 export interface StorageOptions<C> {
@@ -96,6 +97,26 @@ export interface SnapshotReceiver {
   abort(): Promise<void>;
 }
 
+/** Counters reported by {@link JsonlStorage.stats}. */
+export interface StorageStats {
+  /** `appendEntries` calls accepted (including empty ones). */
+  readonly appendCalls: number;
+  /** Entries accepted by `appendEntries`. */
+  readonly entriesAppended: number;
+  /** `saveHardState` calls accepted. */
+  readonly hardStateCalls: number;
+  /** Group-commit flushes that wrote log records: one `write` each, plus one `fdatasync` each when `sync` is on. */
+  readonly flushes: number;
+  /** `fsync` / `fdatasync` calls of any file or directory (0 with `sync: false`). */
+  readonly fsyncs: number;
+  /** Bytes written to log segments (records and segment headers). */
+  readonly logBytesWritten: number;
+  /** Segment files created. */
+  readonly segmentsCreated: number;
+  /** Segment files deleted by compaction or snapshot installation. */
+  readonly segmentsDeleted: number;
+}
+
 /** A data directory opened for writing. Create with {@link openStorage}. */
 export interface JsonlStorage<C> {
   /** The data directory (absolute path). */
@@ -148,13 +169,25 @@ export interface JsonlStorage<C> {
    * index the call rejects with `INVALID_ARGUMENT` (the core then restarts the transfer with the new snapshot).
    */
   readSnapshotChunk(offset: number, maxBytes: number, index?: Index): Promise<Uint8Array>;
+  /**
+   * The snapshot whose data is durable and readable with {@link JsonlStorage.readSnapshotChunk}, with the size of its
+   * data in bytes (so that a sender knows which chunk is the last), or `null`. Unlike
+   * {@link JsonlStorage.snapshotMeta} it changes only once a saved or received snapshot is on disk.
+   */
+  readonly durableSnapshot: { readonly meta: SnapshotMeta; readonly bytes: number } | null;
   /** Describe the segment files (for diagnostics). */
   segments(): readonly SegmentState[];
+  /** Counters since the storage was opened (for tests, benchmarks and metrics); a fresh copy on each call. */
+  stats(): StorageStats;
   /** Finish queued writes, close files and release the directory. Later calls reject with `CLOSED`. */
   close(): Promise<void>;
 }
 
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
+/** See `maybeStartEarly`. Large enough that a write+fsync of it costs about as much as a small one. */
+const EARLY_FLUSH_BYTES = 64 * 1024;
+/** Larger line buffers are dropped after use rather than kept for reuse. */
+const MAX_SPARE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** Directories opened by this process (the LOCK file guards against other processes). */
 const openDirs = new Set<string>();
@@ -193,17 +226,26 @@ async function takeLock(dir: string): Promise<void> {
   if (openDirs.has(dir))
     throw new StorageError('LOCKED', 'the data directory is already open in this process', { file: dir });
   const path = join(dir, LOCK_FILE);
+  const mine = `${process.pid}\n`;
   try {
-    const pid = Number((await fs.readFile(path, 'utf8')).trim());
+    // Exclusive creation: of two processes opening the directory at once, only one creates the file.
+    await fs.writeFile(path, mine, { flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new StorageError('IO_ERROR', 'cannot create LOCK', { file: path, cause: e });
+    // A LOCK left behind by a process that died (a crash, SIGKILL) is stale and taken over.
+    let pid = Number.NaN;
+    try {
+      pid = Number((await fs.readFile(path, 'utf8')).trim());
+    } catch (re) {
+      if (!isNotFound(re)) throw new StorageError('IO_ERROR', 'cannot read LOCK', { file: path, cause: re });
+    }
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))
       throw new StorageError('LOCKED', `the data directory is in use by process ${pid}`, { file: path });
-  } catch (e) {
-    if (!isNotFound(e))
-      throw e instanceof StorageError ? e : new StorageError('IO_ERROR', 'cannot read LOCK', { file: path, cause: e });
+    await fs.writeFile(path, mine).catch((we) => {
+      throw new StorageError('IO_ERROR', 'cannot write LOCK', { file: path, cause: we });
+    });
   }
-  await fs.writeFile(path, `${process.pid}\n`).catch((e) => {
-    throw new StorageError('IO_ERROR', 'cannot write LOCK', { file: path, cause: e });
-  });
   openDirs.add(dir);
 }
 
@@ -234,7 +276,7 @@ interface Barrier {
   readonly reject: (e: unknown) => void;
 }
 
-function newBatch(): Batch {
+function newBatch(buf: LineBuffer): Batch {
   let resolve!: () => void;
   let reject!: (e: unknown) => void;
   const promise = new Promise<void>((res, rej) => {
@@ -243,7 +285,7 @@ function newBatch(): Batch {
   });
   return {
     kind: 'batch',
-    buf: new LineBuffer(),
+    buf,
     lastIndex: null,
     maxIndex: null,
     hardState: null,
@@ -260,7 +302,12 @@ class Storage<C> implements JsonlStorage<C> {
   private readonly queue: (Batch | Barrier)[] = [];
   /** The batch still accepting records (the last element of `queue`), if any. */
   private openBatch: Batch | null = null;
+  /** A drain is scheduled or running. */
   private draining = false;
+  /** The drain loop is running (past its first microtask). */
+  private running = false;
+  /** Line buffers of written batches, reused so that a busy storage does not allocate and grow one per flush. */
+  private readonly spareBuffers: LineBuffer[] = [];
   private failure: StorageError | null = null;
   private closed = false;
 
@@ -281,6 +328,8 @@ class Storage<C> implements JsonlStorage<C> {
     private readonly codec: Codec<C>,
     private readonly sync: boolean,
     scan: ScanResult,
+    entries: Entry<C>[],
+    private readonly counters: Counters,
   ) {
     this.hs = scan.hardState;
     const s = scan.snapshot;
@@ -292,30 +341,13 @@ class Storage<C> implements JsonlStorage<C> {
     this.state = {
       hardState: { term: scan.hardState.term, votedFor: scan.hardState.votedFor },
       snapshot: this.snap ? copyMeta(this.snap) : null,
-      entries: scan.entries.map((e, k) => this.decodeEntry(e, scan.entrySegments[k])),
+      entries,
     };
     this.recovery = {
       tornFile: scan.torn ? join(dir, scan.torn.file) : null,
       tornBytes: scan.torn?.bytes ?? 0,
       removedFiles: scan.leftovers.map((f) => join(dir, f)),
     };
-  }
-
-  private decodeEntry(e: StoredEntry, seq: number): Entry<C> {
-    if (e.type === 'command') {
-      let command: C;
-      try {
-        command = this.codec.decode(e.command);
-      } catch (err) {
-        throw new StorageError('CORRUPT_RECORD', `the codec cannot decode the command of entry ${e.index}`, {
-          file: join(this.dir, segmentFileName(seq)),
-          cause: err,
-        });
-      }
-      return { index: e.index, term: e.term, type: 'command', command };
-    }
-    if (e.type === 'config') return { index: e.index, term: e.term, type: 'config', config: e.config };
-    return { index: e.index, term: e.term, type: 'noop' };
   }
 
   get hardState(): HardState {
@@ -328,6 +360,15 @@ class Storage<C> implements JsonlStorage<C> {
 
   get snapshotMeta(): SnapshotMeta | null {
     return this.snap ? copyMeta(this.snap) : null;
+  }
+
+  get durableSnapshot(): { readonly meta: SnapshotMeta; readonly bytes: number } | null {
+    const rec = this.writer.snapshot;
+    return rec ? { meta: { index: rec.index, term: rec.term, config: copyConfig(rec.config) }, bytes: rec.size } : null;
+  }
+
+  stats(): StorageStats {
+    return { ...this.counters };
   }
 
   private get snapIndex(): number {
@@ -353,7 +394,7 @@ class Storage<C> implements JsonlStorage<C> {
   private batch(): Batch {
     let b = this.openBatch;
     if (b === null) {
-      b = newBatch();
+      b = newBatch(this.spareBuffers.pop() ?? new LineBuffer());
       this.openBatch = b;
       this.queue.push(b);
       this.kick();
@@ -373,7 +414,29 @@ class Storage<C> implements JsonlStorage<C> {
     if (this.draining) return;
     this.draining = true;
     // Start on a microtask so that calls made in the same synchronous run share one write.
-    queueMicrotask(() => void this.drain());
+    queueMicrotask(() => this.startDrain());
+  }
+
+  private startDrain(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.drain();
+  }
+
+  /**
+   * Called after records were added to the open batch. If the disk is idle and the batch is already large, write it
+   * now instead of at the end of the current run of calls: the calls still to come then fill the next batch while
+   * this one is being written and fsynced, so encoding overlaps with the disk. Without this, many concurrent
+   * appenders that resume together after a flush would alternate between encoding (disk idle) and flushing (CPU
+   * idle).
+   */
+  private maybeStartEarly(b: Batch): void {
+    if (!this.running && b.buf.length >= EARLY_FLUSH_BYTES) this.startDrain();
+  }
+
+  private recycle(buf: LineBuffer): void {
+    buf.reset();
+    if (this.spareBuffers.length < 2 && buf.buf.length <= MAX_SPARE_BUFFER_BYTES) this.spareBuffers.push(buf);
   }
 
   private async drain(): Promise<void> {
@@ -392,6 +455,7 @@ class Storage<C> implements JsonlStorage<C> {
             maxIndex: op.maxIndex,
             hardState: op.hardState,
           });
+          this.recycle(op.buf);
         } else {
           await op.run();
         }
@@ -406,6 +470,7 @@ class Storage<C> implements JsonlStorage<C> {
         op.reject(err);
       }
     }
+    this.running = false;
     this.draining = false;
   }
 
@@ -417,6 +482,7 @@ class Storage<C> implements JsonlStorage<C> {
     const err = this.unusable() ?? checkHardState(hs);
     if (err) return Promise.reject(err);
     const copy: HardState = { term: hs.term, votedFor: hs.votedFor };
+    this.counters.hardStateCalls++;
     const b = this.batch();
     b.buf.appendRecord(hardStateBody(copy));
     b.hardState = copy;
@@ -444,7 +510,10 @@ class Storage<C> implements JsonlStorage<C> {
     const err = this.unusable();
     if (err) return Promise.reject(err);
     const n = entries.length;
-    if (n === 0) return this.batch().promise;
+    if (n === 0) {
+      this.counters.appendCalls++;
+      return this.batch().promise;
+    }
     const first = entries[0].index;
     if (!isNat(first) || first < 1) return Promise.reject(invalid(`entry index ${first} is not a positive integer`));
     if (first <= this.snapIndex)
@@ -475,9 +544,13 @@ class Storage<C> implements JsonlStorage<C> {
     for (let k = 0; k < n; k++) terms.push(entries[k].term);
     const lastIdx = first + n - 1;
     this.last = lastIdx;
+    this.counters.appendCalls++;
+    this.counters.entriesAppended += n;
     b.lastIndex = lastIdx;
     b.maxIndex = b.maxIndex === null ? lastIdx : Math.max(b.maxIndex, lastIdx);
-    return b.promise;
+    const promise = b.promise;
+    this.maybeStartEarly(b);
+    return promise;
   }
 
   /** Queue the switch to a snapshot whose data is being written by `data`. */
@@ -510,6 +583,7 @@ class Storage<C> implements JsonlStorage<C> {
     if (err) return Promise.reject(err);
     const gen = ++this.generation;
     const file = snapshotDataFileName(meta.index, gen);
+    if (this.sync) this.counters.fsyncs++;
     const written = writeSnapshotData(this.dir, file, data, this.sync);
     written.catch(() => undefined); // reported by the barrier
     return this.installSnapshot(meta, file, written, opts.dropLog ?? false, gen);
@@ -521,25 +595,35 @@ class Storage<C> implements JsonlStorage<C> {
     const m = copyMeta(meta);
     if (this.receiver) void this.receiver.abort().catch(() => undefined);
     const gen = ++this.generation;
-    const chunks = new ChunkFile(this.dir, snapshotDataFileName(m.index, gen), this.sync);
+    const chunks = new ChunkFile(this.dir, snapshotDataFileName(m.index, gen), this.sync, this.counters);
     this.receiver = chunks;
+    // Checked synchronously so that misuse (finishing twice, finishing an aborted or superseded transfer) is a
+    // rejected call and not a failed queued write, which would make the whole storage refuse further writes.
+    let ended = false;
     return {
       get receivedBytes() {
         return chunks.receivedBytes;
       },
       write: (offset, data) => {
-        const e = this.unusable();
+        const e =
+          this.unusable() ??
+          (ended || this.receiver !== chunks ? invalid('the snapshot transfer was finished or aborted') : null);
         return e ? Promise.reject(e) : chunks.write(offset, data);
       },
       finish: () => {
-        const e = this.checkSnapshot(m);
+        const e =
+          this.checkSnapshot(m) ??
+          (ended || this.receiver !== chunks ? invalid('the snapshot transfer was finished or aborted') : null);
         if (e) return Promise.reject(e);
-        if (this.receiver === chunks) this.receiver = null;
+        ended = true;
+        this.receiver = null;
         const written = chunks.finish();
         written.catch(() => undefined);
         return this.installSnapshot(m, chunks.name, written, true, gen);
       },
       abort: () => {
+        if (ended) return Promise.resolve();
+        ended = true;
         if (this.receiver === chunks) this.receiver = null;
         return chunks.abort();
       },
@@ -658,20 +742,35 @@ export async function openStorage<C = Uint8Array>(
     openDirs.delete(abs);
     await fs.rm(join(abs, LOCK_FILE), { force: true }).catch(() => undefined);
   };
+  const counters = newCounters();
   let scan: ScanResult;
+  let entries: Entry<C>[];
   let writer: SegmentWriter;
   try {
     scan = await scanDataDir(abs);
-    writer = await SegmentWriter.open(abs, scan, sync, segmentBytes);
+    // Decode before repairing anything, so that a codec failure leaves the directory untouched.
+    entries = scan.entries.map((e, k) => decodeEntry(abs, codec, e, scan.entrySegments[k]));
+    writer = await SegmentWriter.open(abs, scan, sync, segmentBytes, counters);
   } catch (e) {
     await release();
     throw e;
   }
-  try {
-    return new Storage<C>(abs, writer, codec, sync, scan);
-  } catch (e) {
-    await writer.close().catch(() => undefined);
-    await release();
-    throw e;
+  return new Storage<C>(abs, writer, codec, sync, scan, entries, counters);
+}
+
+function decodeEntry<C>(dir: string, codec: Codec<C>, e: StoredEntry, seq: number): Entry<C> {
+  if (e.type === 'command') {
+    let command: C;
+    try {
+      command = codec.decode(e.command);
+    } catch (err) {
+      throw new StorageError('CORRUPT_RECORD', `the codec cannot decode the command of entry ${e.index}`, {
+        file: join(dir, segmentFileName(seq)),
+        cause: err,
+      });
+    }
+    return { index: e.index, term: e.term, type: 'command', command };
   }
+  if (e.type === 'config') return { index: e.index, term: e.term, type: 'config', config: e.config };
+  return { index: e.index, term: e.term, type: 'noop' };
 }
