@@ -61,8 +61,10 @@ const CSP =
 /** The directory of the built page: `dist/web` beside the bundled module, or beside `src` when run from source. */
 export function defaultWebDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
+  // From dist/index.js the page is in dist/web; from src/server.ts (tests, tsx) it is in ../dist/web. src/web holds
+  // only the page's sources, so the test is for the bundle itself.
   const candidates = [join(here, 'web'), join(here, '..', 'dist', 'web')];
-  return candidates.find((d) => existsSync(join(d, 'index.html'))) ?? candidates[candidates.length - 1];
+  return candidates.find((d) => existsSync(join(d, 'app.js'))) ?? candidates[candidates.length - 1];
 }
 
 /**
@@ -73,10 +75,10 @@ export function defaultWebDir(): string {
  */
 export async function startDashboardServer(options: DashboardServerOptions = {}): Promise<DashboardServer> {
   const webDir = options.webDir ?? defaultWebDir();
-  if (!existsSync(join(webDir, 'index.html'))) {
+  if (!existsSync(join(webDir, 'app.js'))) {
     throw new DashboardError(
       'NOT_BUILT',
-      `the dashboard page is not built (no ${join(webDir, 'index.html')}); run: pnpm --filter @raft/dashboard build`,
+      `the dashboard page is not built (no ${join(webDir, 'app.js')}); run: pnpm --filter @raft/dashboard build`,
     );
   }
   const nodes = [...(options.nodes ?? [])];
