@@ -3,6 +3,9 @@
  * one workload generator and one report format for both, so their numbers compare like with like.
  */
 
+export type { ChartOptions, ChartPanel, ChartPoint } from './chart.js';
+export { compact, niceMax, renderBarChart } from './chart.js';
+export { markers, replaceRegion } from './docs.js';
 export type { LoadgenErrorCode } from './errors.js';
 export { LoadgenError } from './errors.js';
 export type { EtcdOptions, ParsedResponse } from './etcd.js';
@@ -15,6 +18,8 @@ export type { LoadOptions } from './runner.js';
 export { makeTransport, runLoad } from './runner.js';
 export type { LatencySummary, LoadReport } from './stats.js';
 export { formatTable, percentile, summarize } from './stats.js';
+export type { FsyncRate } from './system.js';
+export { cpuModel, cpuSeconds, measureFsyncRate, residentBytes } from './system.js';
 export type { Completion, Endpoint, Transport } from './transport.js';
 export { errorKind, parseEndpoint } from './transport.js';
 export type { Op, WorkloadKind, WorkloadOptions } from './workload.js';

@@ -1,0 +1,741 @@
+/**
+ * `pnpm bench:cluster`: raft-kvs and etcd side by side, on this machine, in the same run.
+ *
+ * Starts a 3-member etcd cluster and a 3-node raft-kvs cluster on loopback (each member on its own data directory,
+ * fsync on every acknowledged write), drives both with the same workload from @raft/loadgen at concurrency 1, 64 and
+ * 1,000 (Put, linearizable Get), measures the disk's raw fdatasync rate, repeats the C=1,000 runs on 5-node clusters
+ * and with 1 KiB / 64 KiB values, and records each raft-kvs node's resident memory during a long Put run with
+ * auto-snapshot on. Writes docs/benchmarks.md (between the bench:cluster markers) and docs/bench-cluster.svg.
+ * Stops every process it started, by PID, and removes its data directories.
+ *
+ *   pnpm bench:cluster                 # full run (1,000,000 Puts for the memory run)
+ *   pnpm bench:cluster --quick         # a few minutes: smaller counts
+ *   pnpm bench:cluster --help          # every option
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  cpuModel,
+  cpuSeconds,
+  type LoadReport,
+  measureFsyncRate,
+  renderBarChart,
+  replaceRegion,
+  residentBytes,
+  runLoad,
+  type WorkloadKind,
+} from '../apps/loadgen/src/index.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+const HELP = `usage: pnpm bench:cluster [options]
+
+  --quick               small counts (a few minutes); default is the full run
+  --memory-puts N       Puts in the long memory run (default 1000000; --quick: 100000)
+  --snapshot-entries N  raft-kvs auto-snapshot interval for every run (default 100000)
+  --only kvs|etcd       run one system only (no ratios)
+  --skip-scale          skip the 5-node and payload runs
+  --skip-memory         skip the long memory run
+  --profile             also run raft-kvs with --cpu-prof at C=1000 and summarise where its nodes spend CPU
+  --dir DIR             where the data directories go (default .raft-data/bench-cluster-<pid>; same disk as the repo)
+  --no-write            print results only; leave docs/ untouched
+  --keep                keep data directories and logs
+  -h, --help`;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Options
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'memory-puts': { type: 'string' },
+    'snapshot-entries': { type: 'string', default: '100000' },
+    only: { type: 'string' },
+    'skip-scale': { type: 'boolean', default: false },
+    'skip-memory': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    dir: { type: 'string' },
+    'no-write': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opt.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const quick = opt.quick === true;
+const positiveInt = (name: string, text: string | undefined, fallback: number): number => {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`bench:cluster: --${name} must be a positive integer\n${HELP}`);
+    process.exit(2);
+  }
+  return n;
+};
+const memoryPuts = positiveInt('memory-puts', opt['memory-puts'], quick ? 100_000 : 1_000_000);
+const snapshotEntries = positiveInt('snapshot-entries', opt['snapshot-entries'], 100_000);
+if (opt.only !== undefined && opt.only !== 'kvs' && opt.only !== 'etcd') {
+  console.error(`bench:cluster: --only must be kvs or etcd\n${HELP}`);
+  process.exit(2);
+}
+type System = 'raft-kvs' | 'etcd';
+const SYSTEMS: System[] = opt.only === 'kvs' ? ['raft-kvs'] : opt.only === 'etcd' ? ['etcd'] : ['raft-kvs', 'etcd'];
+
+/** Measured requests per run by concurrency: enough for stable percentiles, small enough to finish. */
+const COUNTS: Record<number, number> = quick
+  ? { 1: 300, 64: 4_000, 1000: 20_000 }
+  : { 1: 2_000, 64: 30_000, 1000: 100_000 };
+const CONCURRENCIES = [1, 64, 1000];
+const PAYLOADS = [1024, 65536];
+const payloadCount = (size: number): number => (size >= 65536 ? (quick ? 600 : 4_000) : quick ? 4_000 : 30_000);
+const RUN_LIMIT_S = quick ? 120 : 300;
+
+const dataRoot = opt.dir ?? join(ROOT, '.raft-data', `bench-cluster-${process.pid}`);
+const log = (msg: string) => console.error(`[bench:cluster] ${msg}`);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Processes: every child is tracked by PID and stopped by PID.
+
+interface Child {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  readonly logPath: string;
+  exited: boolean;
+}
+const children: Child[] = [];
+
+function startChild(name: string, cmd: string, args: string[], logPath: string, env?: NodeJS.ProcessEnv): Child {
+  const fd = openSync(logPath, 'a');
+  const proc = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const child: Child = { name, proc, logPath, exited: false };
+  proc.on('exit', () => {
+    child.exited = true;
+  });
+  children.push(child);
+  return child;
+}
+
+async function stopChildren(list: Child[]): Promise<void> {
+  for (const c of list) if (!c.exited && c.proc.pid) process.kill(c.proc.pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (list.some((c) => !c.exited) && Date.now() < deadline) await sleep(50);
+  for (const c of list) {
+    if (!c.exited && c.proc.pid) {
+      log(`${c.name} (pid ${c.proc.pid}) ignored SIGTERM for 15 s: SIGKILL`);
+      process.kill(c.proc.pid, 'SIGKILL');
+    }
+  }
+  while (list.some((c) => !c.exited)) await sleep(20);
+  for (const c of list) children.splice(children.indexOf(c), 1);
+}
+
+function tail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+let cleaningUp = false;
+async function cleanup(): Promise<void> {
+  if (cleaningUp) return;
+  cleaningUp = true;
+  await stopChildren([...children]);
+  if (!opt.keep) rmSync(dataRoot, { recursive: true, force: true });
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log(`${sig}: stopping everything this run started`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, logs: Child[]): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    const dead = logs.find((c) => c.exited);
+    if (dead) throw new Error(`${dead.name} exited while waiting for ${what}:\n${tail(dead.logPath)}`);
+    await sleep(100);
+  }
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}\n${logs.map((c) => `--- ${c.name}\n${tail(c.logPath)}`).join('\n')}`,
+  );
+}
+
+/** Free loopback ports, found by binding port 0 (distinct within one call). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Clusters
+
+interface Cluster {
+  readonly system: System;
+  readonly size: number;
+  /** Client addresses, `127.0.0.1:port`. */
+  readonly servers: string[];
+  readonly members: Child[];
+  /** Profile directory when started with --cpu-prof. */
+  readonly profileDir?: string;
+}
+
+async function startEtcd(size: number, tag: string): Promise<Cluster> {
+  const ports = await freePorts(size * 2);
+  const names = Array.from({ length: size }, (_, i) => `m${i}`);
+  const peer = (i: number) => `http://127.0.0.1:${ports[size + i]}`;
+  const client = (i: number) => `http://127.0.0.1:${ports[i]}`;
+  const initial = names.map((n, i) => `${n}=${peer(i)}`).join(',');
+  const members: Child[] = [];
+  for (let i = 0; i < size; i++) {
+    const dir = join(dataRoot, `etcd-${tag}-${i}`);
+    mkdirSync(dir, { recursive: true });
+    members.push(
+      startChild(
+        `etcd ${names[i]}`,
+        'etcd',
+        [
+          `--name=${names[i]}`,
+          `--data-dir=${join(dir, 'data')}`,
+          `--listen-client-urls=${client(i)}`,
+          `--advertise-client-urls=${client(i)}`,
+          `--listen-peer-urls=${peer(i)}`,
+          `--initial-advertise-peer-urls=${peer(i)}`,
+          `--initial-cluster=${initial}`,
+          '--initial-cluster-state=new',
+          `--initial-cluster-token=bench-${process.pid}-${tag}`,
+          '--logger=zap',
+          '--log-level=warn',
+          '--log-outputs=stderr',
+        ],
+        join(dir, 'etcd.log'),
+      ),
+    );
+  }
+  const servers = ports.slice(0, size).map((p) => `127.0.0.1:${p}`);
+  // Ready = every member serves a linearizable range (which needs a leader and a quorum).
+  await waitFor(
+    `etcd ${tag} to elect a leader`,
+    async () => {
+      for (const s of servers) {
+        const res = await fetch(`http://${s}/v3/kv/range`, {
+          method: 'POST',
+          body: '{"key":"AA=="}',
+          signal: AbortSignal.timeout(2000),
+        });
+        if (res.status !== 200) return false;
+        await res.text();
+      }
+      return true;
+    },
+    60_000,
+    members,
+  );
+  return { system: 'etcd', size, servers, members };
+}
+
+/** One JSON-RPC request on a fresh connection (cluster set-up only). */
+function rpc(addr: string, method: string, params?: unknown, timeoutMs = 30_000): Promise<unknown> {
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
+  return new Promise((resolve, reject) => {
+    const s: Socket = connect(port, host);
+    let buf = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`${method} on ${addr}: no answer in ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.setEncoding('utf8');
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      s.destroy();
+      const msg = JSON.parse(buf.slice(0, nl)) as { result?: unknown; error?: { code: number; message: string } };
+      if (msg.error) reject(new Error(`${method} on ${addr}: ${msg.error.code} ${msg.error.message}`));
+      else resolve(msg.result);
+    });
+    s.write(`${JSON.stringify({ jsonrpc: '2.0', id: 1, method, ...(params === undefined ? {} : { params }) })}\n`);
+  });
+}
+
+async function startKvs(size: number, tag: string, options: { profile?: boolean } = {}): Promise<Cluster> {
+  const ports = await freePorts(size);
+  const servers = ports.map((p) => `127.0.0.1:${p}`);
+  const members: Child[] = [];
+  const profileDir = options.profile ? join(dataRoot, `profile-${tag}`) : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  for (let i = 0; i < size; i++) {
+    const dir = join(dataRoot, `kvs-${tag}-${i}`);
+    mkdirSync(dir, { recursive: true });
+    const nodeFlags = profileDir
+      ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=node-${i}.cpuprofile`]
+      : [];
+    members.push(
+      startChild(
+        `raft-kvs ${servers[i]}`,
+        process.execPath,
+        [
+          ...nodeFlags,
+          '--import',
+          'tsx',
+          'packages/kvs-app/src/cli.ts',
+          'serve',
+          servers[i],
+          '--data',
+          join(dir, 'data'),
+          '--snapshot-entries',
+          String(snapshotEntries),
+          '--quiet',
+        ],
+        join(dir, 'kvs.log'),
+        { TSX_TSCONFIG_PATH: join(ROOT, 'tsconfig.base.json') },
+      ),
+    );
+  }
+  await waitFor(
+    `raft-kvs ${tag} to listen`,
+    async () => {
+      for (const s of servers) await rpc(s, 'GetServerState', undefined, 2000);
+      return true;
+    },
+    60_000,
+    members,
+  );
+  // raftpico's README: CreateCluster on the first node, then AddServer each other node through it.
+  await rpc(servers[0], 'CreateCluster');
+  for (const s of servers.slice(1)) await rpc(servers[0], 'AddServer', { addr: s }, 60_000);
+  await waitFor(
+    `raft-kvs ${tag} members to agree`,
+    async () => {
+      for (const s of servers) {
+        const st = (await rpc(s, 'GetServerState', undefined, 2000)) as { voters: string[]; leader: string | null };
+        if (st.voters.length !== size || st.leader === null) return false;
+      }
+      return true;
+    },
+    60_000,
+    members,
+  );
+  return { system: 'raft-kvs', size, servers, members, profileDir };
+}
+
+const startCluster = (system: System, size: number, tag: string): Promise<Cluster> =>
+  system === 'etcd' ? startEtcd(size, tag) : startKvs(size, tag);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Measuring
+
+interface Result {
+  readonly system: System;
+  readonly nodes: number;
+  readonly workload: WorkloadKind;
+  readonly concurrency: number;
+  readonly valueSize: number;
+  readonly report: LoadReport;
+  /** CPU used by each member during the run, as a percentage of one core. */
+  readonly serverCpuPct: number[];
+  readonly clientCpuPct: number;
+}
+const results: Result[] = [];
+
+async function measure(cluster: Cluster, workload: WorkloadKind, concurrency: number, count: number, valueSize = 0) {
+  const pids = cluster.members.map((m) => m.proc.pid!);
+  const cpu0 = pids.map((p) => cpuSeconds(p) ?? 0);
+  const t0 = performance.now();
+  const label = `${cluster.system} ${cluster.size}n ${workload}${valueSize ? ` ${valueSize}B` : ''} C=${concurrency}`;
+  const report = await runLoad({
+    target: cluster.system === 'etcd' ? 'etcd' : 'jsonrpc',
+    servers: cluster.servers,
+    workload,
+    count,
+    concurrency,
+    warmup: Math.min(Math.max(concurrency * 2, 200), Math.ceil(count / 10)),
+    valueSize,
+    maxSeconds: RUN_LIMIT_S,
+    label,
+  });
+  const wall = (performance.now() - t0) / 1000;
+  const serverCpuPct = pids.map((p, i) => (((cpuSeconds(p) ?? 0) - cpu0[i]) / wall) * 100);
+  const result: Result = {
+    system: cluster.system,
+    nodes: cluster.size,
+    workload,
+    concurrency,
+    valueSize,
+    report,
+    serverCpuPct,
+    clientCpuPct: (report.clientCpuSec / report.elapsedSec) * 100,
+  };
+  results.push(result);
+  const l = report.latencyMs;
+  log(
+    `${label}: ${report.throughput.toFixed(0)} ok/s, p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, ` +
+      `errors ${report.errors}${report.truncated ? ' (time limit hit)' : ''}; server CPU ${serverCpuPct
+        .map((c) => `${c.toFixed(0)}%`)
+        .join(' ')}, client CPU ${result.clientCpuPct.toFixed(0)}%`,
+  );
+  for (const [kind, n] of Object.entries(report.errorKinds).slice(0, 3)) log(`  ${n} x ${kind}`);
+  return result;
+}
+
+interface MemorySample {
+  readonly puts: number;
+  readonly rssMiB: number[];
+}
+
+async function memoryRun(): Promise<MemorySample[]> {
+  const cluster = await startKvs(3, 'memory');
+  const samples: MemorySample[] = [];
+  const rss = () => cluster.members.map((m) => (residentBytes(m.proc.pid!) ?? 0) / 2 ** 20);
+  samples.push({ puts: 0, rssMiB: rss() });
+  const chunks = 5;
+  let done = 0;
+  try {
+    for (let i = 0; i < chunks; i++) {
+      const n = Math.floor(memoryPuts / chunks) + (i < memoryPuts % chunks ? 1 : 0);
+      const report = await runLoad({
+        target: 'jsonrpc',
+        servers: cluster.servers,
+        workload: 'command',
+        count: n,
+        concurrency: 1000,
+        maxSeconds: 1800,
+        label: `memory run ${i + 1}/${chunks}`,
+      });
+      done += report.completed;
+      samples.push({ puts: done, rssMiB: rss() });
+      log(
+        `memory: after ${done} Puts RSS ${samples
+          .at(-1)!
+          .rssMiB.map((m) => `${m.toFixed(0)} MiB`)
+          .join(', ')}`,
+      );
+    }
+  } finally {
+    await stopChildren(cluster.members);
+  }
+  return samples;
+}
+
+/** Self time by function from V8 .cpuprofile files (each node of a profile has hitCount samples of self time). */
+function summariseProfile(path: string, top = 12): { total: number; rows: { name: string; pct: number }[] } {
+  interface ProfNode {
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    hitCount?: number;
+  }
+  const prof = JSON.parse(readFileSync(path, 'utf8')) as { nodes: ProfNode[] };
+  const byName = new Map<string, number>();
+  let total = 0;
+  for (const n of prof.nodes) {
+    const hits = n.hitCount ?? 0;
+    if (!hits || n.callFrame.functionName === '(idle)') continue;
+    total += hits;
+    const file = n.callFrame.url ? n.callFrame.url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '') : '';
+    const name = `${n.callFrame.functionName || '(anonymous)'}${file ? ` ${file}:${n.callFrame.lineNumber + 1}` : ''}`;
+    byName.set(name, (byName.get(name) ?? 0) + hits);
+  }
+  const rows = [...byName.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, hits]) => ({ name, pct: (hits / Math.max(1, total)) * 100 }));
+  return { total, rows };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reporting
+
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function find(system: System, nodes: number, workload: WorkloadKind, c: number, valueSize = 0): Result | undefined {
+  return results.find(
+    (r) =>
+      r.system === system &&
+      r.nodes === nodes &&
+      r.workload === workload &&
+      r.concurrency === c &&
+      r.valueSize === valueSize,
+  );
+}
+
+const WL_NAME: Record<string, string> = {
+  command: 'Put',
+  query: 'Get (linearizable)',
+  local: 'Get (local)',
+  mix: 'Put/Get 50/50',
+};
+const n0 = (x: number) => Math.round(x).toLocaleString('en-US');
+const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+function comparisonTable(nodes: number, rows: { workload: WorkloadKind; c: number; size: number }[]): string {
+  const both = SYSTEMS.length === 2;
+  const head = [
+    'workload',
+    'C',
+    ...(both ? ['raft-kvs ops/s', 'etcd ops/s', 'ratio'] : [`${SYSTEMS[0]} ops/s`]),
+    ...SYSTEMS.map((s) => `${s} p50 / p99 / max ms`),
+    ...SYSTEMS.map((s) => `${s} CPU % (per node)`),
+    'errors',
+  ];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const { workload, c, size } of rows) {
+    const rs = SYSTEMS.map((s) => find(s, nodes, workload, c, size));
+    if (rs.every((r) => !r)) continue;
+    const tput = rs.map((r) => (r ? n0(r.report.throughput) : '—'));
+    const ratio =
+      both && rs[0] && rs[1] && rs[1].report.throughput > 0
+        ? `${(rs[0].report.throughput / rs[1].report.throughput).toFixed(2)}x`
+        : '—';
+    const lat = rs.map((r) =>
+      r ? `${ms(r.report.latencyMs.p50)} / ${ms(r.report.latencyMs.p99)} / ${ms(r.report.latencyMs.max)}` : '—',
+    );
+    const cpu = rs.map((r) => (r ? r.serverCpuPct.map((x) => x.toFixed(0)).join(' ') : '—'));
+    const errs = rs.map((r) => (r ? String(r.report.errors) + (r.report.truncated ? ' (cut)' : '') : '—')).join(' / ');
+    const wl = `${WL_NAME[workload]}${size ? `, ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`} values` : ''}`;
+    lines.push(`| ${[wl, String(c), ...tput, ...(both ? [ratio] : []), ...lat, ...cpu, errs].join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+function chart(fsyncPerSec: number, title: string): string {
+  const panel = (workload: WorkloadKind, metric: 'throughput' | 'p99') => ({
+    title: `${WL_NAME[workload]}: ${metric === 'throughput' ? 'throughput (higher is better)' : 'p99 latency (lower is better)'}`,
+    unit: metric === 'throughput' ? 'ops/s' : 'ms',
+    points: SYSTEMS.flatMap((s) =>
+      CONCURRENCIES.flatMap((c) => {
+        const r = find(s, 3, workload, c);
+        return r
+          ? [
+              {
+                system: s,
+                concurrency: c,
+                value: metric === 'throughput' ? r.report.throughput : r.report.latencyMs.p99,
+              },
+            ]
+          : [];
+      }),
+    ),
+  });
+  return renderBarChart({
+    title,
+    subtitle: `3 nodes + client on one 2-core machine, fsync on every write (disk: ${n0(fsyncPerSec)} fdatasync/s)`,
+    panels: [
+      panel('command', 'throughput'),
+      panel('command', 'p99'),
+      panel('query', 'throughput'),
+      panel('query', 'p99'),
+    ],
+    colors: { 'raft-kvs': '#0072B2', etcd: '#E69F00' },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const t0 = performance.now();
+  const loadBefore = loadavg()[0];
+  if (SYSTEMS.includes('etcd')) execFileSync('bash', [join(ROOT, 'scripts', 'install-etcd.sh')], { stdio: 'inherit' });
+  mkdirSync(dataRoot, { recursive: true });
+  log(`data directories under ${dataRoot}; ${quick ? 'quick' : 'full'} mode`);
+
+  const fsync = measureFsyncRate(dataRoot, 2);
+  log(`disk: ${fsync.perSecond.toFixed(0)} fdatasync/s of 100-byte appends (${fsync.meanMs.toFixed(3)} ms each)`);
+
+  const mainRows: { workload: WorkloadKind; c: number; size: number }[] = [];
+  for (const workload of ['command', 'query'] as WorkloadKind[])
+    for (const c of CONCURRENCIES) mainRows.push({ workload, c, size: 0 });
+  const payloadRows = PAYLOADS.flatMap((size) =>
+    [64, 1000].map((c) => ({ workload: 'command' as WorkloadKind, c, size })),
+  );
+  const fiveRows = (['command', 'query'] as WorkloadKind[]).flatMap((workload) =>
+    [64, 1000].map((c) => ({ workload, c, size: 0 })),
+  );
+  const rss: Record<string, number[]> = {};
+
+  for (const system of SYSTEMS) {
+    log(`starting a 3-node ${system} cluster`);
+    const cluster = await startCluster(system, 3, '3n');
+    try {
+      for (const r of mainRows) await measure(cluster, r.workload, r.c, COUNTS[r.c]);
+      if (!opt['skip-scale'])
+        for (const r of payloadRows) await measure(cluster, r.workload, r.c, payloadCount(r.size), r.size);
+      rss[system] = cluster.members.map((m) => (residentBytes(m.proc.pid!) ?? 0) / 2 ** 20);
+    } finally {
+      await stopChildren(cluster.members);
+    }
+  }
+  if (!opt['skip-scale']) {
+    for (const system of SYSTEMS) {
+      log(`starting a 5-node ${system} cluster`);
+      const cluster = await startCluster(system, 5, '5n');
+      try {
+        for (const r of fiveRows) await measure(cluster, r.workload, r.c, COUNTS[r.c]);
+      } finally {
+        await stopChildren(cluster.members);
+      }
+    }
+  }
+  let memory: MemorySample[] = [];
+  if (!opt['skip-memory'] && SYSTEMS.includes('raft-kvs')) {
+    log(
+      `memory run: ${memoryPuts} Puts at C=1000 on a fresh 3-node raft-kvs cluster (snapshot every ${snapshotEntries})`,
+    );
+    memory = await memoryRun();
+  }
+  let profiles: { node: string; summary: ReturnType<typeof summariseProfile> }[] = [];
+  if (opt.profile && SYSTEMS.includes('raft-kvs')) {
+    log('profile run: raft-kvs with --cpu-prof, Put then Get at C=1000');
+    const cluster = await startKvs(3, 'profile', { profile: true });
+    try {
+      await measure(cluster, 'command', 1000, COUNTS[1000]);
+      await measure(cluster, 'query', 1000, COUNTS[1000]);
+      results.splice(-2, 2); // profiled runs are slower; they do not go into the tables
+    } finally {
+      await stopChildren(cluster.members);
+    }
+    const dir = cluster.profileDir!;
+    profiles = readdirSync(dir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .sort()
+      .map((f) => ({ node: f.replace('.cpuprofile', ''), summary: summariseProfile(join(dir, f)) }));
+    for (const p of profiles) {
+      log(`profile ${p.node} (${p.summary.total} samples):`);
+      for (const r of p.summary.rows) log(`  ${r.pct.toFixed(1).padStart(5)}%  ${r.name}`);
+    }
+  }
+  const minutes = (performance.now() - t0) / 60_000;
+
+  // ---- write results
+  const etcdVersion = sh('etcd', ['--version']).split('\n')[0].replace('etcd Version: ', '');
+  const commit = sh('git', ['rev-parse', '--short', 'HEAD']);
+  const fsType = sh('df', ['-T', dataRoot]).split('\n')[1]?.split(/\s+/)[1] ?? 'unknown';
+  const raw = { started: started.toISOString(), quick, fsync, results, rss, memory, profiles };
+  mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
+  writeFileSync(join(ROOT, 'artifacts', 'bench-cluster.json'), `${JSON.stringify(raw, null, 2)}\n`);
+  log(`raw results: artifacts/bench-cluster.json`);
+
+  const md: string[] = [];
+  md.push(
+    `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC by \`pnpm bench:cluster${quick ? ' --quick' : ''}\` ` +
+      `(${minutes.toFixed(1)} min, commit ${commit}).`,
+    '',
+    `- Machine: ${cpuModel()}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}, ` +
+      `data on ${fsType}. Servers and client share the machine; 1-minute load average ${loadBefore.toFixed(1)} at the ` +
+      `start and ${loadavg()[0].toFixed(1)} at the end (above 2 means other work competed for the 2 cores).`,
+    `- Versions: Node ${process.version}; etcd ${etcdVersion} (Debian package); raft-kvs from this commit, run with tsx.`,
+    `- Disk: **${n0(fsync.perSecond)} fdatasync/s** (100-byte append + fdatasync loop, ${fsync.seconds.toFixed(1)} s, ` +
+      `${fsync.meanMs.toFixed(3)} ms each), measured in this run on the data directories' disk.`,
+    '- Clusters: members on 127.0.0.1, each on its own data directory, fsync before acknowledging a write (etcd: its ' +
+      `defaults; raft-kvs: \`raft-kvs serve ADDR --data DIR --snapshot-entries ${snapshotEntries}\`, cluster made with ` +
+      'CreateCluster + AddServer).',
+    '- Client: `@raft/loadgen` (apps/loadgen), one process: random 3-letter keys, random u32 values; slot k of C sends ' +
+      'to member k % N, the next request as soon as the previous one is answered. raft-kvs: JSON-RPC `Apply` lines ' +
+      'pipelined on one TCP connection per member. etcd: its HTTP/JSON gateway (`/v3/kv/put`, `/v3/kv/range`, ' +
+      'linearizable by default) over C keep-alive HTTP/1.1 connections, one request in flight each.',
+    `- Counts per run: ${CONCURRENCIES.map((c) => `C=${c}: ${n0(COUNTS[c])}`).join(', ')} measured requests after a warm-up. ` +
+      'CPU % is per member, of one core, over the run (200 % = the whole machine).',
+    '',
+    '### 3 nodes',
+    '',
+    comparisonTable(3, mainRows),
+    '',
+    '![raft-kvs vs etcd: throughput and p99 latency by concurrency](bench-cluster.svg)',
+    '',
+  );
+  if (!opt['skip-scale']) {
+    md.push(
+      '### Payload sizes (3 nodes, Put)',
+      '',
+      comparisonTable(3, payloadRows),
+      '',
+      '### 5 nodes',
+      '',
+      comparisonTable(5, fiveRows),
+      '',
+    );
+  }
+  if (Object.keys(rss).length) {
+    md.push(
+      '### Resident memory',
+      '',
+      ...Object.entries(rss).map(
+        ([s, v]) => `- ${s}, 3 nodes, after the runs above: ${v.map((m) => `${m.toFixed(0)} MiB`).join(', ')} (VmRSS).`,
+      ),
+    );
+  }
+  if (memory.length) {
+    md.push(
+      `- raft-kvs, a fresh 3-node cluster, ${n0(memoryPuts)} Puts at C=1000 with a snapshot every ${n0(snapshotEntries)} ` +
+        'entries; VmRSS of each node after each fifth:',
+      '',
+      '| Puts applied | node 1 MiB | node 2 MiB | node 3 MiB |',
+      '|---|---|---|---|',
+      ...memory.map((s) => `| ${n0(s.puts)} | ${s.rssMiB.map((m) => m.toFixed(0)).join(' | ')} |`),
+      '',
+    );
+  }
+  if (profiles.length) {
+    md.push('### Where a raft-kvs node spends its CPU (C=1000, Put then Get; self time, top functions)', '');
+    for (const p of profiles) {
+      md.push(`${p.node} (${p.summary.total} samples):`, '');
+      for (const r of p.summary.rows) md.push(`- ${r.pct.toFixed(1)} % \`${r.name}\``);
+      md.push('');
+    }
+  }
+  const body = md.join('\n');
+  console.log(`\n${body}`);
+  if (!opt['no-write']) {
+    const docPath = join(ROOT, 'docs', 'benchmarks.md');
+    const doc = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '# Benchmarks\n';
+    writeFileSync(docPath, replaceRegion(doc, 'bench:cluster', body, '## Cluster: raft-kvs vs etcd'));
+    writeFileSync(
+      join(ROOT, 'docs', 'bench-cluster.svg'),
+      chart(fsync.perSecond, `raft-kvs vs etcd ${etcdVersion} (${started.toISOString().slice(0, 10)})`),
+    );
+    log(`wrote ${relative(ROOT, docPath)} and docs/bench-cluster.svg`);
+  }
+}
+
+main()
+  .catch((e: unknown) => {
+    console.error(`[bench:cluster] failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanup());
