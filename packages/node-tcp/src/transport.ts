@@ -1,0 +1,482 @@
+/**
+ * The peer transport: one outgoing TCP connection per peer carrying length-prefixed MessagePack frames, with a
+ * handshake, per-turn coalescing, bounded buffers and reconnection with backoff and jitter.
+ *
+ * Each server dials every peer it has something to send to and only *sends* Raft messages on that connection; the
+ * peer's own messages come back on the connection the peer dialed. Forwarded client requests travel on the
+ * requester's outgoing connection and are answered on the same socket.
+ *
+ * @packageDocumentation
+ */
+
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import type { Message, NodeId } from '@raft/core';
+import { encodeFrame, FrameDecoder, PEER_MAGIC, PEER_VERSION } from './frame.js';
+import type { Logger } from './logger.js';
+import type { Command } from './machine.js';
+import {
+  checkForwardReply,
+  checkForwardRequest,
+  checkMessage,
+  type ForwardReply,
+  type ForwardRequest,
+  type WireItem,
+} from './wire.js';
+
+/** Counters the transport updates (a subset of the server's counters). */
+export interface TransportCounters {
+  messagesSent: number;
+  messagesReceived: number;
+  messagesDropped: number;
+  framesSent: number;
+  framesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  peerConnectionsRejected: number;
+}
+
+/** What the transport needs from the server. */
+export interface TransportOptions {
+  /** This server's id (its address). */
+  readonly id: NodeId;
+  readonly clusterName: string;
+  readonly secret: string | undefined;
+  readonly maxFrameBytes: number;
+  readonly maxBufferBytes: number;
+  readonly backoffMinMs: number;
+  readonly backoffMaxMs: number;
+  /** How long a new connection may take to finish its handshake. */
+  readonly handshakeTimeoutMs: number;
+  readonly logger: Logger;
+  readonly counters: TransportCounters;
+  /** Valid Raft messages received in one frame. */
+  onMessages(messages: Message<Command>[]): void;
+  /** A forwarded request arrived; answer it with `link.reply(...)`. */
+  onForward(link: PeerLink, request: ForwardRequest): void;
+  /** Answers to this server's forwarded requests. */
+  onReplies(replies: ForwardReply[]): void;
+  /** Forwarded requests that were certainly not sent (the leader is unreachable): the server may retry them. */
+  onUnsent(requests: ForwardRequest[]): void;
+}
+
+type LinkState = 'idle' | 'connecting' | 'ready' | 'backoff' | 'closed';
+
+/** Split "host:port" (or "[v6]:port"). */
+export function splitAddress(addr: string): { host: string; port: number } | null {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(addr);
+  if (m === null) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: m[1] ?? m[2], port };
+}
+
+function mac(secret: string, nonce: Uint8Array, cluster: string, id: string): Buffer {
+  return createHmac('sha256', secret).update(nonce).update(`\0${cluster}\0${id}`).digest();
+}
+
+/** One peer connection, outgoing (to `peer`) or incoming (from a peer that identified itself). */
+export class PeerLink {
+  /** Items to send at the end of this turn. */
+  items: WireItem[] = [];
+  socket: Socket | null = null;
+  state: LinkState = 'idle';
+  /** Frames encoded while the connection was being set up; sent once it is ready. */
+  preFrames: Buffer[] = [];
+  preBytes = 0;
+  attempts = 0;
+  retryAt = 0;
+  dirty = false;
+
+  constructor(
+    /** The peer's id: the dialed address, or the id an incoming peer announced (null until its hello). */
+    public peer: NodeId | null,
+    readonly outgoing: boolean,
+    private readonly transport: PeerTransport,
+  ) {}
+
+  /** Queue an answer to a forwarded request (sent at the end of the turn on this socket). */
+  reply(r: ForwardReply): void {
+    if (this.state === 'closed') return;
+    this.items.push([2, r]);
+    this.transport.markDirty(this);
+  }
+}
+
+/** The peer side of a server. See the module comment. */
+export class PeerTransport {
+  private readonly links = new Map<NodeId, PeerLink>();
+  private readonly incoming = new Set<PeerLink>();
+  private readonly dirty: PeerLink[] = [];
+  private flushScheduled = false;
+  private closed = false;
+
+  constructor(private readonly o: TransportOptions) {}
+
+  /** Queue a Raft message for `message.to`; it leaves with everything else queued this turn. */
+  send(message: Message<Command>): void {
+    const link = this.outLink(message.to);
+    link.items.push([0, message]);
+    this.markDirty(link);
+  }
+
+  /** Queue a forwarded request for `to` (the leader). */
+  forward(to: NodeId, request: ForwardRequest): void {
+    const link = this.outLink(to);
+    link.items.push([1, request]);
+    this.markDirty(link);
+  }
+
+  /** Close the outgoing connection to `peer` (it is no longer a member). */
+  drop(peer: NodeId): void {
+    const link = this.links.get(peer);
+    if (link === undefined) return;
+    this.links.delete(peer);
+    link.state = 'closed';
+    link.socket?.destroy();
+  }
+
+  /** Peers with an outgoing link. */
+  peers(): NodeId[] {
+    return [...this.links.keys()];
+  }
+
+  /** Close every connection; later sends are dropped. */
+  close(): void {
+    this.closed = true;
+    for (const l of this.links.values()) {
+      l.state = 'closed';
+      l.socket?.destroy();
+    }
+    for (const l of this.incoming) {
+      l.state = 'closed';
+      l.socket?.destroy();
+    }
+    this.links.clear();
+    this.incoming.clear();
+  }
+
+  /** @internal */
+  markDirty(link: PeerLink): void {
+    if (!link.dirty) {
+      link.dirty = true;
+      this.dirty.push(link);
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private outLink(to: NodeId): PeerLink {
+    let link = this.links.get(to);
+    if (link === undefined) {
+      link = new PeerLink(to, true, this);
+      this.links.set(to, link);
+    }
+    return link;
+  }
+
+  /** Send everything queued this turn: one frame per peer (more only if it would exceed the maximum size). */
+  flush(): void {
+    this.flushScheduled = false;
+    const dirty = this.dirty.splice(0);
+    for (const link of dirty) {
+      link.dirty = false;
+      const items = link.items;
+      if (items.length === 0) continue;
+      link.items = [];
+      if (this.closed || link.state === 'closed') {
+        this.dropItems(items);
+        continue;
+      }
+      if (link.outgoing && (link.state === 'idle' || (link.state === 'backoff' && Date.now() >= link.retryAt))) {
+        this.dial(link);
+      }
+      if (link.state === 'backoff') {
+        this.dropItems(items);
+        continue;
+      }
+      const frames = this.encode(items);
+      for (const f of frames) {
+        if (link.state === 'ready' && link.socket !== null) {
+          // Backpressure: a peer that does not read is not worth unbounded memory; Raft retransmits.
+          if (link.socket.writableLength > this.o.maxBufferBytes) {
+            this.o.counters.messagesDropped += 1;
+            continue;
+          }
+          link.socket.write(f);
+          this.o.counters.framesSent++;
+          this.o.counters.bytesSent += f.length;
+        } else if (link.preBytes + f.length <= this.o.maxBufferBytes) {
+          link.preFrames.push(f);
+          link.preBytes += f.length;
+        } else {
+          this.o.counters.messagesDropped += 1;
+        }
+      }
+      this.o.counters.messagesSent += items.length;
+    }
+  }
+
+  private dropItems(items: WireItem[]): void {
+    const unsent: ForwardRequest[] = [];
+    for (const it of items) {
+      if (it[0] === 1) unsent.push(it[1]);
+      else this.o.counters.messagesDropped++;
+    }
+    if (unsent.length > 0) this.o.onUnsent(unsent);
+  }
+
+  /** Encode items into as few frames as fit `maxFrameBytes`, splitting big AppendEntries if needed. */
+  private encode(items: WireItem[]): Buffer[] {
+    const f = encodeFrame(items, this.o.maxFrameBytes);
+    if (f !== null) return [f];
+    if (items.length > 1) {
+      const half = items.length >> 1;
+      return [...this.encode(items.slice(0, half)), ...this.encode(items.slice(half))];
+    }
+    const it = items[0];
+    if (it[0] === 0 && it[1].type === 'AppendEntries' && it[1].entries.length > 1) {
+      // Two valid AppendEntries: the second's prev is the first's last entry. The follower acknowledges both.
+      const m = it[1];
+      const half = m.entries.length >> 1;
+      const a = { ...m, entries: m.entries.slice(0, half) };
+      const last = m.entries[half - 1];
+      const b = { ...m, prevLogIndex: last.index, prevLogTerm: last.term, entries: m.entries.slice(half) };
+      return [...this.encode([[0, a]]), ...this.encode([[0, b]])];
+    }
+    this.o.logger.warn('dropped a peer message larger than maxFrameBytes', {
+      kind: it[0] === 0 ? it[1].type : it[0] === 1 ? 'forward' : 'reply',
+      maxFrameBytes: this.o.maxFrameBytes,
+    });
+    this.dropItems(items);
+    return [];
+  }
+
+  private backoff(link: PeerLink): number {
+    const base = Math.min(this.o.backoffMaxMs, this.o.backoffMinMs * 2 ** Math.min(link.attempts, 16));
+    // Full jitter between half and the whole delay: peers that lost the same node do not retry in lockstep.
+    return base / 2 + Math.random() * (base / 2);
+  }
+
+  private dial(link: PeerLink): void {
+    const peer = link.peer as NodeId;
+    const addr = splitAddress(peer);
+    if (addr === null) {
+      this.o.logger.warn('cannot connect to a peer whose id is not host:port', { peer });
+      link.state = 'backoff';
+      link.retryAt = Date.now() + this.o.backoffMaxMs;
+      return;
+    }
+    link.state = 'connecting';
+    link.attempts++;
+    const socket = connect({ host: addr.host, port: addr.port });
+    link.socket = socket;
+    socket.setNoDelay(true);
+    const decoder = new FrameDecoder(this.o.maxFrameBytes);
+    let handshaken = false;
+    const timer = setTimeout(() => {
+      if (!handshaken) {
+        this.o.logger.debug?.('peer handshake timed out', { peer });
+        socket.destroy();
+      }
+    }, this.o.handshakeTimeoutMs);
+    socket.on('connect', () => {
+      socket.write(Buffer.concat([PEER_MAGIC, Buffer.of(PEER_VERSION)]));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (link.socket !== socket) return;
+      this.o.counters.bytesReceived += chunk.length;
+      try {
+        for (const payload of decoder.push(chunk)) {
+          const v = decoder.decode(payload);
+          if (!handshaken) {
+            const o = v as { n?: unknown; e?: unknown };
+            if (typeof o?.e === 'string') throw new Error(`peer refused the handshake: ${o.e}`);
+            if (!(o?.n instanceof Uint8Array)) throw new Error('peer sent no handshake challenge');
+            const hello: Record<string, unknown> = { h: PEER_VERSION, c: this.o.clusterName, i: this.o.id };
+            if (this.o.secret !== undefined) hello.m = mac(this.o.secret, o.n, this.o.clusterName, this.o.id);
+            const f = encodeFrame(hello, this.o.maxFrameBytes) as Buffer;
+            socket.cork();
+            socket.write(f);
+            for (const pf of link.preFrames) socket.write(pf);
+            socket.uncork();
+            this.o.counters.framesSent += link.preFrames.length;
+            this.o.counters.bytesSent += link.preBytes + f.length;
+            link.preFrames = [];
+            link.preBytes = 0;
+            handshaken = true;
+            clearTimeout(timer);
+            link.state = 'ready';
+            link.attempts = 0;
+            continue;
+          }
+          this.o.counters.framesReceived++;
+          const bad = this.dispatch(link, v);
+          if (bad !== null) throw new Error(bad);
+        }
+      } catch (e) {
+        this.o.logger.warn('closing peer connection', { peer, reason: (e as Error).message });
+        socket.destroy();
+      }
+    });
+    socket.on('error', (e) => {
+      this.o.logger.debug?.('peer connection error', { peer, error: e.message });
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      if (link.socket !== socket) return;
+      link.socket = null;
+      if (link.state === 'closed') return;
+      link.state = 'backoff';
+      link.retryAt = Date.now() + this.backoff(link);
+      const dropped = link.preFrames.length;
+      link.preFrames = [];
+      link.preBytes = 0;
+      this.o.counters.messagesDropped += dropped;
+      // Anything still queued for this turn is retried by the next flush (or dropped while backing off).
+    });
+  }
+
+  /** Take over an incoming socket that started with the peer magic. `head` holds the bytes read so far. */
+  accept(socket: Socket, head: Buffer): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const link = new PeerLink(null, false, this);
+    link.socket = socket;
+    link.state = 'connecting';
+    this.incoming.add(link);
+    socket.setNoDelay(true);
+    const decoder = new FrameDecoder(this.o.maxFrameBytes);
+    const nonce = randomBytes(16);
+    let prefix = head.subarray(PEER_MAGIC.length);
+    let versionOk = false;
+    const reject = (reason: string) => {
+      if (link.state === 'closed') return;
+      this.o.counters.peerConnectionsRejected++;
+      this.o.logger.warn('rejected a peer connection', { remote, peer: link.peer, reason });
+      if (!socket.destroyed && socket.writable) {
+        const f = encodeFrame({ e: reason.slice(0, 200) }, this.o.maxFrameBytes);
+        if (f !== null) socket.end(f);
+      }
+      link.state = 'closed';
+      setTimeout(() => socket.destroy(), 100).unref();
+    };
+    const timer = setTimeout(() => {
+      if (link.state === 'connecting') reject('handshake not completed in time');
+    }, this.o.handshakeTimeoutMs);
+    const onBytes = (chunk: Buffer) => {
+      if (link.state === 'closed') return;
+      this.o.counters.bytesReceived += chunk.length;
+      let data = chunk;
+      if (!versionOk) {
+        data = prefix.length > 0 ? Buffer.concat([prefix, chunk]) : chunk;
+        prefix = Buffer.alloc(0);
+        if (data.length === 0) return;
+        if (data[0] !== PEER_VERSION) {
+          reject(`unsupported peer protocol version ${data[0]}`);
+          return;
+        }
+        versionOk = true;
+        data = data.subarray(1);
+      }
+      try {
+        for (const payload of decoder.push(data)) {
+          const v = decoder.decode(payload);
+          if (link.state === 'connecting') {
+            const why = this.checkHello(v, nonce);
+            if (typeof why === 'string') {
+              reject(why);
+              return;
+            }
+            link.peer = why.id;
+            link.state = 'ready';
+            clearTimeout(timer);
+            continue;
+          }
+          this.o.counters.framesReceived++;
+          const bad = this.dispatch(link, v);
+          if (bad !== null) {
+            reject(bad);
+            return;
+          }
+        }
+      } catch (e) {
+        reject((e as Error).message);
+      }
+    };
+    socket.on('data', onBytes);
+    socket.on('error', (e) => this.o.logger.debug?.('incoming peer connection error', { remote, error: e.message }));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      link.state = 'closed';
+      this.incoming.delete(link);
+    });
+    const challenge = encodeFrame({ n: nonce }, this.o.maxFrameBytes) as Buffer;
+    socket.write(challenge);
+    if (prefix.length > 0) {
+      const p = prefix;
+      prefix = Buffer.alloc(0);
+      onBytes(p);
+    }
+  }
+
+  private checkHello(v: unknown, nonce: Buffer): { id: NodeId } | string {
+    const h = v as { h?: unknown; c?: unknown; i?: unknown; m?: unknown } | null;
+    if (h === null || typeof h !== 'object' || h.h !== PEER_VERSION || typeof h.i !== 'string') {
+      return 'malformed handshake';
+    }
+    if (h.c !== this.o.clusterName) {
+      return `cluster name mismatch: peer says ${JSON.stringify(String(h.c)).slice(0, 80)}, this server is in ${JSON.stringify(this.o.clusterName)}`;
+    }
+    if (this.o.secret !== undefined) {
+      const want = mac(this.o.secret, nonce, this.o.clusterName, h.i);
+      if (!(h.m instanceof Uint8Array) || h.m.length !== want.length || !timingSafeEqual(h.m, want)) {
+        return 'shared secret proof missing or wrong';
+      }
+    }
+    return h.i.length > 0 && h.i.length < 300 ? { id: h.i } : 'malformed handshake';
+  }
+
+  /** Handle one frame's items; returns a reason when the frame is malformed. */
+  private dispatch(link: PeerLink, v: unknown): string | null {
+    if (!Array.isArray(v)) return 'frame is not an array of items';
+    let messages: Message<Command>[] | null = null;
+    let replies: ForwardReply[] | null = null;
+    for (const it of v) {
+      if (!Array.isArray(it) || it.length !== 2) return 'malformed frame item';
+      switch (it[0]) {
+        case 0: {
+          const m = checkMessage(it[1], this.o.id);
+          if (typeof m === 'string') return m;
+          (messages ??= []).push(m);
+          break;
+        }
+        case 1: {
+          const r = checkForwardRequest(it[1]);
+          if (typeof r === 'string') return r;
+          this.o.onForward(link, r);
+          break;
+        }
+        case 2: {
+          const r = checkForwardReply(it[1]);
+          if (typeof r === 'string') return r;
+          (replies ??= []).push(r);
+          break;
+        }
+        default:
+          return 'unknown frame item kind';
+      }
+    }
+    if (messages !== null) {
+      this.o.counters.messagesReceived += messages.length;
+      this.o.onMessages(messages);
+    }
+    if (replies !== null) this.o.onReplies(replies);
+    return null;
+  }
+}
