@@ -188,6 +188,8 @@ class Pending {
   /** Why it is waiting (when `phase` is `waiting`). */
   waitReason: 'leader' | 'config' | 'transfer' = 'leader';
   retry: () => void = () => undefined;
+  /** Whether repeating the request cannot do harm (exactly-once commands, membership changes). */
+  idempotent = false;
   timer: ReturnType<typeof setTimeout> | undefined;
   readonly deadline: number;
 
@@ -461,6 +463,7 @@ export class RaftServer extends EventEmitter {
       onForward: (link, r) => this.onForward(link, r),
       onReplies: (rs) => this.onReplies(rs),
       onUnsent: (rs) => this.onUnsent(rs),
+      onLost: (ids) => this.onLost(ids),
     });
     this.frontend = new RpcFrontend(
       {
@@ -967,6 +970,7 @@ export class RaftServer extends EventEmitter {
 
   private submitCommand(p: Pending, cmd: Command, hops: number): void {
     p.retry = () => this.submitCommand(p, cmd, hops);
+    p.idempotent = cmd.clientId !== undefined && cmd.seq !== undefined;
     const op: ForwardOp = { t: 'command', ...cmd };
     this.route(p, op, hops, () => {
       if (cmd.clientId !== undefined && cmd.seq !== undefined) {
@@ -1002,6 +1006,7 @@ export class RaftServer extends EventEmitter {
 
   private submitMembership(p: Pending, op: ForwardOp, hops: number): void {
     p.retry = () => this.submitMembership(p, op, hops);
+    p.idempotent = true;
     this.route(p, op, hops, () => this.membershipOnLeader(p, op));
   }
 
@@ -1137,6 +1142,26 @@ export class RaftServer extends EventEmitter {
       this.forwards.delete(r[0]);
       if (r[1] === 1) p.settle({ ok: true, output: undefined, json: r[2] });
       else p.settle(fail(new RpcError(r[2], r[3], r[4] ?? undefined)));
+    }
+  }
+
+  private onLost(ids: number[]): void {
+    for (const id of ids) {
+      const p = this.forwards.get(id);
+      if (p === undefined) continue;
+      this.forwards.delete(id);
+      if (p.idempotent) this.waitLeader(p);
+      else {
+        p.settle(
+          fail(
+            new RpcError(
+              ErrorCode.TIMEOUT,
+              `the connection to the leader was lost before it answered; the outcome of ${p.what} is unknown (retry with the same clientId and seq to make the retry safe)`,
+              { notApplied: false },
+            ),
+          ),
+        );
+      }
     }
   }
 

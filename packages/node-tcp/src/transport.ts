@@ -58,6 +58,11 @@ export interface TransportOptions {
   onReplies(replies: ForwardReply[]): void;
   /** Forwarded requests that were certainly not sent (the leader is unreachable): the server may retry them. */
   onUnsent(requests: ForwardRequest[]): void;
+  /**
+   * The connection carrying these forwarded requests (by id) closed before their answers arrived: they may or may
+   * not have reached the leader.
+   */
+  onLost(ids: number[]): void;
 }
 
 type LinkState = 'idle' | 'connecting' | 'ready' | 'backoff' | 'closed';
@@ -87,6 +92,8 @@ export class PeerLink {
   attempts = 0;
   retryAt = 0;
   dirty = false;
+  /** Forwarded requests written (or queued to be written) on the current socket and not answered yet. */
+  readonly forwarded = new Map<number, ForwardRequest>();
 
   constructor(
     /** The peer's id: the dialed address, or the id an incoming peer announced (null until its hello). */
@@ -197,6 +204,7 @@ export class PeerTransport {
         this.dropItems(items);
         continue;
       }
+      for (const it of items) if (it[0] === 1) link.forwarded.set(it[1][0], it[1]);
       const frames = this.encode(items);
       for (const f of frames) {
         if (link.state === 'ready' && link.socket !== null) {
@@ -335,6 +343,13 @@ export class PeerTransport {
       link.preFrames = [];
       link.preBytes = 0;
       this.o.counters.messagesDropped += dropped;
+      if (link.forwarded.size > 0) {
+        const reqs = [...link.forwarded.values()];
+        link.forwarded.clear();
+        // Never handshaken: nothing reached the peer. Otherwise the requests may have been delivered.
+        if (handshaken) this.o.onLost(reqs.map((r) => r[0]));
+        else this.o.onUnsent(reqs);
+      }
       // Anything still queued for this turn is retried by the next flush (or dropped while backing off).
     });
   }
@@ -465,6 +480,7 @@ export class PeerTransport {
         case 2: {
           const r = checkForwardReply(it[1]);
           if (typeof r === 'string') return r;
+          link.forwarded.delete(r[0]);
           (replies ??= []).push(r);
           break;
         }

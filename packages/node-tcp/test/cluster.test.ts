@@ -24,3 +24,108 @@ describe('3-node cluster over JSON-RPC', () => {
     await waitFor(async () => (await d.localQuery({ Get: 'k2' })) === 2);
   });
 });
+
+describe('failures and membership', () => {
+  it('elects a new leader after the leader is killed, and a restarted node catches up from its data dir', async () => {
+    c = await Cluster.create();
+    const [a, b, d] = await threeNodes(c);
+    const leader = await c.leader();
+    const ids = [a.id, b.id, d.id];
+    const others = ids.filter((id) => id !== leader.id);
+    const cl = await c.client(others[0]);
+    for (let i = 0; i < 20; i++) await cl.request('Apply', { kind: 'Command', input: { Put: [`before${i}`, i] } });
+    const killedId = leader.id;
+    const killedAt = Date.now();
+    await c.kill(killedId);
+    // A follower keeps answering: it waits for the new leader and forwards to it. (With clientId and seq it may
+    // also retry by itself if the old leader's connection dies under a forwarded request.)
+    expect(await cl.request('Apply', { kind: 'Command', input: { Put: ['after', 1] }, clientId: 't', seq: 1 })).toBe(
+      null,
+    );
+    const newLeader = await c.leader();
+    expect(newLeader.id).not.toBe(killedId);
+    // "Within a few election timeouts": generous for a loaded CI machine (the timeout is 250-500 ms here).
+    expect(Date.now() - killedAt).toBeLessThan(8000);
+    for (let i = 0; i < 20; i++) await cl.request('Apply', { kind: 'Command', input: { Put: [`while${i}`, i] } });
+    // Restart the old leader from its data directory: it must catch up with what it missed.
+    const back = await c.start(killedId);
+    expect(back.id).toBe(killedId);
+    await waitFor(async () => (await back.localQuery({ Get: 'while19' })) === 19, 15_000, 'restarted node to catch up');
+    const cb = await c.client(back.id);
+    expect(await cb.request('Apply', { kind: 'Query', input: { Get: 'after' } })).toBe(1);
+    expect(await cb.request('Apply', { kind: 'Query', input: { Get: 'before7' } })).toBe(7);
+    const hashes = await Promise.all(
+      [...c.servers.values()].map(async (s) => {
+        await waitFor(
+          async () => (await s.getServerState()).appliedIndex >= (await newLeader.getServerState()).commitIndex,
+        );
+        return (await s.getServerState({ stateHash: true })).stateHash;
+      }),
+    );
+    expect(new Set(hashes).size).toBe(1);
+  });
+
+  it('adds a fourth node and removes one while commands flow, losing no command', async () => {
+    c = await Cluster.create();
+    const [a, b, d] = await threeNodes(c);
+    const e = await c.start();
+    const cl = await c.client(a.id);
+    let stop = false;
+    let ok = 0;
+    const failures: unknown[] = [];
+    const load = (async () => {
+      const end = Date.now() + 20_000;
+      for (let i = 0; !stop && i < 5000 && Date.now() < end; i++) {
+        try {
+          await cl.request('Apply', { kind: 'Command', input: { Incr: 'n' } });
+          ok++;
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+    })();
+    await waitFor(() => ok > 20, 10_000, 'load to start');
+    const admin = await c.client(b.id); // a follower (maybe): AddServer is forwarded to the leader
+    const added = await admin.request<{ members: string[] }>('AddServer', { addr: e.id });
+    expect(added.members.sort()).toEqual([a.id, b.id, d.id, e.id].sort());
+    const removeId = (await c.leader()).id === d.id ? b.id : d.id;
+    const removed = await admin.request<{ members: string[] }>('RemoveServer', { addr: removeId });
+    expect(removed.members).not.toContain(removeId);
+    expect(removed.members).toHaveLength(3);
+    const before = ok;
+    await waitFor(() => ok > before + 20, 10_000, 'commands to keep flowing');
+    stop = true;
+    await load;
+    expect(failures).toEqual([]);
+    // Every acknowledged increment was applied exactly once.
+    const remaining = removed.members.map((id) => c.servers.get(id) as NonNullable<ReturnType<typeof c.servers.get>>);
+    for (const s of remaining) {
+      await waitFor(async () => (await s.localQuery({ Get: 'n' })) === ok, 10_000, `${s.id} to apply every command`);
+    }
+    const st = await e.getServerState();
+    expect(st.membership).toBe('voter');
+  });
+
+  it('catches a new node up with a snapshot when the log was compacted', async () => {
+    c = await Cluster.create();
+    const a = await c.start(undefined, { autoSnapshotEntries: 50 });
+    await a.createCluster();
+    for (let i = 0; i < 120; i++) await a.apply({ Put: [`k${i}`, i] });
+    await waitFor(async () => (await a.getServerState()).snapshotIndex >= 100, 10_000, 'an automatic snapshot');
+    const st = await a.getServerState();
+    expect(st.firstLogIndex).toBeGreaterThan(1);
+    const b = await c.start(undefined, { autoSnapshotEntries: 50 });
+    const res = await a.addServer(b.id);
+    expect(res.members).toContain(b.id);
+    await waitFor(async () => (await b.localQuery({ Get: 'k119' })) === 119, 10_000, 'b to catch up');
+    const bs = await b.getServerState();
+    expect(bs.counters.snapshotsInstalled).toBeGreaterThanOrEqual(1);
+    expect(bs.snapshotIndex).toBeGreaterThanOrEqual(50);
+    expect((await a.getServerState()).counters.snapshotsSent).toBeGreaterThanOrEqual(1);
+    // And b restarts from its installed snapshot.
+    await c.stop(b.id);
+    const b2 = await c.start(b.id, { autoSnapshotEntries: 50 });
+    expect(await b2.localQuery({ Get: 'k3' })).toBe(3);
+    expect(await b2.query({ Get: 'k118' })).toBe(118);
+  });
+});
