@@ -98,6 +98,17 @@ export interface Profile {
   fsyncMaxMs: number;
   /** Core options (batch size, pipeline window, snapshot chunk size, read mode, PreVote, CheckQuorum). */
   raft: SimRaftOptions;
+  /**
+   * Probability that a node is cut off from everyone the moment it becomes leader, before its first messages
+   * arrive (a reactive fault: it builds logs that diverge at the new leader's no-op, as in the Raft paper's
+   * Figure 8).
+   */
+  isolateNewLeaderRate: number;
+  /**
+   * Probability that a leader is cut off from everyone right after it applies newly committed entries (before
+   * its followers learn the new commit index).
+   */
+  isolateLeaderAfterCommitRate: number;
 }
 
 /** Options of {@link runSchedule}. */
@@ -116,12 +127,6 @@ export interface ScheduleOptions {
   memberWeights?: Partial<MemberWeights>;
   /** Longest virtual time one `run` step lets pass, ms (default 60). Shorter steps interleave faults more finely. */
   runMaxMs?: number;
-  /**
-   * Probability that a node is cut off from everyone the moment it becomes leader, before its first messages
-   * arrive (a reactive fault: it builds logs that diverge at the new leader's no-op, as in the Raft paper's
-   * Figure 8). Default 0.
-   */
-  isolateNewLeaderRate?: number;
   /** Check liveness at the end (default true). */
   liveness?: boolean;
   /** How many trace events to keep for the failure report (default 200; 0 is fastest). */
@@ -199,6 +204,7 @@ export function drawProfile(random: Prng, overrides: Partial<Profile> = {}): Pro
   const voters = random.chance(0.6) ? 3 : 5;
   const spares = random.int(0, 3);
   const lossy = random.chance(0.7);
+  const reactive = random.chance(0.2);
   const readMode = random.chance(0.25) ? 'lease' : 'readIndex';
   const raft: SimRaftOptions = {
     electionTicks: 10,
@@ -218,6 +224,9 @@ export function drawProfile(random: Prng, overrides: Partial<Profile> = {}): Pro
     maxLatencyMs: random.pick([2, 5, 10, 20]),
     fsyncMaxMs: random.pick([1, 3, 8, 15]),
     raft,
+    // One run in five also cuts leaders off at the worst moments (right after winning, right after committing).
+    isolateNewLeaderRate: reactive ? 0.3 : 0,
+    isolateLeaderAfterCommitRate: reactive ? 0.2 : 0,
   };
   return { ...profile, ...overrides, raft: { ...profile.raft, ...overrides.raft } };
 }
@@ -260,24 +269,34 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
   >;
   let commandId = 0;
   let configChanges = 0;
-  let installs = 0;
   const nextCommand = (): KvCommand => ({ id: ++commandId, key: `k${rnd.int(0, 4)}`, value: rnd.int(0, 1000) });
-  const isolateNewLeader = options.isolateNewLeaderRate ?? 0;
+  const isolateNewLeader = profile.isolateNewLeaderRate;
+  const isolateAfterCommit = profile.isolateLeaderAfterCommitRate;
   let faultsActive = true;
-  sim.onTrace((e) => {
-    if (e.kind === 'install') installs++;
-    else if (
-      isolateNewLeader > 0 &&
-      faultsActive &&
-      e.kind === 'state' &&
-      e.node !== null &&
-      typeof e.detail === 'string' &&
-      e.detail.startsWith('leader') &&
-      rnd.chance(isolateNewLeader)
-    ) {
-      sim.isolate(e.node);
-    }
-  });
+  if (isolateNewLeader > 0 || isolateAfterCommit > 0) {
+    sim.onTrace((e) => {
+      if (
+        isolateNewLeader > 0 &&
+        faultsActive &&
+        e.kind === 'state' &&
+        e.node !== null &&
+        typeof e.detail === 'string' &&
+        e.detail.startsWith('leader') &&
+        rnd.chance(isolateNewLeader)
+      ) {
+        sim.isolate(e.node);
+      } else if (
+        isolateAfterCommit > 0 &&
+        faultsActive &&
+        e.kind === 'apply' &&
+        e.node !== null &&
+        sim.node(e.node).raft?.role === 'leader' &&
+        rnd.chance(isolateAfterCommit)
+      ) {
+        sim.isolate(e.node);
+      }
+    });
+  }
 
   let step = 0;
   const fail = (e: unknown): never => {
@@ -305,7 +324,10 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
         case 'read':
           if (live.length > 0) {
             const n = rnd.int(1, 4);
-            const target = rnd.pick(live);
+            // Half the reads go to a node that believes it leads: a deposed leader that has not noticed yet is
+            // exactly where a stale read would come from.
+            const leaders = live.filter((id) => sim.node(id).raft?.role === 'leader');
+            const target = leaders.length > 0 && rnd.chance(0.5) ? rnd.pick(leaders) : rnd.pick(live);
             for (let i = 0; i < n; i++) sim.read(target, `k${rnd.int(0, 4)}`);
           }
           break;
@@ -421,7 +443,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
       readsServed,
       readsFailed,
       snapshots: checker?.stats.snapshots ?? 0,
-      installs,
+      installs: ids.reduce((n, id) => n + sim.node(id).installs, 0),
       configChanges,
       virtualMs: sim.now,
       events: sim.stats.events,

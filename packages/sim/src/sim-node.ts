@@ -149,6 +149,8 @@ export class SimNode<C> {
   applied: AppliedRecord<C>[] = [];
   /** Index of the first element of `applied` minus one (the snapshot the incarnation started from). */
   appliedBase: Index = 0;
+  /** Snapshots installed from a leader so far (all incarnations). */
+  installs = 0;
   /** Number of crashes + restarts + wipes so far; events of earlier incarnations are ignored. */
   incarnation = 0;
   private timerGen = 0;
@@ -416,6 +418,7 @@ export class SimNode<C> {
         }
         const data = inc.bytes;
         this.incoming = null;
+        this.installs++;
         checker?.snapshotInstalled(this.id, a.snapshot, data);
         this.disk.snapshot = { meta: a.snapshot, data };
         this.disk.log = [];

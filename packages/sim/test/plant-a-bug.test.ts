@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import {
+  runSchedule,
+  type SafetyProperty,
+  ScheduleFailure,
+  type ScheduleOptions,
+  type UnsafeBugs,
+} from '../src/index.js';
+
+// Proof that the properties bite: each test plants one known protocol bug in the core (RaftOptions.unsafeBugs)
+// and requires the random schedules to catch it, as a violation of the property that bug breaks, within a bounded
+// number of seeds. Each hunt uses a schedule mix that makes its bug's window likely (documented per case). The
+// same seed must then pass with the bug removed, so the failure is the bug's doing and not the simulator's.
+
+interface Hunt {
+  readonly bug: keyof UnsafeBugs;
+  /** The property the bug must be caught breaking (the first violation found must be one of these). */
+  readonly expected: readonly SafetyProperty[];
+  /** How many seeds the hunt may take at most. */
+  readonly maxSeeds: number;
+  readonly options: Omit<ScheduleOptions, 'seed'>;
+}
+
+const quiet = { member: 0, snapshot: 0, transfer: 0, read: 0, oneWay: 0, burst: 0, partition: 0, isolate: 0 };
+
+const hunts: Hunt[] = [
+  {
+    // Figure 8: the old-term entry a new leader commits by counting replicas is overwritten by a later leader.
+    // Leaders are cut off right after winning (so logs diverge at their no-ops) and right after committing.
+    bug: 'commitOldTermByCount',
+    expected: ['leader-completeness', 'state-machine-safety'],
+    maxSeeds: 300,
+    options: {
+      weights: { ...quiet, crash: 0, restart: 6, heal: 14, propose: 12, run: 40 },
+      profile: {
+        voters: 3,
+        spares: 0,
+        isolateNewLeaderRate: 0.5,
+        isolateLeaderAfterCommitRate: 0.5,
+        raft: { maxEntriesPerMessage: 1, maxInflightMessages: 1 },
+      },
+    },
+  },
+  {
+    // Deciding joint-phase elections and commits with C_new's majority only: arbitrary voter-set changes under
+    // partitions let a C_old-only majority elect a leader that lacks entries C_new "committed".
+    bug: 'jointNewMajorityOnly',
+    expected: ['leader-completeness', 'state-machine-safety', 'election-safety'],
+    maxSeeds: 300,
+    options: {
+      weights: { member: 15, partition: 5, isolate: 4, snapshot: 1 },
+      memberWeights: { change: 10 },
+      profile: { voters: 5, isolateNewLeaderRate: 0.3, isolateLeaderAfterCommitRate: 0 },
+    },
+  },
+  {
+    // Votes granted without the up-to-date check elect leaders that lack committed entries.
+    bug: 'grantVoteIgnoringLog',
+    expected: ['leader-completeness', 'state-machine-safety', 'election-safety'],
+    maxSeeds: 200,
+    options: {},
+  },
+  {
+    // A leader that serves reads without a confirming heartbeat round answers stale reads once it is deposed
+    // behind a partition it has not noticed yet.
+    bug: 'readWithoutConfirmation',
+    expected: ['linearizable-read'],
+    maxSeeds: 300,
+    options: { weights: { read: 25, isolate: 6, partition: 4, member: 0 } },
+  },
+  {
+    // A follower that acknowledges entries before they are durable loses them in a crash after the leader counted
+    // them; with slow fsyncs and frequent crashes a later leader lacks a committed entry.
+    bug: 'ackUnpersisted',
+    expected: ['leader-completeness', 'state-machine-safety'],
+    maxSeeds: 300,
+    options: {
+      weights: { crash: 10, restart: 10, isolate: 4, propose: 20, member: 0, snapshot: 1 },
+      profile: { voters: 3, spares: 0, fsyncMaxMs: 30, isolateNewLeaderRate: 0.3, isolateLeaderAfterCommitRate: 0 },
+    },
+  },
+];
+
+describe('plant a bug: the simulator catches each known protocol bug', () => {
+  for (const hunt of hunts) {
+    it(`${hunt.bug} is caught as ${hunt.expected.join(' or ')} within ${hunt.maxSeeds} seeds`, () => {
+      let found: ScheduleFailure | null = null;
+      let seeds = 0;
+      for (let seed = 1; seed <= hunt.maxSeeds && found === null; seed++) {
+        seeds++;
+        try {
+          // Liveness is not what these bugs break; a run the bug merely wedges is skipped, not counted as caught.
+          runSchedule({ ...hunt.options, seed, traceLimit: 0, bugs: { [hunt.bug]: true }, liveness: false });
+        } catch (e) {
+          if (!(e instanceof ScheduleFailure)) throw e;
+          found = e;
+        }
+      }
+      expect(found, `${hunt.bug} went unnoticed for ${hunt.maxSeeds} seeds`).not.toBeNull();
+      const failure = found as ScheduleFailure;
+      expect(hunt.expected).toContain(failure.violation.property);
+      console.info(
+        `[plant-a-bug] ${hunt.bug}: caught at seed ${failure.seed} (${seeds} seeds): ${failure.violation.message}`,
+      );
+      // Without the bug the very same schedule is safe.
+      expect(() => runSchedule({ ...hunt.options, seed: failure.seed, traceLimit: 0 })).not.toThrow();
+    });
+  }
+});
