@@ -257,7 +257,6 @@ export class RpcFrontend {
         if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
       }
       if ((headers.upgrade ?? '').toLowerCase() === 'websocket') {
-        socket.pause();
         // ws only reads method, url and headers from the request (no verifyClient is configured).
         const req = { method, url, headers, socket } as unknown as import('node:http').IncomingMessage;
         this.wss.handleUpgrade(req, socket, rest, (ws) => this.acceptWebSocket(ws));
