@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import type { ClusterConfig, Entry } from '@raft/core';
 import { afterEach } from 'vitest';
 import type { RecoveredState } from '../src/index.js';
+import { payload } from './helpers-pure.js';
+
+export { payload, prng } from './helpers-pure.js';
 
 const created: string[] = [];
 
@@ -20,13 +23,6 @@ export async function tempDir(prefix = 'raft-storage-test-'): Promise<string> {
 afterEach(async () => {
   while (created.length > 0) await rm(created.pop()!, { recursive: true, force: true });
 });
-
-/** A deterministic payload for entry `index` written in `term` (tests recognise any stray byte). */
-export function payload(index: number, term: number, size = 8 + (index % 13)): Uint8Array {
-  const b = new Uint8Array(size);
-  for (let k = 0; k < size; k++) b[k] = (index * 7 + term * 13 + k * 31) & 0xff;
-  return b;
-}
 
 /** A command entry carrying {@link payload}. */
 export function cmd(index: number, term: number): Entry<Uint8Array> {
@@ -50,18 +46,6 @@ export function plain(entries: readonly Entry<Uint8Array>[]): unknown[] {
 /** A recovered state as a plain value. */
 export function plainState(s: RecoveredState<Uint8Array>): unknown {
   return { hardState: s.hardState, snapshot: s.snapshot, entries: plain(s.entries) };
-}
-
-/** mulberry32: a small seeded PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The seed for a randomized test: `RAFT_STORAGE_SEED` if set, else a fresh one. */
