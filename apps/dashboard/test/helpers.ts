@@ -82,3 +82,27 @@ export function watchPage(page: Page): { urls: string[]; errors: string[] } {
 export function externalRequests(urls: string[]): string[] {
   return urls.filter((u) => !/^(https?|wss?):\/\/127\.0\.0\.1[:/]/.test(u) && !u.startsWith('data:'));
 }
+
+/**
+ * Runs `fn`; if it throws, saves a screenshot `<name>-failure.png` and adds the page's text and errors to the
+ * error message, so a CI failure can be diagnosed from the artifacts alone.
+ */
+export async function withFailureArtifacts(
+  page: Page,
+  name: string,
+  seen: { errors: string[] },
+  fn: () => Promise<void>,
+): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    const shot = join(artifactsDir, `${name}-failure.png`);
+    await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
+    const text = await page
+      .evaluate(() => document.body.innerText)
+      .catch((x: unknown) => `(no page text: ${String(x)})`);
+    const err = e as Error;
+    err.message = `${err.message}\n--- screenshot: ${shot}\n--- page errors: ${JSON.stringify(seen.errors)}\n--- page text:\n${text.slice(0, 4000)}`;
+    throw err;
+  }
+}

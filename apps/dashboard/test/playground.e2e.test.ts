@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { artifactsDir, type E2E, externalRequests, startE2E, watchPage } from './helpers.js';
+import { artifactsDir, type E2E, externalRequests, startE2E, watchPage, withFailureArtifacts } from './helpers.js';
 
 let e2e: E2E;
 beforeAll(async () => {
@@ -15,80 +15,95 @@ describe('playground in headless chromium', () => {
   it('elects a leader; crashing it from the UI leads to a new leader', async () => {
     const page = await e2e.browser.newPage({ viewport: { width: 1300, height: 1000 } });
     const seen = watchPage(page);
-    await page.goto(`${e2e.server.url}?mode=playground&seed=3&nodes=5`);
-    await page.selectOption('#pg-speed', '5');
-    await page.waitForFunction(() => document.querySelector('#pg-leader')?.textContent !== 'none', undefined, {
-      timeout: 30_000,
+    await withFailureArtifacts(page, 'playground', seen, async () => {
+      await page.goto(`${e2e.server.url}?mode=playground&seed=3&nodes=5`);
+      await page.selectOption('#pg-speed', '5');
+      await page.waitForFunction(() => document.querySelector('#pg-leader')?.textContent !== 'none', undefined, {
+        timeout: 30_000,
+      });
+      const first = (await page.textContent('#pg-leader'))!;
+      expect(first).toMatch(/^n[1-5]$/);
+      await expect.poll(() => page.getAttribute(`.pg-card[data-node="${first}"]`, 'data-role')).toBe('leader');
+      const firstTerm = Number(await page.getAttribute(`.pg-card[data-node="${first}"]`, 'data-term'));
+      await page.screenshot({ path: join(artifactsDir, 'playground-1-leader.png'), fullPage: true });
+
+      await page.click(`button[data-act="crash"][data-node="${first}"]`);
+      expect(await page.getAttribute(`.pg-card[data-node="${first}"]`, 'data-up')).toBe('false');
+      await page.waitForFunction(
+        (old) => {
+          const t = document.querySelector('#pg-leader')?.textContent;
+          return t !== 'none' && t !== old;
+        },
+        first,
+        { timeout: 30_000 },
+      );
+      const second = (await page.textContent('#pg-leader'))!;
+      expect(second).not.toBe(first);
+      expect(await page.getAttribute(`.pg-card[data-node="${second}"]`, 'data-role')).toBe('leader');
+      expect(Number(await page.getAttribute(`.pg-card[data-node="${second}"]`, 'data-term'))).toBeGreaterThan(
+        firstTerm,
+      );
+      await page.screenshot({ path: join(artifactsDir, 'playground-2-new-leader.png'), fullPage: true });
+
+      // Propose through the UI: the command reaches the new leader's log and its state machine.
+      await page.fill('#pg-command', 'x=42');
+      await page.click('#pg-propose');
+      await expect.poll(() => page.textContent('#pg-outcome')).toContain(`${second} appended it`);
+      await expect
+        .poll(() => page.textContent(`.pg-card[data-node="${second}"] .applied`), { timeout: 30_000 })
+        .toContain('x=42');
+
+      // The replay link reproduces the session: same seed, same actions, paused at the start.
+      const href = (await page.getAttribute('#pg-replay', 'href'))!;
+      expect(href).toContain('replay=');
+      expect(externalRequests(seen.urls)).toEqual([]);
+      expect(seen.errors).toEqual([]);
     });
-    const first = (await page.textContent('#pg-leader'))!;
-    expect(first).toMatch(/^n[1-5]$/);
-    await expect.poll(() => page.getAttribute(`.pg-card[data-node="${first}"]`, 'data-role')).toBe('leader');
-    const firstTerm = Number(await page.getAttribute(`.pg-card[data-node="${first}"]`, 'data-term'));
-    await page.screenshot({ path: join(artifactsDir, 'playground-1-leader.png'), fullPage: true });
-
-    await page.click(`button[data-act="crash"][data-node="${first}"]`);
-    expect(await page.getAttribute(`.pg-card[data-node="${first}"]`, 'data-up')).toBe('false');
-    await page.waitForFunction(
-      (old) => {
-        const t = document.querySelector('#pg-leader')?.textContent;
-        return t !== 'none' && t !== old;
-      },
-      first,
-      { timeout: 30_000 },
-    );
-    const second = (await page.textContent('#pg-leader'))!;
-    expect(second).not.toBe(first);
-    expect(await page.getAttribute(`.pg-card[data-node="${second}"]`, 'data-role')).toBe('leader');
-    expect(Number(await page.getAttribute(`.pg-card[data-node="${second}"]`, 'data-term'))).toBeGreaterThan(firstTerm);
-    await page.screenshot({ path: join(artifactsDir, 'playground-2-new-leader.png'), fullPage: true });
-
-    // Propose through the UI: the command reaches the new leader's log and its state machine.
-    await page.fill('#pg-command', 'x=42');
-    await page.click('#pg-propose');
-    await expect.poll(() => page.textContent('#pg-outcome')).toContain(`${second} appended it`);
-    await expect
-      .poll(() => page.textContent(`.pg-card[data-node="${second}"] .applied`), { timeout: 30_000 })
-      .toContain('x=42');
-
-    // The replay link reproduces the session: same seed, same actions, paused at the start.
-    const href = (await page.getAttribute('#pg-replay', 'href'))!;
-    expect(href).toContain('replay=');
-    expect(externalRequests(seen.urls)).toEqual([]);
-    expect(seen.errors).toEqual([]);
     await page.close();
   });
 
   it('a replay link reproduces the same run', async () => {
     const page = await e2e.browser.newPage();
     const seen = watchPage(page);
-    await page.goto(`${e2e.server.url}?mode=playground&seed=8&nodes=3&paused=1`);
-    // Drive virtual time from the page's own Step button (deterministic: no frame timing involved).
-    const stepUntilLeader = async () => {
-      for (let i = 0; i < 400 && (await page.textContent('#pg-leader')) === 'none'; i++) await page.click('#pg-step');
-    };
-    await stepUntilLeader();
-    const leader = (await page.textContent('#pg-leader'))!;
-    expect(leader).not.toBe('none');
-    await page.click(`button[data-act="crash"][data-node="${leader}"]`);
-    for (let i = 0; i < 60; i++) await page.click('#pg-step');
-    const fingerprint = await page.evaluate(() =>
-      (window as unknown as { playground: { fingerprint(): string } }).playground.fingerprint(),
-    );
-    const steps = await page.evaluate(() => (window as unknown as { playground: { steps: number } }).playground.steps);
-    const href = (await page.getAttribute('#pg-replay', 'href'))!;
+    await withFailureArtifacts(page, 'playground-replay', seen, async () => {
+      await page.goto(`${e2e.server.url}?mode=playground&seed=8&nodes=3`);
+      await page.selectOption('#pg-speed', '20');
+      await page.waitForFunction(() => document.querySelector('#pg-leader')?.textContent !== 'none', undefined, {
+        timeout: 30_000,
+      });
+      // Actions taken while time runs freely (at whatever virtual instant the frame timing gives) must replay exactly.
+      const leader = (await page.textContent('#pg-leader'))!;
+      await page.click(`button[data-act="crash"][data-node="${leader}"]`);
+      await page.fill('#pg-command', 'y=1');
+      await page.click('#pg-propose');
+      await page.waitForFunction(
+        (old) => ![null, 'none', old].includes(document.querySelector('#pg-leader')?.textContent ?? null),
+        leader,
+        { timeout: 30_000 },
+      );
+      await page.click('#pg-pause');
+      for (let i = 0; i < 20; i++) await page.click('#pg-step');
+      const fingerprint = await page.evaluate(() =>
+        (window as unknown as { playground: { fingerprint(): string } }).playground.fingerprint(),
+      );
+      const steps = await page.evaluate(
+        () => (window as unknown as { playground: { steps: number } }).playground.steps,
+      );
+      const href = (await page.getAttribute('#pg-replay', 'href'))!;
 
-    await page.goto(new URL(href, e2e.server.url).toString());
-    const again = await page.evaluate((n) => {
-      const p = (window as unknown as { playground: { steps: number; step(): boolean; fingerprint(): string } })
-        .playground;
-      while (p.steps < n && p.step()) {
-        // run the same number of events as the original session
-      }
-      return p.fingerprint();
-    }, steps);
-    expect(again).toBe(fingerprint);
-    expect(externalRequests(seen.urls)).toEqual([]);
-    expect(seen.errors).toEqual([]);
+      await page.goto(new URL(href, e2e.server.url).toString());
+      const again = await page.evaluate((n) => {
+        const p = (window as unknown as { playground: { steps: number; step(): boolean; fingerprint(): string } })
+          .playground;
+        while (p.steps < n && p.step()) {
+          // run the same number of events as the original session
+        }
+        return p.fingerprint();
+      }, steps);
+      expect(again).toBe(fingerprint);
+      expect(externalRequests(seen.urls)).toEqual([]);
+      expect(seen.errors).toEqual([]);
+    });
     await page.close();
   });
 });

@@ -379,7 +379,7 @@ export async function startLive(root: HTMLElement, params: URLSearchParams): Pro
         );
       }
       table.append(body);
-      card.append(h('div', { class: 'small muted' }, 'replication progress'), table);
+      card.append(h('div', { class: 'small muted' }, 'replication progress'), h('div', { class: 'table-wrap' }, table));
     }
     return card;
   }

@@ -237,7 +237,7 @@ export function startPlayground(root: HTMLElement, params: URLSearchParams): voi
           h(
             'p',
             { class: 'legend muted' },
-            'Click a node to crash/restart it, a link to cut/heal it, a moving message to drop it. ',
+            'Click a node to crash/restart it, a link to cut/heal it, a moving message to drop it. Nodes: grey = follower, orange = candidate, ringed in white = leader (filled with its term’s colour), red cross = crashed, dashed = isolated. The arc around a node is its timer (orange: election timeout, green: heartbeat). Messages: ',
             legendDot('m-vote', 'vote request'),
             legendDot('m-vote-resp', 'vote reply'),
             legendDot('m-append', 'append (with entries)'),

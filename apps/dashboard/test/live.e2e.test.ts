@@ -1,0 +1,92 @@
+/**
+ * The live view in headless chromium against a running 3-node cluster (see ./cluster.ts for which one), watched by
+ * the page over the nodes' WebSocket endpoints.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCluster, type TestCluster } from './cluster.js';
+import { artifactsDir, type E2E, externalRequests, startE2E, watchPage, withFailureArtifacts } from './helpers.js';
+
+let cluster: TestCluster;
+let e2e: E2E;
+
+beforeAll(async () => {
+  cluster = await startCluster();
+  e2e = await startE2E(cluster.addresses);
+}, 600_000); // a first run may install chromium
+
+afterAll(async () => {
+  await e2e?.close();
+  await cluster?.close();
+});
+
+describe('live view in headless chromium', () => {
+  it('shows a 3-node cluster with one leader, runs an operator action, and reflects a leader kill', async () => {
+    const page = await e2e.browser.newPage({ viewport: { width: 1300, height: 1100 } });
+    const seen = watchPage(page);
+    await withFailureArtifacts(page, 'live', seen, async () => {
+      expect(e2e.server.url).toContain('?nodes=');
+      await page.goto(e2e.server.url);
+
+      // Three reachable nodes, exactly one leader, and the summary names it.
+      await page.waitForFunction(
+        () =>
+          document.querySelectorAll('.node-card[data-status="up"]').length === 3 &&
+          document.querySelectorAll('.node-card[data-role="leader"]').length === 1 &&
+          document.querySelector('#live-leader')?.textContent !== 'none',
+        undefined,
+        { timeout: 20_000 },
+      );
+      const leader = (await page.textContent('#live-leader'))!;
+      expect(await page.getAttribute(`.node-card[data-node="${leader}"]`, 'data-role')).toBe('leader');
+      expect(await page.locator('.node-card[data-role="follower"]').count()).toBe(2);
+      // The leader's card lists both followers' replication progress; every card shows membership.
+      await expect.poll(() => page.locator(`.node-card[data-node="${leader}"] tr[data-follower]`).count()).toBe(2);
+      const voters = (await page.textContent(`.node-card[data-node="${leader}"] dd[data-field="voters"]`))!;
+      for (const a of cluster.addresses) expect(voters).toContain(a);
+      // Commands are flowing, so the chart's rate becomes positive.
+      await expect
+        .poll(async () => Number(await page.textContent('#live-rate')), { timeout: 15_000 })
+        .toBeGreaterThan(0);
+
+      // Operator action: a snapshot on the leader, result shown on the page and visible in the node's state.
+      await page.click('#op-snapshot');
+      const result = page.locator('#op-results li[data-method="TakeSnapshot"]').first();
+      await expect.poll(() => result.getAttribute('class'), { timeout: 15_000 }).toBe('ok');
+      expect(await result.textContent()).toMatch(/snapshotIndex/);
+      await expect
+        .poll(() => page.textContent(`.node-card[data-node="${leader}"] dd[data-field="snapshot"]`), {
+          timeout: 10_000,
+        })
+        .toMatch(/^index \d+/);
+      await page.screenshot({ path: join(artifactsDir, 'live-1-cluster.png'), fullPage: true });
+
+      // Kill the leader (crash-like): the page must show it down and another node leading.
+      const killedAt = Date.now();
+      await cluster.kill(leader);
+      await page.waitForFunction(
+        (old) => {
+          const now = document.querySelector('#live-leader')?.textContent;
+          return (
+            document.querySelector(`.node-card[data-node="${old}"]`)?.getAttribute('data-status') === 'down' &&
+            now !== 'none' &&
+            now !== old &&
+            document.querySelectorAll('.node-card[data-role="leader"]').length === 1
+          );
+        },
+        leader,
+        { timeout: 20_000 },
+      );
+      const reflectedMs = Date.now() - killedAt;
+      const next = (await page.textContent('#live-leader'))!;
+      expect(next).not.toBe(leader);
+      expect(await page.getAttribute(`.node-card[data-node="${next}"]`, 'data-role')).toBe('leader');
+      console.log(`[dashboard e2e] leader kill reflected on the page after ${reflectedMs} ms`);
+      await page.screenshot({ path: join(artifactsDir, 'live-2-after-leader-kill.png'), fullPage: true });
+
+      expect(externalRequests(seen.urls)).toEqual([]);
+      expect(seen.errors).toEqual([]);
+    });
+    await page.close();
+  });
+});
