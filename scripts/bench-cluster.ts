@@ -44,6 +44,9 @@ const HELP = `usage: pnpm bench:cluster [options]
   --profile             also run raft-kvs with --cpu-prof at C=1000 and summarise where its nodes spend CPU
   --dir DIR             where the data directories go (default .raft-data/bench-cluster-<pid>; same disk as the repo)
   --no-write            print results only; leave docs/ untouched
+  --kvs-args="ARGS"     extra arguments for every \`raft-kvs serve\` (diagnosis, e.g. "--unsafe-no-fsync"); they are
+                        printed in the results
+  --workloads LIST      only these main-table workloads (default command,query; also local, mix)
   --keep                keep data directories and logs
   -h, --help`;
 
@@ -62,6 +65,8 @@ const { values: opt } = parseArgs({
     dir: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    'kvs-args': { type: 'string', default: '' },
+    workloads: { type: 'string', default: 'command,query' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -97,6 +102,14 @@ const PAYLOADS = [1024, 65536];
 const payloadCount = (size: number): number => (size >= 65536 ? (quick ? 600 : 4_000) : quick ? 4_000 : 30_000);
 const RUN_LIMIT_S = quick ? 120 : 300;
 
+const kvsArgs = (opt['kvs-args'] ?? '').split(/\s+/).filter(Boolean);
+const mainWorkloads = (opt.workloads ?? '').split(',').filter(Boolean) as WorkloadKind[];
+for (const w of mainWorkloads) {
+  if (!['command', 'query', 'local', 'mix'].includes(w)) {
+    console.error(`bench:cluster: unknown workload "${w}" in --workloads\n${HELP}`);
+    process.exit(2);
+  }
+}
 const dataRoot = opt.dir ?? join(ROOT, '.raft-data', `bench-cluster-${process.pid}`);
 const log = (msg: string) => console.error(`[bench:cluster] ${msg}`);
 
@@ -316,6 +329,7 @@ async function startKvs(size: number, tag: string, options: { profile?: boolean 
           '--snapshot-entries',
           String(snapshotEntries),
           '--quiet',
+          ...kvsArgs,
         ],
         join(dir, 'kvs.log'),
         { TSX_TSCONFIG_PATH: join(ROOT, 'tsconfig.base.json') },
@@ -365,11 +379,14 @@ interface Result {
   /** CPU used by each member during the run, as a percentage of one core. */
   readonly serverCpuPct: number[];
   readonly clientCpuPct: number;
+  /** raft-kvs only: log entries per append batch on the leader (how well proposals are grouped per fsync). */
+  readonly leaderEntriesPerAppend?: number;
 }
 const results: Result[] = [];
 
 async function measure(cluster: Cluster, workload: WorkloadKind, concurrency: number, count: number, valueSize = 0) {
   const pids = cluster.members.map((m) => m.proc.pid!);
+  const before = cluster.system === 'raft-kvs' ? await leaderCounters(cluster) : null;
   const cpu0 = pids.map((p) => cpuSeconds(p) ?? 0);
   const t0 = performance.now();
   const label = `${cluster.system} ${cluster.size}n ${workload}${valueSize ? ` ${valueSize}B` : ''} C=${concurrency}`;
@@ -386,6 +403,11 @@ async function measure(cluster: Cluster, workload: WorkloadKind, concurrency: nu
   });
   const wall = (performance.now() - t0) / 1000;
   const serverCpuPct = pids.map((p, i) => (((cpuSeconds(p) ?? 0) - cpu0[i]) / wall) * 100);
+  const after = before ? await leaderCounters(cluster) : null;
+  const leaderEntriesPerAppend =
+    before && after && before.leader === after.leader && after.appendBatches > before.appendBatches
+      ? (after.entriesPersisted - before.entriesPersisted) / (after.appendBatches - before.appendBatches)
+      : undefined;
   const result: Result = {
     system: cluster.system,
     nodes: cluster.size,
@@ -395,6 +417,7 @@ async function measure(cluster: Cluster, workload: WorkloadKind, concurrency: nu
     report,
     serverCpuPct,
     clientCpuPct: (report.clientCpuSec / report.elapsedSec) * 100,
+    leaderEntriesPerAppend,
   };
   results.push(result);
   const l = report.latencyMs;
@@ -402,10 +425,38 @@ async function measure(cluster: Cluster, workload: WorkloadKind, concurrency: nu
     `${label}: ${report.throughput.toFixed(0)} ok/s, p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, ` +
       `errors ${report.errors}${report.truncated ? ' (time limit hit)' : ''}; server CPU ${serverCpuPct
         .map((c) => `${c.toFixed(0)}%`)
-        .join(' ')}, client CPU ${result.clientCpuPct.toFixed(0)}%`,
+        .join(' ')}, client CPU ${result.clientCpuPct.toFixed(0)}%` +
+      (leaderEntriesPerAppend ? `, leader ${leaderEntriesPerAppend.toFixed(1)} entries/append` : ''),
   );
   for (const [kind, n] of Object.entries(report.errorKinds).slice(0, 3)) log(`  ${n} x ${kind}`);
   return result;
+}
+
+/** The leader's id and its append counters (raft-kvs GetServerState), or null if no member says it leads. */
+async function leaderCounters(
+  cluster: Cluster,
+): Promise<{ leader: string; appendBatches: number; entriesPersisted: number } | null> {
+  for (const s of cluster.servers) {
+    const st = (await rpc(s, 'GetServerState', undefined, 5000).catch(() => null)) as {
+      role: string;
+      id: string;
+      counters?: { appendBatches?: number; entriesPersisted?: number };
+    } | null;
+    if (st?.role === 'leader') {
+      return {
+        leader: st.id,
+        appendBatches: st.counters?.appendBatches ?? 0,
+        entriesPersisted: st.counters?.entriesPersisted ?? 0,
+      };
+    }
+  }
+  return null;
+}
+
+interface Row {
+  readonly workload: WorkloadKind;
+  readonly c: number;
+  readonly size: number;
 }
 
 interface MemorySample {
@@ -447,18 +498,46 @@ async function memoryRun(): Promise<MemorySample[]> {
   return samples;
 }
 
-/** Self time by function from V8 .cpuprofile files (each node of a profile has hitCount samples of self time). */
-function summariseProfile(path: string, top = 12): { total: number; rows: { name: string; pct: number }[] } {
+/** Monotonic microseconds (the clock V8's profiler stamps samples with) bounding the profiled load. */
+const profileWindow: [bigint, bigint] = [0n, 0n];
+
+/**
+ * Self time by function from a V8 .cpuprofile, counting only samples inside {@link profileWindow} (falls back to all
+ * samples if none fall inside, e.g. on a platform whose profiler clock differs). Idle samples are left out.
+ */
+function summariseProfile(
+  path: string,
+  top = 15,
+): { total: number; idlePct: number; windowed: boolean; rows: { name: string; pct: number }[] } {
   interface ProfNode {
+    id: number;
     callFrame: { functionName: string; url: string; lineNumber: number };
-    hitCount?: number;
   }
-  const prof = JSON.parse(readFileSync(path, 'utf8')) as { nodes: ProfNode[] };
+  const prof = JSON.parse(readFileSync(path, 'utf8')) as {
+    nodes: ProfNode[];
+    startTime: number;
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const hitsById = new Map<number, number>();
+  let t = prof.startTime;
+  const [from, to] = [Number(profileWindow[0]), Number(profileWindow[1])];
+  for (let i = 0; i < prof.samples.length; i++) {
+    t += prof.timeDeltas[i];
+    if (t >= from && t <= to) hitsById.set(prof.samples[i], (hitsById.get(prof.samples[i]) ?? 0) + 1);
+  }
+  const windowed = hitsById.size > 0;
+  if (!windowed) for (const id of prof.samples) hitsById.set(id, (hitsById.get(id) ?? 0) + 1);
   const byName = new Map<string, number>();
   let total = 0;
+  let idle = 0;
   for (const n of prof.nodes) {
-    const hits = n.hitCount ?? 0;
-    if (!hits || n.callFrame.functionName === '(idle)') continue;
+    const hits = hitsById.get(n.id) ?? 0;
+    if (!hits) continue;
+    if (n.callFrame.functionName === '(idle)') {
+      idle += hits;
+      continue;
+    }
     total += hits;
     const file = n.callFrame.url ? n.callFrame.url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '') : '';
     const name = `${n.callFrame.functionName || '(anonymous)'}${file ? ` ${file}:${n.callFrame.lineNumber + 1}` : ''}`;
@@ -468,7 +547,7 @@ function summariseProfile(path: string, top = 12): { total: number; rows: { name
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
     .map(([name, hits]) => ({ name, pct: (hits / Math.max(1, total)) * 100 }));
-  return { total, rows };
+  return { total, idlePct: (idle / Math.max(1, idle + total)) * 100, windowed, rows };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -510,6 +589,7 @@ function comparisonTable(nodes: number, rows: { workload: WorkloadKind; c: numbe
     ...(both ? ['raft-kvs ops/s', 'etcd ops/s', 'ratio'] : [`${SYSTEMS[0]} ops/s`]),
     ...SYSTEMS.map((s) => `${s} p50 / p99 / max ms`),
     ...SYSTEMS.map((s) => `${s} CPU % (per node)`),
+    ...(SYSTEMS.includes('raft-kvs') ? ['raft-kvs entries / append (leader)'] : []),
     'errors',
   ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
@@ -527,7 +607,11 @@ function comparisonTable(nodes: number, rows: { workload: WorkloadKind; c: numbe
     const cpu = rs.map((r) => (r ? r.serverCpuPct.map((x) => x.toFixed(0)).join(' ') : '—'));
     const errs = rs.map((r) => (r ? String(r.report.errors) + (r.report.truncated ? ' (cut)' : '') : '—')).join(' / ');
     const wl = `${WL_NAME[workload]}${size ? `, ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`} values` : ''}`;
-    lines.push(`| ${[wl, String(c), ...tput, ...(both ? [ratio] : []), ...lat, ...cpu, errs].join(' | ')} |`);
+    const kvs = rs[SYSTEMS.indexOf('raft-kvs')];
+    const batch = SYSTEMS.includes('raft-kvs')
+      ? [kvs?.leaderEntriesPerAppend ? kvs.leaderEntriesPerAppend.toFixed(1) : '—']
+      : [];
+    lines.push(`| ${[wl, String(c), ...tput, ...(both ? [ratio] : []), ...lat, ...cpu, ...batch, errs].join(' | ')} |`);
   }
   return lines.join('\n');
 }
@@ -578,9 +662,8 @@ async function main(): Promise<void> {
   const fsync = measureFsyncRate(dataRoot, 2);
   log(`disk: ${fsync.perSecond.toFixed(0)} fdatasync/s of 100-byte appends (${fsync.meanMs.toFixed(3)} ms each)`);
 
-  const mainRows: { workload: WorkloadKind; c: number; size: number }[] = [];
-  for (const workload of ['command', 'query'] as WorkloadKind[])
-    for (const c of CONCURRENCIES) mainRows.push({ workload, c, size: 0 });
+  const mainRows: Row[] = [];
+  for (const workload of mainWorkloads) for (const c of CONCURRENCIES) mainRows.push({ workload, c, size: 0 });
   const payloadRows = PAYLOADS.flatMap((size) =>
     [64, 1000].map((c) => ({ workload: 'command' as WorkloadKind, c, size })),
   );
@@ -589,29 +672,26 @@ async function main(): Promise<void> {
   );
   const rss: Record<string, number[]> = {};
 
-  for (const system of SYSTEMS) {
-    log(`starting a 3-node ${system} cluster`);
-    const cluster = await startCluster(system, 3, '3n');
+  // Both systems' clusters run at the same time and each row is measured on one right after the other, so a change in
+  // the machine's background load during the run hits both alike (an idle cluster only sends heartbeats).
+  const runRows = async (size: number, tag: string, rows: Row[], counts: (r: Row) => number) => {
+    const clusters: Cluster[] = [];
     try {
-      for (const r of mainRows) await measure(cluster, r.workload, r.c, COUNTS[r.c]);
-      if (!opt['skip-scale'])
-        for (const r of payloadRows) await measure(cluster, r.workload, r.c, payloadCount(r.size), r.size);
-      rss[system] = cluster.members.map((m) => (residentBytes(m.proc.pid!) ?? 0) / 2 ** 20);
-    } finally {
-      await stopChildren(cluster.members);
-    }
-  }
-  if (!opt['skip-scale']) {
-    for (const system of SYSTEMS) {
-      log(`starting a 5-node ${system} cluster`);
-      const cluster = await startCluster(system, 5, '5n');
-      try {
-        for (const r of fiveRows) await measure(cluster, r.workload, r.c, COUNTS[r.c]);
-      } finally {
-        await stopChildren(cluster.members);
+      for (const system of SYSTEMS) {
+        log(`starting a ${size}-node ${system} cluster`);
+        clusters.push(await startCluster(system, size, tag));
       }
+      for (const r of rows) for (const c of clusters) await measure(c, r.workload, r.c, counts(r), r.size);
+      if (size === 3)
+        for (const c of clusters) rss[c.system] = c.members.map((m) => (residentBytes(m.proc.pid!) ?? 0) / 2 ** 20);
+    } finally {
+      for (const c of clusters) await stopChildren(c.members);
     }
-  }
+  };
+  await runRows(3, '3n', opt['skip-scale'] ? mainRows : [...mainRows, ...payloadRows], (r) =>
+    r.size ? payloadCount(r.size) : COUNTS[r.c],
+  );
+  if (!opt['skip-scale']) await runRows(5, '5n', fiveRows, (r) => COUNTS[r.c]);
   let memory: MemorySample[] = [];
   if (!opt['skip-memory'] && SYSTEMS.includes('raft-kvs')) {
     log(
@@ -624,8 +704,11 @@ async function main(): Promise<void> {
     log('profile run: raft-kvs with --cpu-prof, Put then Get at C=1000');
     const cluster = await startKvs(3, 'profile', { profile: true });
     try {
+      // Only samples taken during the load count: start-up (tsx compiling the sources) would dominate otherwise.
+      profileWindow[0] = process.hrtime.bigint() / 1000n;
       await measure(cluster, 'command', 1000, COUNTS[1000]);
       await measure(cluster, 'query', 1000, COUNTS[1000]);
+      profileWindow[1] = process.hrtime.bigint() / 1000n;
       results.splice(-2, 2); // profiled runs are slower; they do not go into the tables
     } finally {
       await stopChildren(cluster.members);
@@ -636,7 +719,7 @@ async function main(): Promise<void> {
       .sort()
       .map((f) => ({ node: f.replace('.cpuprofile', ''), summary: summariseProfile(join(dir, f)) }));
     for (const p of profiles) {
-      log(`profile ${p.node} (${p.summary.total} samples):`);
+      log(`profile ${p.node} (${p.summary.total} busy samples, ${p.summary.idlePct.toFixed(0)}% idle):`);
       for (const r of p.summary.rows) log(`  ${r.pct.toFixed(1).padStart(5)}%  ${r.name}`);
     }
   }
@@ -662,8 +745,8 @@ async function main(): Promise<void> {
     `- Versions: Node ${process.version}; etcd ${etcdVersion} (Debian package); raft-kvs from this commit, run with tsx.`,
     `- Disk: **${n0(fsync.perSecond)} fdatasync/s** (100-byte append + fdatasync loop, ${fsync.seconds.toFixed(1)} s, ` +
       `${fsync.meanMs.toFixed(3)} ms each), measured in this run on the data directories' disk.`,
-    '- Clusters: members on 127.0.0.1, each on its own data directory, fsync before acknowledging a write (etcd: its ' +
-      `defaults; raft-kvs: \`raft-kvs serve ADDR --data DIR --snapshot-entries ${snapshotEntries}\`, cluster made with ` +
+    `- Clusters: members on 127.0.0.1, each on its own data directory, fsync before acknowledging a write${kvsArgs.includes('--unsafe-no-fsync') ? ' (**except raft-kvs: --unsafe-no-fsync, a diagnostic run**)' : ''} (etcd: its ` +
+      `defaults; raft-kvs: \`raft-kvs serve ADDR --data DIR --snapshot-entries ${snapshotEntries}${kvsArgs.length ? ` ${kvsArgs.join(' ')}` : ''}\`, cluster made with ` +
       'CreateCluster + AddServer).',
     '- Client: `@raft/loadgen` (apps/loadgen), one process: random 3-letter keys, random u32 values; slot k of C sends ' +
       'to member k % N, the next request as soon as the previous one is answered. raft-kvs: JSON-RPC `Apply` lines ' +
@@ -714,7 +797,11 @@ async function main(): Promise<void> {
   if (profiles.length) {
     md.push('### Where a raft-kvs node spends its CPU (C=1000, Put then Get; self time, top functions)', '');
     for (const p of profiles) {
-      md.push(`${p.node} (${p.summary.total} samples):`, '');
+      md.push(
+        `${p.node}: ${p.summary.total} busy samples${p.summary.windowed ? ' during the load' : ' (whole process life)'}, ` +
+          `idle ${p.summary.idlePct.toFixed(0)} % of the time:`,
+        '',
+      );
       for (const r of p.summary.rows) md.push(`- ${r.pct.toFixed(1)} % \`${r.name}\``);
       md.push('');
     }
