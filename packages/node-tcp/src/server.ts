@@ -738,7 +738,14 @@ export class RaftServer extends EventEmitter {
 
   private onPeerMessages(messages: Message<Command>[]): void {
     if (!this.running || this.failure !== null) return;
-    for (const m of messages) this.node.handleMessage(m);
+    for (const m of messages) {
+      try {
+        this.node.handleMessage(m);
+      } catch (e) {
+        // The message passed validation but the core refused it: drop it, keep serving.
+        this.log.warn('dropped a peer message the core refused', { from: m.from, type: m.type, error: String(e) });
+      }
+    }
     this.kick();
   }
 

@@ -29,7 +29,13 @@ export type ForwardReply =
 /** One item of a peer frame. */
 export type WireItem = [0, Message<Command>] | [1, ForwardRequest] | [2, ForwardReply];
 
-const isNat = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+/**
+ * Terms, indexes and offsets above this are refused: a peer could otherwise push a term so close to 2^53 that the
+ * next election overflows it (2^50 elections or entries will not happen in practice).
+ */
+const MAX_NUMBER = 2 ** 50;
+const isNat = (x: unknown): x is number =>
+  typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 && x <= MAX_NUMBER;
 const isStr = (x: unknown): x is string => typeof x === 'string';
 const isBool = (x: unknown): x is boolean => typeof x === 'boolean';
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -114,6 +120,7 @@ export function checkMessage(x: unknown, self: NodeId): Message<Command> | strin
     default:
       return `unknown message type ${JSON.stringify(String(x.type)).slice(0, 40)}`;
   }
+  if (x.from === self) return 'message claims to come from this server';
   return ok ? (x as unknown as Message<Command>) : `malformed ${String(x.type)} message`;
 }
 
