@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { HardState, SnapshotMeta } from '@raft/core';
 import { crcHex } from './crc32.js';
 import { encodeLine, type SnapshotMetaRecord, segmentFileName, segmentHeaderBody } from './format.js';
-import { close, fdatasync, fsync, fsyncDir, ioError, isNotFound, open, writeAll } from './fsutil.js';
+import { close, fdatasync, fsync, fsyncDir, ioError, isNotFound, open, writeAll, writeAllSync } from './fsutil.js';
 import type { ScanResult } from './recovery.js';
 import { type WrittenData, writeSnapshotMeta } from './snapshot-files.js';
 import type { Counters } from './stats.js';
@@ -46,6 +46,12 @@ export interface BatchWrite {
   /** The last hard state in the batch, or `null`. */
   readonly hardState: HardState | null;
 }
+
+/**
+ * Batches up to this size are written with a synchronous `write` (see `writeAllSync`); larger ones asynchronously, so
+ * that the event loop is never blocked for long by a big copy or by the kernel throttling a writer.
+ */
+const SYNC_WRITE_MAX_BYTES = 64 * 1024;
 
 function wrapIo(what: string, file: string) {
   return (e: unknown): never => {
@@ -202,7 +208,13 @@ export class SegmentWriter {
     const seg = this.active;
     const path = join(this.dir, seg.file);
     if (batch.bytes.length > 0) {
-      await writeAll(this.fd, batch.bytes).catch(wrapIo('writing to a segment', path));
+      if (batch.bytes.length <= SYNC_WRITE_MAX_BYTES) {
+        try {
+          writeAllSync(this.fd, batch.bytes);
+        } catch (e) {
+          wrapIo('writing to a segment', path)(e);
+        }
+      } else await writeAll(this.fd, batch.bytes).catch(wrapIo('writing to a segment', path));
       this.counters.flushes++;
       this.counters.logBytesWritten += batch.bytes.length;
       if (this.sync) {
