@@ -23,7 +23,10 @@ await build({
   sourcemap: true,
   minify: !dev,
   // Workspace packages are bundled from their TypeScript sources, as the tests use them.
-  alias: { '@raft/core': join(here, '..', '..', 'packages', 'core', 'src', 'index.ts') },
+  alias: {
+    '@raft/core': join(here, '..', '..', 'packages', 'core', 'src', 'index.ts'),
+    '@raft/sim': join(here, '..', '..', 'packages', 'sim', 'src', 'index.ts'),
+  },
   tsconfig: join(here, 'tsconfig.json'),
   logLevel: 'warning',
   legalComments: 'none',

@@ -56,6 +56,8 @@ describe('playground in headless chromium', () => {
       // The replay link reproduces the session: same seed, same actions, paused at the start.
       const href = (await page.getAttribute('#pg-replay', 'href'))!;
       expect(href).toContain('replay=');
+      // @raft/sim's safety checker watched every action of the session and found nothing.
+      expect(await page.getAttribute('#pg-safety', 'class')).toBe('safety ok');
       expect(externalRequests(seen.urls)).toEqual([]);
       expect(seen.errors).toEqual([]);
     });

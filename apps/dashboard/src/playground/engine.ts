@@ -7,6 +7,10 @@
  * deadline of every node's timer (to draw it), single-event stepping, and user actions injected between events
  * and recorded so that a session can be replayed. This file has no DOM access, so it is unit tested in Node.
  *
+ * Every action of every node is also fed to `@raft/sim`'s {@link SafetyChecker} (election safety, log matching,
+ * leader completeness, state-machine safety, ...), so the page can say so if anything the user does ever breaks
+ * Raft's guarantees; a violation stops the simulation.
+ *
  * Determinism: every random choice (election timeouts, latencies, losses) is drawn from one seeded {@link Prng} in
  * event order, events at the same virtual time run in scheduling order, and each user action is recorded with the
  * virtual time and the number of events processed before it. Replaying the same seed with the same recorded
@@ -21,6 +25,7 @@ import {
   type RaftOptions,
   type Role,
 } from '@raft/core';
+import { SafetyChecker, SafetyViolation } from '@raft/sim';
 import { Prng } from './prng.js';
 
 /** Timing and size of a playground cluster. Every duration is in virtual milliseconds. */
@@ -212,6 +217,8 @@ export class Playground {
   readonly lines: LogLine[] = [];
   /** Probability that a message is lost in transit. */
   lossRate = 0;
+  /** The first safety violation the checker found (the simulation stops there), or null. */
+  violation: SafetyViolation | null = null;
 
   private readonly opts: Required<PlaygroundOptions>;
   private readonly rng: Prng;
@@ -222,6 +229,8 @@ export class Playground {
   private seq = 0;
   private nextFlightId = 1;
   private pendingReplay: RecordedAction[];
+  // Users may propose the same text twice, so one command applied at two indexes is legitimate here.
+  private readonly checker = new SafetyChecker<string>({ commandKey: (c) => c, uniqueCommands: false });
 
   /**
    * @param options - seed, size and timing.
@@ -252,9 +261,9 @@ export class Playground {
         applied: [],
       };
       this.nodes.set(id, node);
+      this.checker.nodeStarted(id, {});
       // Every initial voter bootstraps with the same configuration (see docs/core.md, createCluster).
-      raft.createCluster(this.ids);
-      this.drain(node);
+      this.input(node, (r) => r.createCluster(this.ids));
     }
   }
 
@@ -273,7 +282,9 @@ export class Playground {
 
   /** Runs every event (and replayed action) up to virtual time `t`, then sets the clock to `t`. */
   advanceTo(t: number): void {
+    if (this.violation !== null) return;
     for (;;) {
+      if (this.violation !== null) return;
       if (this.runDueReplay(t)) continue;
       const ev = this.queue.peek();
       if (ev === undefined || ev.time > t) break;
@@ -284,6 +295,7 @@ export class Playground {
 
   /** Runs exactly one event (jumping the clock to it). Returns false when nothing is scheduled. */
   step(): boolean {
+    if (this.violation !== null) return false;
     while (this.runDueReplay(Number.POSITIVE_INFINITY)) {
       // replayed actions recorded at this point run before the next event, as they did originally
     }
@@ -320,8 +332,7 @@ export class Playground {
       const node = this.nodes.get(ev.node);
       if (node === undefined || node.raft === null || node.timerGen !== ev.gen) return; // stale or crashed
       node.timer = null;
-      node.raft.handleTimeout();
-      this.drain(node);
+      this.input(node, (r) => r.handleTimeout());
       return;
     }
     const f = this.flights.get(ev.flightId);
@@ -337,8 +348,7 @@ export class Playground {
       f.dropped = 'partition';
       return;
     }
-    target.raft.handleMessage(f.message);
-    this.drain(target);
+    this.input(target, (r) => r.handleMessage(f.message));
   }
 
   private schedule(
@@ -351,22 +361,47 @@ export class Playground {
   // The runtime: carry out a node's actions
   // -------------------------------------------------------------------------------------------------------------
 
-  private drain(node: SimNode): void {
+  /**
+   * Feeds one input to a live node and performs its actions. A safety violation found meanwhile is kept in
+   * {@link Playground.violation} (and stops the run) rather than thrown, so the page can show it.
+   */
+  private input<T>(node: SimNode, fn: (raft: RaftNode<string>) => T): T | undefined {
     const raft = node.raft;
-    if (raft === null) return;
+    if (raft === null) return undefined;
+    // The checker's leader-append-only rule needs to know whether the node led in the same term before the input.
+    const leaderBefore = raft.role === 'leader' ? raft.currentTerm : -1;
+    try {
+      const out = fn(raft);
+      this.drain(node, raft, leaderBefore);
+      return out;
+    } catch (e) {
+      if (!(e instanceof SafetyViolation)) throw e;
+      this.violation = e;
+      this.log(`SAFETY VIOLATION: ${e.message}`);
+      return undefined;
+    }
+  }
+
+  private drain(node: SimNode, raft: RaftNode<string>, leaderBefore: number): void {
+    const checker = this.checker;
     // persisted() queues more actions (acks, commits), so drain until the node is quiet.
     for (let round = 0; round < 1000; round++) {
       const actions = raft.takeActions();
-      if (actions.length === 0) return;
+      if (actions.length === 0) break;
+      const isLeader = raft.role === 'leader';
+      const steady = leaderBefore >= 0 && isLeader && raft.currentTerm === leaderBefore ? leaderBefore : -1;
+      const leaderCommit = isLeader ? raft.commitIndex : -1;
       for (const a of actions) {
         switch (a.type) {
           case 'persistHardState':
+            checker.hardStatePersisted(node.id, a.hardState);
             // The virtual disk is synchronous: durable before any later send leaves (durability rule 2).
             node.disk.hardState = a.hardState;
             break;
           case 'appendEntries': {
             const first = a.entries[0];
             if (first === undefined) break;
+            checker.logAppended(node.id, a.entries, steady, leaderCommit);
             node.disk.entries.length = first.index - 1; // no compaction here: entry i is at position i - 1
             node.disk.entries.push(...a.entries);
             const last = a.entries[a.entries.length - 1];
@@ -386,11 +421,13 @@ export class Playground {
             break;
           }
           case 'apply':
+            if (a.entries.length > 0) checker.applied(node.id, a.entries);
             for (const e of a.entries) {
               if (e.type === 'command') node.applied.push(e.command);
             }
             break;
           case 'stateChanged':
+            checker.stateChanged(node.id, a.role, a.term);
             if (a.role === 'leader') this.log(`${node.id} became leader in term ${a.term}`);
             else if (a.role === 'candidate') this.log(`${node.id} is a candidate in term ${a.term}`);
             break;
@@ -400,6 +437,7 @@ export class Playground {
         }
       }
     }
+    checker.observe(node.id, raft);
   }
 
   private send(message: Message<string>): void {
@@ -460,12 +498,10 @@ export class Playground {
       case 'restart': {
         const n = this.node(action.node);
         if (n.raft !== null) return { ok: false, error: `${n.id} is already up` };
-        n.raft = RaftNode.restart<string>(
-          n.id,
-          { hardState: n.disk.hardState, snapshot: null, entries: n.disk.entries.slice() },
-          this.raftOptions(),
-        );
-        this.drain(n);
+        const persisted = { hardState: n.disk.hardState, snapshot: null, entries: n.disk.entries.slice() };
+        n.raft = RaftNode.restart<string>(n.id, persisted, this.raftOptions());
+        this.checker.nodeStarted(n.id, persisted);
+        this.input(n, () => undefined);
         return { ok: true, detail: `${n.id} restarted in term ${n.disk.hardState.term}` };
       }
       case 'isolate': {
@@ -508,18 +544,19 @@ export class Playground {
       case 'propose': {
         const leader = this.leader();
         if (leader === null || leader.raft === null) return { ok: false, error: 'no leader right now' };
-        const r = leader.raft.propose(action.command);
+        this.checker.proposed(action.command);
+        const r = this.input(leader, (raft) => raft.propose(action.command));
+        if (r === undefined) return { ok: false, error: 'safety violation' };
         if (!r.ok) return { ok: false, error: `${leader.id}: ${r.error.code}` };
-        this.drain(leader);
         return { ok: true, detail: `${leader.id} appended it at index ${r.value.index} (term ${r.value.term})` };
       }
       case 'transfer': {
         this.node(action.node);
         const leader = this.leader();
         if (leader === null || leader.raft === null) return { ok: false, error: 'no leader right now' };
-        const r = leader.raft.transferLeadership(action.node);
+        const r = this.input(leader, (raft) => raft.transferLeadership(action.node));
+        if (r === undefined) return { ok: false, error: 'safety violation' };
         if (!r.ok) return { ok: false, error: `${leader.id}: ${r.error.code}` };
-        this.drain(leader);
         return { ok: true, detail: `${leader.id} is handing leadership to ${action.node}` };
       }
       default:

@@ -76,6 +76,12 @@ export function startPlayground(root: HTMLElement, params: URLSearchParams): voi
     'Replay link',
   );
   const outcome = h('div', { id: 'pg-outcome', class: 'outcome', role: 'status' });
+  const safety = h('div', {
+    id: 'pg-safety',
+    class: 'safety',
+    title:
+      "@raft/sim's SafetyChecker watches every action: election safety, leader append-only, log matching, leader completeness, state-machine safety, single config change",
+  });
   const seedForm = h(
     'form',
     { class: 'inline', id: 'pg-new' },
@@ -227,6 +233,7 @@ export function startPlayground(root: HTMLElement, params: URLSearchParams): voi
         seedForm,
       ),
       outcome,
+      safety,
       h(
         'div',
         { class: 'pg-main' },
@@ -321,6 +328,14 @@ export function startPlayground(root: HTMLElement, params: URLSearchParams): voi
     setText(clock, `${(sim.now / 1000).toFixed(2)} s · ${sim.steps} events`);
     setText(leaderOut, sim.leaderId() ?? 'none');
     setText(pauseBtn, paused ? 'Resume' : 'Pause');
+    const v = sim.violation;
+    setAttr(safety, 'class', v === null ? 'safety ok' : 'safety violated');
+    setText(
+      safety,
+      v === null
+        ? '✓ safety checker: every Raft safety property holds so far'
+        : `✗ SAFETY VIOLATION (simulation stopped): ${v.message}`,
+    );
     setAttr(root.querySelector('.pg') ?? root, 'data-paused', String(paused));
     for (const v of views) renderNode(v);
     for (const [key, line] of links) {
