@@ -96,6 +96,8 @@ export interface Profile {
   maxLatencyMs: number;
   /** Largest fsync latency in ms. */
   fsyncMaxMs: number;
+  /** Largest clock drift of a node (fraction; see `TimingOptions.clockDrift`). */
+  clockDrift: number;
   /** Core options (batch size, pipeline window, snapshot chunk size, read mode, PreVote, CheckQuorum). */
   raft: SimRaftOptions;
   /**
@@ -223,6 +225,8 @@ export function drawProfile(random: Prng, overrides: Partial<Profile> = {}): Pro
     duplicateRate: lossy ? random.float(0, 0.05) : 0,
     maxLatencyMs: random.pick([2, 5, 10, 20]),
     fsyncMaxMs: random.pick([1, 3, 8, 15]),
+    // Within the bound lease reads tolerate with the default options (below 1/9, see docs/core.md).
+    clockDrift: random.pick([0, 0, 0.02, 0.05]),
     raft,
     // One run in five also cuts leaders off at the worst moments (right after winning, right after committing).
     isolateNewLeaderRate: reactive ? 0.3 : 0,
@@ -257,7 +261,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
       dropRate: profile.dropRate,
       duplicateRate: profile.duplicateRate,
     },
-    timing: { fsyncMinMs: 0, fsyncMaxMs: profile.fsyncMaxMs },
+    timing: { fsyncMinMs: 0, fsyncMaxMs: profile.fsyncMaxMs, clockDrift: profile.clockDrift },
     raft: { ...profile.raft, unsafeBugs: options.bugs },
     traceLimit: options.traceLimit ?? 200,
     recordActions: options.recordActions,

@@ -68,14 +68,20 @@ export class SimDisk<C> {
     for (; k < entries.length; k++) this.log.push(entries[k]);
   }
 
-  /** Flushes every pending write. @returns the last entry written, if any. */
-  flush(): Entry<C> | undefined {
+  /**
+   * Makes the first `count` pending writes durable (default: all of them), in order.
+   *
+   * @returns the last entry written, if any
+   */
+  flush(count = this.pending.length): Entry<C> | undefined {
     let last: Entry<C> | undefined;
-    for (const w of this.pending) {
+    const n = Math.min(count, this.pending.length);
+    for (let i = 0; i < n; i++) {
+      const w = this.pending[i];
       this.write(w);
       if (w.length > 0) last = w[w.length - 1];
     }
-    this.pending = [];
+    this.pending = n === this.pending.length ? [] : this.pending.slice(n);
     return last;
   }
 
@@ -155,6 +161,12 @@ export class SimNode<C> {
   incarnation = 0;
   private timerGen = 0;
   private fsyncPending = false;
+  private fsyncCovers = 0;
+  /**
+   * How fast this node's clock runs relative to virtual time (1 = exact; 1.05 = its timers take 5% longer).
+   * Drawn from `timing.clockDrift` when the simulation creates the node.
+   */
+  clockRate = 1;
   private incoming: { meta: SnapshotMeta; bytes: Uint8Array; done: boolean } | null = null;
 
   /**
@@ -247,6 +259,14 @@ export class SimNode<C> {
     return this.applied[index - this.appliedBase - 1]?.entry;
   }
 
+  private startFsync(): void {
+    const { fsyncMinMs, fsyncMaxMs } = this.host.timing;
+    const delay = fsyncMaxMs > fsyncMinMs ? this.host.random.int(fsyncMinMs, fsyncMaxMs) : fsyncMinMs;
+    this.fsyncPending = true;
+    this.fsyncCovers = this.disk.pending.length;
+    this.host.schedule({ time: this.host.now + delay, seq: 0, kind: 'fsync', node: this.id, gen: this.incarnation });
+  }
+
   /** Handles a timer or fsync event addressed to this node. */
   fire(event: NodeEvent): void {
     if (this.raft === null || event.gen !== (event.kind === 'timer' ? this.timerGen : this.incarnation)) return;
@@ -255,8 +275,11 @@ export class SimNode<C> {
         this.host.trace(this.id, 'timeout', `${this.raft.role} timer fired (term ${this.raft.currentTerm})`);
       this.input((r) => r.handleTimeout());
     } else {
+      // An fsync makes durable the writes issued before it started; later ones wait for the next fsync (group
+      // commit), so a crash can still lose them.
       this.fsyncPending = false;
-      const last = this.disk.flush();
+      const last = this.disk.flush(this.fsyncCovers);
+      if (this.disk.pending.length > 0) this.startFsync();
       if (last !== undefined) {
         if (this.host.tracing) this.host.trace(this.id, 'fsync', `log durable up to ${last.index}/${last.term}`);
         this.input((r) => r.persisted(last.index, last.term));
@@ -321,19 +344,16 @@ export class SimNode<C> {
         if (a.entries.length === 0) break;
         checker?.logAppended(this.id, a.entries, steady, leaderCommit);
         this.disk.pending.push(a.entries);
-        if (!this.fsyncPending) {
-          this.fsyncPending = true;
-          const { fsyncMinMs, fsyncMaxMs } = host.timing;
-          const delay = fsyncMaxMs > fsyncMinMs ? host.random.int(fsyncMinMs, fsyncMaxMs) : fsyncMinMs;
-          host.schedule({ time: host.now + delay, seq: 0, kind: 'fsync', node: this.id, gen: this.incarnation });
-        }
+        if (!this.fsyncPending) this.startFsync();
         break;
       case 'send':
         host.send(a.message);
         break;
       case 'setTimer': {
         const t = host.timing;
-        const ms = a.kind === 'heartbeat' ? t.heartbeatMs : host.random.int(t.electionMinMs, t.electionMaxMs);
+        const nominal = a.kind === 'heartbeat' ? t.heartbeatMs : host.random.int(t.electionMinMs, t.electionMaxMs);
+        // This node's clock runs at `clockRate` (drift): its timers last that much longer or shorter in real time.
+        const ms = this.clockRate === 1 ? nominal : Math.round(nominal * this.clockRate * 100) / 100;
         this.timerGen++;
         host.schedule({ time: host.now + ms, seq: 0, kind: 'timer', node: this.id, gen: this.timerGen });
         break;
@@ -423,6 +443,7 @@ export class SimNode<C> {
         this.disk.snapshot = { meta: a.snapshot, data };
         this.disk.log = [];
         this.disk.pending = [];
+        this.fsyncCovers = 0;
         this.sm = host.makeStateMachine();
         this.sm.restore(data);
         this.appliedIndex = a.snapshot.index;

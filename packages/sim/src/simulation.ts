@@ -172,7 +172,12 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
         : [...options.nodes];
     if (ids.length === 0 || new Set(ids).size !== ids.length)
       throw new RangeError('node ids must be non-empty and unique');
-    for (const id of ids) this.nodes.set(id, new SimNode<C>(id, this));
+    for (const id of ids) {
+      const node = new SimNode<C>(id, this);
+      const d = this.timing.clockDrift;
+      if (d > 0) node.clockRate = 1 + this.random.float(-d, d);
+      this.nodes.set(id, node);
+    }
     for (const node of this.nodes.values()) node.start();
     const voters = options.voters ?? ids;
     for (const v of voters) {

@@ -108,15 +108,22 @@ export interface TimingOptions {
   fsyncMinMs: number;
   /** Default 5. */
   fsyncMaxMs: number;
+  /**
+   * Largest clock drift, as a fraction: each node's clock runs at a rate drawn uniformly from
+   * [1 - clockDrift, 1 + clockDrift], stretching or shrinking its timers. Default 0. Lease reads are safe only while
+   * drift stays within the bound documented in docs/core.md.
+   */
+  clockDrift: number;
 }
 
-/** Defaults of {@link TimingOptions} (heartbeat 10 ms, elections 100–200 ms, fsync 1–5 ms). */
+/** Defaults of {@link TimingOptions} (heartbeat 10 ms, elections 100–200 ms, fsync 1–5 ms, no clock drift). */
 export const DEFAULT_TIMING: Readonly<TimingOptions> = {
   heartbeatMs: 10,
   electionMinMs: 100,
   electionMaxMs: 200,
   fsyncMinMs: 1,
   fsyncMaxMs: 5,
+  clockDrift: 0,
 };
 
 /** Kinds of {@link TraceEvent}. */

@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type KvCommand,
   runSchedule,
   type SafetyProperty,
+  SafetyViolation,
   ScheduleFailure,
   type ScheduleOptions,
+  Simulation,
   type UnsafeBugs,
 } from '../src/index.js';
 
@@ -106,4 +109,56 @@ describe('plant a bug: the simulator catches each known protocol bug', () => {
       expect(() => runSchedule({ ...hunt.options, seed: failure.seed, traceLimit: 0 })).not.toThrow();
     });
   }
+});
+
+// Lease reads are safe only while clocks drift less than the bound in docs/core.md (with the default
+// leaseTicks = electionTicks - 2: leaseTicks * (1 + d) < electionTicks * (1 - d), so d < 1/9). The scenario: the
+// leader's clock runs slow, the followers' fast; the leader is cut off, the followers elect a new leader that
+// commits a write; then the old leader serves a lease read.
+describe('clock drift against lease reads', () => {
+  function staleLeaseReads(slowRate: number, fastRate: number, seeds: number): { stale: number; tried: number } {
+    let stale = 0;
+    let tried = 0;
+    for (let seed = 1; seed <= seeds; seed++) {
+      const sim = new Simulation<KvCommand>({ seed, nodes: 3, raft: { readMode: 'lease' }, traceLimit: 0 });
+      const ready = (id: string) => {
+        const r = sim.node(id).raft;
+        return r !== null && r.role === 'leader' && r.commitIndex === r.lastLogIndex;
+      };
+      expect(sim.runUntil(() => sim.leader() !== null && ready(sim.leader()!.id), 5_000)).toBe(true);
+      const old = sim.leader()!;
+      for (const n of sim.nodes.values()) n.clockRate = n === old ? slowRate : fastRate;
+      sim.runFor(50 + seed); // a few heartbeats at the new rates, ending at varied points of the heartbeat cycle
+      sim.isolate(old.id);
+      const replaced = () => {
+        const l = sim.leader();
+        return l !== null && l.id !== old.id && ready(l.id);
+      };
+      if (!sim.runUntil(replaced, 2_000)) continue;
+      const fresh = sim.leader()!.id;
+      sim.propose({ id: seed, key: 'a', value: seed }, fresh);
+      sim.runUntil(() => ready(fresh) && sim.node(fresh).raft!.commitIndex > 2, 500);
+      tried++;
+      try {
+        sim.read(old.id, 'a');
+        sim.runFor(1);
+      } catch (e) {
+        if (!(e instanceof SafetyViolation) || e.property !== 'linearizable-read') throw e;
+        stale++;
+      }
+    }
+    return { stale, tried };
+  }
+
+  it('beyond the bound (45% drift) a stale lease read is caught', () => {
+    const r = staleLeaseReads(1.45, 0.55, 60);
+    expect(r.tried).toBeGreaterThanOrEqual(50);
+    expect(r.stale).toBeGreaterThan(0);
+  });
+
+  it('within the bound (5% drift) the same scenarios never read stale', () => {
+    const r = staleLeaseReads(1.05, 0.95, 60);
+    expect(r.tried).toBeGreaterThanOrEqual(50);
+    expect(r.stale).toBe(0);
+  });
 });
