@@ -4,7 +4,7 @@
  * A line is a JSON object whose first member is `"crc"`, followed by the record's own members:
  *
  * ```text
- * {"crc":"3f1a9c0e","rec":"entry","index":7,"term":2,"type":"command","command":{"$bytes":"aGk="}}
+ * {"crc":"0ef148f1","rec":"entry","index":7,"term":2,"type":"command","command":{"$bytes":"aGk="}}
  * ```
  *
  * The checksum is the CRC-32 of the record's *body*: the UTF-8 bytes of the same line with the `"crc":"…",`
