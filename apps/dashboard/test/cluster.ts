@@ -1,10 +1,38 @@
 /**
- * The cluster the live-view e2e test watches.
- *
- * FALLBACK IN USE: the test-only {@link FakeCluster} (WebSocket JSON-RPC servers that mimic `GetServerState` and
- * `TakeSnapshot`), because real @raft/node-tcp nodes are not yet usable here (see docs/dashboard.md, "Tests").
+ * A real 3-node cluster for the live-view e2e test: @raft/node-tcp servers started in this process on 127.0.0.1,
+ * with a bounded trickle of commands so the page's commits-per-second chart has data.
  */
-import { FakeCluster } from './fake-cluster.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, type Machine, type RaftServer, silentLogger } from '@raft/node-tcp';
+
+/** The smallest useful machine: a counter, so commands have something to change. */
+class Counter implements Machine {
+  n = 0;
+  apply(): number {
+    return ++this.n;
+  }
+  snapshot(): number {
+    return this.n;
+  }
+  restore(s: unknown): void {
+    this.n = Number(s);
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a !== null ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 /** What the live test needs from a cluster. */
 export interface TestCluster {
@@ -12,16 +40,63 @@ export interface TestCluster {
   readonly addresses: string[];
   /** Crash-like stop of one node. */
   kill(address: string): Promise<void>;
-  /** Stops everything. */
+  /** Stops everything and deletes temporary data. */
   close(): Promise<void>;
 }
 
-/** Starts a three-node cluster with one leader. */
+/** Starts three real nodes: CreateCluster on the first, AddServer for the other two. */
 export async function startCluster(): Promise<TestCluster> {
-  const c = await FakeCluster.start(3);
+  const dir = await mkdtemp(join(tmpdir(), 'dashboard-live-'));
+  const servers: RaftServer[] = [];
+  let loadRunning = true;
+  let load: Promise<void> = Promise.resolve();
+  try {
+    for (let i = 0; i < 3; i++) {
+      const address = `127.0.0.1:${await freePort()}`;
+      servers.push(
+        createServer({
+          address,
+          dataDir: join(dir, address.replace(/\W/g, '_')),
+          machine: new Counter(),
+          storageSync: false,
+          logger: silentLogger,
+          // Generous timings: the machine running the tests is shared and may be loaded.
+          heartbeatMs: 50,
+          electionTimeoutMs: 500,
+          requestTimeoutMs: 10_000,
+        }),
+      );
+    }
+    await Promise.all(servers.map((s) => s.start()));
+    await servers[0].createCluster();
+    await servers[0].addServer(servers[1].id);
+    await servers[0].addServer(servers[2].id);
+  } catch (e) {
+    await Promise.all(servers.map((s) => s.kill().catch(() => {})));
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  load = (async () => {
+    for (let i = 0; i < 5000 && loadRunning; i++) {
+      const live = servers.filter((s) => s.isRunning);
+      try {
+        await live[i % live.length]?.apply({ inc: i }, { timeoutMs: 2000 });
+      } catch {
+        await new Promise((r) => setTimeout(r, 100)); // no leader for a moment (the test kills it)
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
   return {
-    addresses: c.nodes.map((n) => n.address),
-    kill: (a) => c.kill(a),
-    close: () => c.close(),
+    addresses: servers.map((s) => s.id),
+    kill: async (address) => {
+      await servers.find((s) => s.id === address)?.kill();
+    },
+    close: async () => {
+      loadRunning = false;
+      await load;
+      await Promise.all(servers.map((s) => s.kill().catch(() => {})));
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }

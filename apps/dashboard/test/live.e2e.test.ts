@@ -1,6 +1,6 @@
 /**
- * The live view in headless chromium against a running 3-node cluster (see ./cluster.ts for which one), watched by
- * the page over the nodes' WebSocket endpoints.
+ * The live view in headless chromium against a real 3-node cluster (@raft/node-tcp servers started in this
+ * process, see ./cluster.ts), watched by the page over the nodes' own WebSocket endpoints.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
