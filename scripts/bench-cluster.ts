@@ -378,6 +378,8 @@ interface Result {
   readonly report: LoadReport;
   /** CPU used by each member during the run, as a percentage of one core. */
   readonly serverCpuPct: number[];
+  /** CPU time of all members together per successful request, in microseconds: less sensitive to background load. */
+  readonly cpuMicrosPerOp: number;
   readonly clientCpuPct: number;
   /** raft-kvs only: log entries per append batch on the leader (how well proposals are grouped per fsync). */
   readonly leaderEntriesPerAppend?: number;
@@ -416,6 +418,7 @@ async function measure(cluster: Cluster, workload: WorkloadKind, concurrency: nu
     valueSize,
     report,
     serverCpuPct,
+    cpuMicrosPerOp: report.ok ? ((serverCpuPct.reduce((a, b) => a + b, 0) / 100) * wall * 1e6) / report.ok : 0,
     clientCpuPct: (report.clientCpuSec / report.elapsedSec) * 100,
     leaderEntriesPerAppend,
   };
@@ -540,7 +543,7 @@ function summariseProfile(
     }
     total += hits;
     const file = n.callFrame.url ? n.callFrame.url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '') : '';
-    const name = `${n.callFrame.functionName || '(anonymous)'}${file ? ` ${file}:${n.callFrame.lineNumber + 1}` : ''}`;
+    XX;
     byName.set(name, (byName.get(name) ?? 0) + hits);
   }
   const rows = [...byName.entries()]
@@ -589,6 +592,7 @@ function comparisonTable(nodes: number, rows: { workload: WorkloadKind; c: numbe
     ...(both ? ['raft-kvs ops/s', 'etcd ops/s', 'ratio'] : [`${SYSTEMS[0]} ops/s`]),
     ...SYSTEMS.map((s) => `${s} p50 / p99 / max ms`),
     ...SYSTEMS.map((s) => `${s} CPU % (per node)`),
+    ...SYSTEMS.map((s) => `${s} CPU µs / op`),
     ...(SYSTEMS.includes('raft-kvs') ? ['raft-kvs entries / append (leader)'] : []),
     'errors',
   ];
@@ -605,13 +609,16 @@ function comparisonTable(nodes: number, rows: { workload: WorkloadKind; c: numbe
       r ? `${ms(r.report.latencyMs.p50)} / ${ms(r.report.latencyMs.p99)} / ${ms(r.report.latencyMs.max)}` : '—',
     );
     const cpu = rs.map((r) => (r ? r.serverCpuPct.map((x) => x.toFixed(0)).join(' ') : '—'));
+    const perOp = rs.map((r) => (r ? r.cpuMicrosPerOp.toFixed(0) : '—'));
     const errs = rs.map((r) => (r ? String(r.report.errors) + (r.report.truncated ? ' (cut)' : '') : '—')).join(' / ');
     const wl = `${WL_NAME[workload]}${size ? `, ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`} values` : ''}`;
     const kvs = rs[SYSTEMS.indexOf('raft-kvs')];
     const batch = SYSTEMS.includes('raft-kvs')
       ? [kvs?.leaderEntriesPerAppend ? kvs.leaderEntriesPerAppend.toFixed(1) : '—']
       : [];
-    lines.push(`| ${[wl, String(c), ...tput, ...(both ? [ratio] : []), ...lat, ...cpu, ...batch, errs].join(' | ')} |`);
+    lines.push(
+      `| ${[wl, String(c), ...tput, ...(both ? [ratio] : []), ...lat, ...cpu, ...perOp, ...batch, errs].join(' | ')} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -693,34 +700,48 @@ async function main(): Promise<void> {
   );
   if (!opt['skip-scale']) await runRows(5, '5n', fiveRows, (r) => COUNTS[r.c]);
   let memory: MemorySample[] = [];
+  const failures: string[] = [];
   if (!opt['skip-memory'] && SYSTEMS.includes('raft-kvs')) {
     log(
       `memory run: ${memoryPuts} Puts at C=1000 on a fresh 3-node raft-kvs cluster (snapshot every ${snapshotEntries})`,
     );
-    memory = await memoryRun();
+    memory = await memoryRun().catch((e: unknown) => {
+      failures.push(`memory run failed: ${e instanceof Error ? e.message : String(e)}`);
+      return [];
+    });
   }
   let profiles: { node: string; summary: ReturnType<typeof summariseProfile> }[] = [];
   if (opt.profile && SYSTEMS.includes('raft-kvs')) {
     log('profile run: raft-kvs with --cpu-prof, Put then Get at C=1000');
-    const cluster = await startKvs(3, 'profile', { profile: true });
     try {
-      // Only samples taken during the load count: start-up (tsx compiling the sources) would dominate otherwise.
-      profileWindow[0] = process.hrtime.bigint() / 1000n;
-      await measure(cluster, 'command', 1000, COUNTS[1000]);
-      await measure(cluster, 'query', 1000, COUNTS[1000]);
-      profileWindow[1] = process.hrtime.bigint() / 1000n;
-      results.splice(-2, 2); // profiled runs are slower; they do not go into the tables
-    } finally {
-      await stopChildren(cluster.members);
-    }
-    const dir = cluster.profileDir!;
-    profiles = readdirSync(dir)
-      .filter((f) => f.endsWith('.cpuprofile'))
-      .sort()
-      .map((f) => ({ node: f.replace('.cpuprofile', ''), summary: summariseProfile(join(dir, f)) }));
-    for (const p of profiles) {
-      log(`profile ${p.node} (${p.summary.total} busy samples, ${p.summary.idlePct.toFixed(0)}% idle):`);
-      for (const r of p.summary.rows) log(`  ${r.pct.toFixed(1).padStart(5)}%  ${r.name}`);
+      const cluster = await startKvs(3, 'profile', { profile: true });
+      let leader: string | null = null;
+      try {
+        // Only samples taken during the load count: start-up (tsx compiling the sources) would dominate otherwise.
+        profileWindow[0] = process.hrtime.bigint() / 1000n;
+        await measure(cluster, 'command', 1000, COUNTS[1000]);
+        await measure(cluster, 'query', 1000, COUNTS[1000]);
+        profileWindow[1] = process.hrtime.bigint() / 1000n;
+        results.splice(-2, 2); // profiled runs are slower; they do not go into the tables
+        leader = (await leaderCounters(cluster))?.leader ?? null;
+      } finally {
+        await stopChildren(cluster.members);
+      }
+      const dir = cluster.profileDir!;
+      profiles = readdirSync(dir)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .sort()
+        .map((f) => {
+          const i = Number(/node-(\d+)/.exec(f)?.[1]);
+          const role = cluster.servers[i] === leader ? 'leader' : 'follower';
+          return { node: `node ${i + 1} (${role})`, summary: summariseProfile(join(dir, f)) };
+        });
+      for (const p of profiles) {
+        log(`profile ${p.node} (${p.summary.total} busy samples, ${p.summary.idlePct.toFixed(0)}% idle):`);
+        for (const r of p.summary.rows) log(`  ${r.pct.toFixed(1).padStart(5)}%  ${r.name}`);
+      }
+    } catch (e) {
+      failures.push(`profile run failed: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   const minutes = (performance.now() - t0) / 60_000;
@@ -806,6 +827,7 @@ async function main(): Promise<void> {
       md.push('');
     }
   }
+  if (failures.length) md.push('### Failures', '', ...failures.map((f) => `- ${f}`), '');
   const body = md.join('\n');
   console.log(`\n${body}`);
   if (!opt['no-write']) {
