@@ -543,7 +543,8 @@ function summariseProfile(
     }
     total += hits;
     const file = n.callFrame.url ? n.callFrame.url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '') : '';
-    XX;
+    // Line numbers are left out: tsx compiles each source to one line, so they would all read 1.
+    const name = `${n.callFrame.functionName || '(anonymous)'}${file ? ` (${file})` : ''}`;
     byName.set(name, (byName.get(name) ?? 0) + hits);
   }
   const rows = [...byName.entries()]
