@@ -38,20 +38,22 @@ async function freePort(): Promise<number> {
 export interface TestCluster {
   /** `host:port` of every node (each serves JSON-RPC over WebSocket on that port). */
   readonly addresses: string[];
+  /** A started server that is in no cluster yet (for AddServer). */
+  readonly spare: string;
   /** Crash-like stop of one node. */
   kill(address: string): Promise<void>;
   /** Stops everything and deletes temporary data. */
   close(): Promise<void>;
 }
 
-/** Starts three real nodes: CreateCluster on the first, AddServer for the other two. */
+/** Starts three real nodes (CreateCluster on the first, AddServer for the other two) and one spare server. */
 export async function startCluster(): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'dashboard-live-'));
   const servers: RaftServer[] = [];
   let loadRunning = true;
   let load: Promise<void> = Promise.resolve();
   try {
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       const address = `127.0.0.1:${await freePort()}`;
       servers.push(
         createServer({
@@ -76,9 +78,10 @@ export async function startCluster(): Promise<TestCluster> {
     await rm(dir, { recursive: true, force: true });
     throw e;
   }
+  const members = servers.slice(0, 3);
   load = (async () => {
     for (let i = 0; i < 5000 && loadRunning; i++) {
-      const live = servers.filter((s) => s.isRunning);
+      const live = members.filter((s) => s.isRunning);
       try {
         await live[i % live.length]?.apply({ inc: i }, { timeoutMs: 2000 });
       } catch {
@@ -88,7 +91,8 @@ export async function startCluster(): Promise<TestCluster> {
     }
   })();
   return {
-    addresses: servers.map((s) => s.id),
+    addresses: members.map((s) => s.id),
+    spare: servers[3].id,
     kill: async (address) => {
       await servers.find((s) => s.id === address)?.kill();
     },

@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 describe('live view in headless chromium', () => {
-  it('shows a 3-node cluster with one leader, runs an operator action, and reflects a leader kill', async () => {
+  it('shows a 3-node cluster with one leader, runs every operator action, and reflects a leader kill', async () => {
     const page = await e2e.browser.newPage({ viewport: { width: 1300, height: 1100 } });
     const seen = watchPage(page);
     await withFailureArtifacts(page, 'live', seen, async () => {
@@ -61,9 +61,33 @@ describe('live view in headless chromium', () => {
         .toMatch(/^index \d+/);
       await page.screenshot({ path: join(artifactsDir, 'live-1-cluster.png'), fullPage: true });
 
+      // Operator action: transfer leadership to a chosen follower.
+      const target = cluster.addresses.find((a) => a !== leader)!;
+      await page.selectOption('#op-transfer-to', target);
+      await page.click('#op-transfer');
+      const transfer = page.locator('#op-results li[data-method="TransferLeadership"]').first();
+      await expect.poll(() => transfer.getAttribute('class'), { timeout: 20_000 }).toBe('ok');
+      expect(await transfer.textContent()).toContain(`"leader":"${target}"`);
+      await expect.poll(() => page.textContent('#live-leader'), { timeout: 10_000 }).toBe(target);
+
+      // Operator actions: add the spare server (it becomes a voter), then remove it again.
+      const votersOf = (node: string) => page.textContent(`.node-card[data-node="${node}"] dd[data-field="voters"]`);
+      await page.fill('#op-add-addr', cluster.spare);
+      await page.click('#op-add');
+      const add = page.locator('#op-results li[data-method="AddServer"]').first();
+      await expect.poll(() => add.getAttribute('class'), { timeout: 30_000 }).toBe('ok');
+      expect(await add.textContent()).toContain(cluster.spare);
+      await expect.poll(() => votersOf(target), { timeout: 10_000 }).toContain(cluster.spare);
+      await page.screenshot({ path: join(artifactsDir, 'live-2-four-voters.png'), fullPage: true });
+      await page.fill('#op-remove-addr', cluster.spare);
+      await page.click('#op-remove');
+      const remove = page.locator('#op-results li[data-method="RemoveServer"]').first();
+      await expect.poll(() => remove.getAttribute('class'), { timeout: 30_000 }).toBe('ok');
+      await expect.poll(() => votersOf(target), { timeout: 10_000 }).not.toContain(cluster.spare);
+
       // Kill the leader (crash-like): the page must show it down and another node leading.
       const killedAt = Date.now();
-      await cluster.kill(leader);
+      await cluster.kill(target);
       await page.waitForFunction(
         (old) => {
           const now = document.querySelector('#live-leader')?.textContent;
@@ -74,15 +98,15 @@ describe('live view in headless chromium', () => {
             document.querySelectorAll('.node-card[data-role="leader"]').length === 1
           );
         },
-        leader,
+        target,
         { timeout: 20_000 },
       );
       const reflectedMs = Date.now() - killedAt;
       const next = (await page.textContent('#live-leader'))!;
-      expect(next).not.toBe(leader);
+      expect(next).not.toBe(target);
       expect(await page.getAttribute(`.node-card[data-node="${next}"]`, 'data-role')).toBe('leader');
       console.log(`[dashboard e2e] leader kill reflected on the page after ${reflectedMs} ms`);
-      await page.screenshot({ path: join(artifactsDir, 'live-2-after-leader-kill.png'), fullPage: true });
+      await page.screenshot({ path: join(artifactsDir, 'live-3-after-leader-kill.png'), fullPage: true });
 
       expect(externalRequests(seen.urls)).toEqual([]);
       expect(seen.errors).toEqual([]);
