@@ -403,7 +403,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
           `no leader with a committed entry of its term within ${LIVENESS_LEADER_MS} ms after faults stopped`,
         );
       }
-      leaderAfterMs = sim.now - faultsEnd;
+      leaderAfterMs = round2(sim.now - faultsEnd);
       const deadline = sim.now + LIVENESS_COMMIT_MS;
       let committed = false;
       while (!committed && sim.now < deadline) {
@@ -427,7 +427,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
           `a new proposal did not commit within ${LIVENESS_COMMIT_MS} ms after a leader emerged`,
         );
       }
-      commitAfterMs = sim.now - faultsEnd;
+      commitAfterMs = round2(sim.now - faultsEnd);
       sim.audit();
     }
     step = stepCount;
@@ -449,7 +449,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
       snapshots: checker?.stats.snapshots ?? 0,
       installs: ids.reduce((n, id) => n + sim.node(id).installs, 0),
       configChanges,
-      virtualMs: sim.now,
+      virtualMs: round2(sim.now),
       events: sim.stats.events,
       leaderAfterMs,
       commitAfterMs,
@@ -458,6 +458,11 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
   } catch (e) {
     return fail(e);
   }
+}
+
+/** Rounds to 1/100 ms (drifting clocks make event times fractional). */
+function round2(ms: number): number {
+  return Math.round(ms * 100) / 100;
 }
 
 function termOfCommit(sim: Simulation<KvCommand>, id: NodeId): number {

@@ -592,7 +592,8 @@ function jsonBytes(_key: string, value: unknown): unknown {
 export function formatTraceEvent(e: TraceEvent): string {
   const who = e.node === null ? '*' : e.node;
   const detail = typeof e.detail === 'string' ? e.detail : describeMessage(e.detail);
-  return `${String(e.time).padStart(6)}ms ${who.padEnd(4)} ${e.kind.padEnd(9)} ${detail}`;
+  const time = Number.isInteger(e.time) ? String(e.time) : e.time.toFixed(2);
+  return `${time.padStart(6)}ms ${who.padEnd(4)} ${e.kind.padEnd(9)} ${detail}`;
 }
 
 /** A short description of a message. */
