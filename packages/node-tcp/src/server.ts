@@ -23,7 +23,13 @@ import {
   type SnapshotMeta,
   type Term,
 } from '@raft/core';
-import { type Codec, type JsonlStorage, openStorage, type JsonValue as StorageJson } from '@raft/storage-jsonl';
+import {
+  type Codec,
+  isStorageError,
+  type JsonlStorage,
+  openStorage,
+  type JsonValue as StorageJson,
+} from '@raft/storage-jsonl';
 import { ErrorCode, errors, RpcError } from './errors.js';
 import { PEER_MAGIC } from './frame.js';
 import { consoleLogger, type Logger } from './logger.js';
@@ -190,6 +196,8 @@ class Pending {
   retry: () => void = () => undefined;
   /** Whether repeating the request cannot do harm (exactly-once commands, membership changes). */
   idempotent = false;
+  /** The id of the forwarded copy while `phase` is `forwarded`. */
+  forwardId = 0;
   timer: ReturnType<typeof setTimeout> | undefined;
   readonly deadline: number;
 
@@ -885,6 +893,8 @@ export class RaftServer extends EventEmitter {
   }
 
   private timeoutOutcome(p: Pending): ApplyOutcome {
+    // A late answer to a forwarded request has nobody to go to: forget it now rather than when (if) it arrives.
+    if (p.phase === 'forwarded') this.forwards.delete(p.forwardId);
     if (p.phase === 'waiting') {
       if (p.waitReason === 'config') {
         return fail(
@@ -964,6 +974,7 @@ export class RaftServer extends EventEmitter {
       const id = ++this.forwardSeq;
       p.phase = 'forwarded';
       this.forwards.set(id, p);
+      p.forwardId = id;
       this.counters.forwardedOut++;
       this.transport.forward(leader, [id, op, p.remainingMs, hops + 1]);
       return;
@@ -1311,7 +1322,14 @@ export class RaftServer extends EventEmitter {
         }
         this.takeSnapshotNow().then(
           () => done(okJson({ snapshotIndex: this.snapshotMeta?.index ?? 0 })),
-          (e) => done(fail(errors.storage((e as Error)?.message ?? String(e)))),
+          (e) =>
+            done(
+              fail(
+                isStorageError(e)
+                  ? errors.storage((e as Error).message)
+                  : errors.internal(`cannot take a snapshot: ${(e as Error)?.message ?? String(e)}`),
+              ),
+            ),
         );
         return;
       }

@@ -110,7 +110,7 @@ describe('JSON-RPC protocol', () => {
 
   it('refuses CreateCluster twice, inputs the machine rejects, and pipelines requests', async () => {
     c = await Cluster.create();
-    const a = await c.start();
+    const a = await c.start(undefined, { storageSync: true }); // the real fsync path, once
     const cl = await c.client(a.id);
     // raftpico's benchmark sends these three pipelined on one connection.
     const b = await c.start();
