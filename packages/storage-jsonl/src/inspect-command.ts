@@ -1,5 +1,5 @@
 /**
- * The `raft-storage-inspect` command line, as a function so that other CLIs (`raft-kvs inspect`) can embed it.
+ * The `raft-storage-inspect` command line, as a function so that other CLIs can embed it.
  *
  * @packageDocumentation
  */

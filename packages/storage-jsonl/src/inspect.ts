@@ -1,5 +1,5 @@
 /**
- * Read-only inspection of a data directory, shared by the `raft-storage-inspect` command and `raft-kvs inspect`.
+ * Read-only inspection of a data directory: the `raft-storage-inspect` command and any CLI that embeds it.
  *
  * @packageDocumentation
  */
