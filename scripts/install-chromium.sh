@@ -5,9 +5,19 @@
 # Idempotent: does nothing when /usr/bin/chromium already exists.
 set -euo pipefail
 
-if [ -x /usr/bin/chromium ]; then
-  echo "[install-chromium] /usr/bin/chromium already present: $(/usr/bin/chromium --version 2>/dev/null || echo unknown version)"
-  exit 0
+present() {
+  if [ -x /usr/bin/chromium ]; then
+    echo "[install-chromium] /usr/bin/chromium already present: $(/usr/bin/chromium --version 2>/dev/null || echo unknown version)"
+    exit 0
+  fi
+}
+present
+
+# Two callers at once (parallel test files) would collide on apt's lock: serialize, then check again.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"${TMPDIR:-/tmp}/raft-install-chromium.lock"
+  flock 9
+  present
 fi
 
 SUDO=""

@@ -42,10 +42,9 @@ export interface E2E {
   close(): Promise<void>;
 }
 
-/** Installs/builds as needed, starts the static server and a headless chromium. */
+/** Starts the static server and a headless chromium (global-setup.ts installed chromium and built the page). */
 export async function startE2E(nodes: string[] = []): Promise<E2E> {
-  ensureChromium();
-  buildPage();
+  ensureChromium(); // a no-op after global setup; kept so a file run on its own still never skips
   mkdirSync(artifactsDir, { recursive: true });
   const server = await startDashboardServer({ nodes });
   const browser = await chromium.launch({
