@@ -84,7 +84,7 @@ describe('crash: SIGKILL during appends with fsync', () => {
     let totalAcks = 0;
     let tornRounds = 0;
     for (let round = 1; round <= ROUNDS; round++) {
-      const runMs = 20 + Math.floor(rnd() * 400);
+      const runMs = 20 + Math.floor(rnd() * 250);
       const { lines } = await runChild(dir, round, Math.floor(rnd() * 2 ** 31), runMs);
       const what = `seed ${seed} round ${round} (killed ${runMs} ms after open)`;
       for (const line of lines) {

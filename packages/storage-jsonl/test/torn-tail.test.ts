@@ -26,7 +26,7 @@ interface Step {
 
 /** Writes a log of single-record steps (entries, truncations, hard state) over two segments; returns every step. */
 async function buildLog(dir: string): Promise<Step[]> {
-  const s = await openStorage(dir, { segmentBytes: 1500 });
+  const s = await openStorage(dir, { segmentBytes: 1100 });
   const model: Model = { hardState: { term: 0, votedFor: null }, entries: [] };
   const steps: Step[] = [];
   let term = 1;
@@ -49,7 +49,7 @@ async function buildLog(dir: string): Promise<Step[]> {
     const segs = s.segments();
     const last = segs[segs.length - 1];
     steps.push({ file: last.file, size: last.bytes, state: structuredClone(model) });
-    if (segs.length === 2 && last.bytes >= 1300) break;
+    if (segs.length === 2 && last.bytes >= 1000) break;
   }
   await s.close();
   return steps;
@@ -115,7 +115,14 @@ describe('torn tail: truncate the last segment at every byte offset', () => {
     const original = fs.readFileSync(firstPath);
     const lastBytes = fs.readFileSync(join(dir, lastName));
     let errors = 0;
-    for (let cut = 0; cut <= original.length; cut++) {
+    let tried = 0;
+    // Every third offset (and the end): the exhaustive sweep is the previous test's job.
+    for (
+      let cut = 0;
+      cut <= original.length;
+      cut = cut + 3 > original.length && cut < original.length ? original.length : cut + 3
+    ) {
+      tried++;
       fs.writeFileSync(firstPath, original.subarray(0, cut));
       const what = `cut at byte ${cut} of ${original.length} of the first segment`;
       try {
@@ -134,6 +141,6 @@ describe('torn tail: truncate the last segment at every byte offset', () => {
         expect(fs.readFileSync(join(dir, lastName)).equals(lastBytes), what).toBe(true);
       }
     }
-    expect(errors).toBeGreaterThan(original.length / 2);
+    expect(errors).toBeGreaterThan(tried / 2);
   });
 });
