@@ -901,8 +901,9 @@ export class RaftNode<C = Uint8Array> {
 
   /** Advances the commit index to the highest current-term entry a quorum has persisted (the paper's §5.4.2). */
   private maybeCommit(): void {
+    const c = this.config;
     const n = quorumValue(
-      this.config,
+      this.bugs.learnersCountInQuorum ? { ...c, voters: [...c.voters, ...c.learners] } : c,
       (id) => (id === this.id ? this.durable : (this.progressMap.get(id)?.matchIndex ?? 0)),
       this.bugs.jointNewMajorityOnly,
     );
@@ -1108,7 +1109,7 @@ export class RaftNode<C = Uint8Array> {
         `cannot snapshot at ${index}: must be applied (<= ${this.applied}) and in the log (>= ${this.log.snapshotIndex})`,
       );
     }
-    return { index, term, config: this.configAt(index) };
+    return { index, term, config: this.bugs.snapshotLatestConfig ? this.config : this.configAt(index) };
   }
 
   /**
@@ -1312,7 +1313,7 @@ export class RaftNode<C = Uint8Array> {
    * transfer, which deliberately lets another node win at once.
    */
   private leaseValid(): boolean {
-    if (this.transfer !== null) return false;
+    if (this.transfer !== null && !this.bugs.leaseDuringTransfer) return false;
     const start = this.seqStartTick.get(this.quorumAckedSeq());
     return start !== undefined && this.ticks - start < this.opts.leaseTicks;
   }

@@ -390,4 +390,10 @@ export interface UnsafeBugs {
   readWithoutConfirmation?: boolean;
   /** Acknowledge appended entries before they are persisted. */
   ackUnpersisted?: boolean;
+  /** Count learners towards the commit quorum as if they were voters. */
+  learnersCountInQuorum?: boolean;
+  /** Describe a snapshot with the latest configuration instead of the one in effect at its index. */
+  snapshotLatestConfig?: boolean;
+  /** Keep serving lease reads while a leadership transfer is under way. */
+  leaseDuringTransfer?: boolean;
 }

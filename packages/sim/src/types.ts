@@ -6,6 +6,7 @@
 import type {
   Action,
   ClusterConfig,
+  UnsafeBugs as CoreUnsafeBugs,
   Entry,
   HardState,
   Index,
@@ -24,23 +25,13 @@ export type SimResult<T> =
   | { readonly ok: false; readonly error: { readonly code: string; readonly message: string } };
 
 /**
- * Planted bugs for plant-a-bug tests (accepted by `@raft/core` for testing only; never enable them in production).
+ * Planted bugs for plant-a-bug tests: `@raft/core`'s test-only switches, re-exported so tests need only this
+ * package. Never enable them outside tests.
  */
-export interface UnsafeBugs {
-  /** Commit entries of earlier terms by counting replicas (the Raft paper's Figure 8). */
-  commitOldTermByCount?: boolean;
-  /** In a joint configuration, decide with a majority of the new voters only. */
-  jointNewMajorityOnly?: boolean;
-  /** Grant votes without checking that the candidate's log is at least as up to date. */
-  grantVoteIgnoringLog?: boolean;
-  /** Serve reads without confirming leadership with a quorum. */
-  readWithoutConfirmation?: boolean;
-  /** Acknowledge appended entries before they are persisted. */
-  ackUnpersisted?: boolean;
-}
+export type UnsafeBugs = CoreUnsafeBugs;
 
-/** Core options as the simulator passes them: {@link RaftOptions} plus the test-only `unsafeBugs`. */
-export type SimRaftOptions = RaftOptions & { unsafeBugs?: UnsafeBugs };
+/** Core options as the simulator passes them: {@link RaftOptions}, including the test-only `unsafeBugs`. */
+export type SimRaftOptions = RaftOptions;
 
 /**
  * The Raft node interface the simulator drives: the subset of `@raft/core`'s `RaftNode` it uses. Any implementation

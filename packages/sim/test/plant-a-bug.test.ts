@@ -82,6 +82,26 @@ const hunts: Hunt[] = [
       profile: { voters: 3, spares: 0, fsyncMaxMs: 30, isolateNewLeaderRate: 0.3, isolateLeaderAfterCommitRate: 0 },
     },
   },
+  {
+    // Learners counted as voters let a leader commit with learners only; the voters then elect a leader without
+    // those entries. Many learners (3 voters, 2 spares added as learners), partitions.
+    bug: 'learnersCountInQuorum',
+    expected: ['leader-completeness', 'state-machine-safety'],
+    maxSeeds: 300,
+    options: {
+      weights: { member: 12, isolate: 4, partition: 4 },
+      memberWeights: { addLearner: 8, addServer: 0, promote: 0, remove: 1, change: 1 },
+      profile: { voters: 3, spares: 2 },
+    },
+  },
+  {
+    // A snapshot described with the latest configuration instead of the one at its index: a snapshot taken while
+    // a later config entry exists claims membership the committed prefix never had.
+    bug: 'snapshotLatestConfig',
+    expected: ['snapshot-safety'],
+    maxSeeds: 100,
+    options: { weights: { member: 12, snapshot: 12 } },
+  },
 ];
 
 describe('plant a bug: the simulator catches each known protocol bug', () => {
@@ -109,6 +129,64 @@ describe('plant a bug: the simulator catches each known protocol bug', () => {
       expect(() => runSchedule({ ...hunt.options, seed: failure.seed, traceLimit: 0 })).not.toThrow();
     });
   }
+});
+
+// Leadership transfer: the leader must stop serving lease reads once it has told the target to campaign, because
+// the voters grant the target's transfer election even though they still follow the leader (its lease no longer
+// protects anything). The scenario, with seed-driven timing: a 5-node lease-mode cluster transfers leadership; right
+// after the TimeoutNow is delivered the old leader is partitioned with one follower; the target wins with the
+// other two, commits a write, and the old leader is asked to read.
+describe('leadership transfer against lease reads', () => {
+  function staleReadsDuringTransfer(bug: boolean, seeds: number): { stale: number; tried: number } {
+    let stale = 0;
+    let tried = 0;
+    for (let seed = 1; seed <= seeds; seed++) {
+      const sim = new Simulation<KvCommand>({
+        seed,
+        nodes: 5,
+        raft: { readMode: 'lease', unsafeBugs: { leaseDuringTransfer: bug } },
+        traceLimit: 0,
+      });
+      const ready = (id: string) => {
+        const r = sim.node(id).raft;
+        return r !== null && r.role === 'leader' && r.commitIndex === r.lastLogIndex;
+      };
+      expect(sim.runUntil(() => sim.leader() !== null && ready(sim.leader()!.id), 5_000)).toBe(true);
+      sim.runFor(sim.random.int(0, 20));
+      const old = sim.leader()!.id;
+      const others = sim.ids().filter((id) => id !== old);
+      const target = sim.random.pick(others);
+      expect(sim.input(old, (r) => r.transferLeadership(target)).ok).toBe(true);
+      // The moment the target starts its transfer election, cut the old leader off with one bystander.
+      if (!sim.runUntil(() => sim.node(target).raft?.role !== 'follower', 500)) continue;
+      const bystander = sim.random.pick(others.filter((id) => id !== target));
+      sim.partition([[old, bystander], others.filter((id) => id !== bystander)]);
+      if (!sim.runUntil(() => ready(target), 500)) continue;
+      sim.propose({ id: seed, key: 'a', value: seed }, target);
+      if (!sim.runUntil(() => ready(target), 500)) continue;
+      tried++;
+      try {
+        sim.read(old, 'a');
+        sim.runFor(1);
+      } catch (e) {
+        if (!(e instanceof SafetyViolation) || e.property !== 'linearizable-read') throw e;
+        stale++;
+      }
+    }
+    return { stale, tried };
+  }
+
+  it('leaseDuringTransfer (lease reads while transferring) is caught as linearizable-read within 40 seeds', () => {
+    const r = staleReadsDuringTransfer(true, 40);
+    expect(r.tried).toBeGreaterThanOrEqual(30);
+    expect(r.stale).toBeGreaterThan(0);
+  });
+
+  it('without the bug the same transfers never serve a stale read', () => {
+    const r = staleReadsDuringTransfer(false, 40);
+    expect(r.tried).toBeGreaterThanOrEqual(30);
+    expect(r.stale).toBe(0);
+  });
 });
 
 // Lease reads are safe only while clocks drift less than the bound in docs/core.md (with the default
