@@ -10,7 +10,7 @@
 
 import fs from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Entry } from '@raft/core';
@@ -132,6 +132,7 @@ function fmt(n: number): string {
 }
 
 async function main(): Promise<void> {
+  const loadBefore = loadavg()[0];
   console.log(`storage bench: ${SECONDS} s per measurement in ${SLICES} slices, data in ${BASE}`);
   const dir = await tempDir();
   const fd = fs.openSync(join(dir, 'raw.dat'), 'a');
@@ -175,6 +176,9 @@ async function main(): Promise<void> {
     `1,000 concurrent ≥ 100x raw: ~50 B ${ratios[`50/${CONCURRENCY}`].toFixed(0)}x, ~1 KiB ${ratios[`1024/${CONCURRENCY}`].toFixed(0)}x`,
   ];
   for (const t of targets) console.log(`target ${t}`);
+  const loadAfter = loadavg()[0];
+  const load = `1-minute load average ${loadBefore.toFixed(1)} before and ${loadAfter.toFixed(1)} after the run on ${cpus().length} CPUs`;
+  console.log(load);
 
   if (process.env.BENCH_NO_WRITE === '1') return;
   const date = new Date().toISOString().slice(0, 10);
@@ -182,7 +186,7 @@ async function main(): Promise<void> {
     `Measured ${date} with Node ${process.version} on ${process.platform}/${process.arch}, ${SECONDS} s per row, data on`,
     `the filesystem of \`${BASE}\` (\`pnpm bench:storage\`). Each storage row alternates ${SLICES} slices with the raw`,
     'fsync loops (synchronous and asynchronous calls) on the same disk and is compared with the faster of the two in',
-    'those paired slices (the machine is shared and its fsync rate drifts a lot).',
+    `those paired slices (the machine is shared and its fsync rate drifts a lot; ${load}).`,
     '',
     '| measurement | rate | vs raw fsync |',
     '|---|---:|---|',
