@@ -115,27 +115,45 @@ export interface AppliedRecord<C> {
 
 /** Pending timer or fsync event. */
 export interface NodeEvent {
+  /** Virtual time it fires at, ms. */
   time: number;
+  /** Scheduling order (set by the event queue). */
   seq: number;
+  /** A timer expiry or an fsync completion. */
   kind: 'timer' | 'fsync';
+  /** The node it belongs to. */
   node: NodeId;
+  /** Generation: a timer event is stale once the timer was re-armed, an fsync once the node crashed. */
   gen: number;
 }
 
-/** What a {@link SimNode} needs from its simulation. */
+/** What a {@link SimNode} needs from its simulation ({@link Simulation} implements it). */
 export interface SimNodeHost<C> {
+  /** Current virtual time, ms. */
   readonly now: number;
+  /** The simulation's generator (every random choice comes from it). */
   readonly random: Prng;
+  /** Heartbeat, election and fsync timing. */
   readonly timing: TimingOptions;
+  /** The checker fed with every action, or null. */
   readonly checker: SafetyChecker<C> | null;
+  /** Creates Raft nodes. */
   readonly engine: RaftEngine<C>;
+  /** Options for every Raft node. */
   readonly raftOptions: SimRaftOptions;
+  /** A fresh state machine. */
   makeStateMachine(): StateMachine<C>;
+  /** Hands a message to the network. */
   send(message: Message<C>): void;
+  /** Schedules a timer or fsync event. */
   schedule(event: NodeEvent): void;
+  /** Whether trace events are wanted (callers skip building descriptions otherwise). */
   readonly tracing: boolean;
+  /** Records a trace event. */
   trace(node: NodeId | null, kind: TraceKind, detail: string): void;
+  /** Records an action for the determinism log. */
   recordAction(node: NodeId, action: Action<C> | string): void;
+  /** A read was answered (`index` null: it failed with `error`). */
   readResult(node: NodeId, readId: ReadId, index: Index | null, error?: string): void;
   /** Called once a node's actions are all performed and the checker has observed its state. */
   afterDrain(node: NodeId): void;

@@ -38,34 +38,63 @@ export type SimRaftOptions = RaftOptions;
  * with this shape can be simulated (see {@link RaftEngine}).
  */
 export interface RaftNodeLike<C> {
+  /** See `RaftNode.id`. */
   readonly id: NodeId;
+  /** See `RaftNode.role`. */
   readonly role: Role;
+  /** See `RaftNode.currentTerm`. */
   readonly currentTerm: Term;
+  /** See `RaftNode.votedFor`. */
   readonly votedFor: NodeId | null;
+  /** See `RaftNode.leaderId`. */
   readonly leaderId: NodeId | null;
+  /** See `RaftNode.commitIndex`. */
   readonly commitIndex: Index;
+  /** See `RaftNode.lastApplied`. */
   readonly lastApplied: Index;
+  /** See `RaftNode.lastLogIndex`. */
   readonly lastLogIndex: Index;
+  /** See `RaftNode.lastLogTerm`. */
   readonly lastLogTerm: Term;
+  /** See `RaftNode.config` (the latest configuration in the log). */
   readonly config: ClusterConfig | null;
+  /** See `RaftNode.committedConfig`. */
   readonly committedConfig: ClusterConfig | null;
+  /** See `RaftNode.snapshot`. */
   readonly snapshot: SnapshotMeta | null;
+  /** See `RaftNode.createCluster`. */
   createCluster(voters?: NodeId[]): SimResult<unknown>;
+  /** See `RaftNode.propose`. */
   propose(command: C): SimResult<{ index: Index; term: Term }>;
+  /** See `RaftNode.handleTimeout`. */
   handleTimeout(): void;
+  /** See `RaftNode.handleMessage`. */
   handleMessage(message: Message<C>): void;
+  /** See `RaftNode.persisted`. */
   persisted(index: Index, term: Term): void;
+  /** See `RaftNode.read`. */
   read(readId: ReadId): void;
+  /** See `RaftNode.changeConfig`. */
   changeConfig(next: { voters: NodeId[]; learners: NodeId[] }): SimResult<unknown>;
+  /** See `RaftNode.addServer`. */
   addServer(id: NodeId): SimResult<unknown>;
+  /** See `RaftNode.addLearner`. */
   addLearner(id: NodeId): SimResult<unknown>;
+  /** See `RaftNode.promote`. */
   promote(id: NodeId): SimResult<unknown>;
+  /** See `RaftNode.removeServer`. */
   removeServer(id: NodeId): SimResult<unknown>;
+  /** See `RaftNode.transferLeadership`. */
   transferLeadership(target: NodeId): SimResult<unknown>;
+  /** See `RaftNode.snapshotMeta`. */
   snapshotMeta(index: Index): SnapshotMeta;
+  /** See `RaftNode.compactLog`. */
   compactLog(meta: SnapshotMeta): SimResult<unknown>;
+  /** See `RaftNode.sendSnapshotChunk`. */
   sendSnapshotChunk(to: NodeId, meta: SnapshotMeta, offset: number, data: Uint8Array, done: boolean): void;
+  /** See `RaftNode.snapshotInstalled`. */
   snapshotInstalled(meta: SnapshotMeta): void;
+  /** See `RaftNode.takeActions`. */
   takeActions(): Action<C>[];
 }
 
