@@ -138,7 +138,9 @@ export interface JsonlStorage<C> {
    * Durably store entries. Entries at or after `entries[0].index` are replaced (that is how a conflicting suffix is
    * truncated); `entries` must be contiguous and `entries[0].index` at most one past {@link JsonlStorage.lastIndex}
    * and above the snapshot's index. Resolves once these entries, and everything queued before them, are on disk:
-   * then the runtime may call `node.persisted(lastEntry.index, lastEntry.term)`.
+   * then the runtime may call `node.persisted(lastEntry.index, lastEntry.term)`. Calls need not be awaited one by one:
+   * they are written in call order, and all calls made while a flush is in progress share the next one (group
+   * commit). An empty `entries` writes nothing and resolves once everything queued before it is durable.
    *
    * @throws StorageError `INVALID_ARGUMENT` (as a rejected promise; nothing is written) if the entries do not fit
    *   or a command cannot be encoded.
