@@ -53,6 +53,22 @@ describe('playground in headless chromium', () => {
         .poll(() => page.textContent(`.pg-card[data-node="${second}"] .applied`), { timeout: 30_000 })
         .toContain('x=42');
 
+      // Partition: isolating the new leader (its card's button) cuts all its links, and the majority elects another.
+      await page.click(`button[data-act="isolate"][data-node="${second}"]`);
+      expect(await page.getAttribute(`.pg-card[data-node="${second}"]`, 'class')).toContain('isolated');
+      const links = page.locator(`line.link[data-link*="${second}"]`);
+      expect(await links.count()).toBe(4);
+      for (let i = 0; i < 4; i++) expect(await links.nth(i).getAttribute('class')).toBe('link cut');
+      await page.waitForFunction(
+        (old) => ![null, 'none', ...old].includes(document.querySelector('#pg-leader')?.textContent ?? null),
+        [first, second],
+        { timeout: 30_000 },
+      );
+      // Clicking a link heals it (and clicking again cuts it).
+      await links.first().dispatchEvent('click'); // (a real click could land on a crossing link or a message)
+      expect(await links.first().getAttribute('class')).toBe('link');
+      await page.screenshot({ path: join(artifactsDir, 'playground-3-partition.png'), fullPage: true });
+
       // The replay link reproduces the session: same seed, same actions, paused at the start.
       const href = (await page.getAttribute('#pg-replay', 'href'))!;
       expect(href).toContain('replay=');
