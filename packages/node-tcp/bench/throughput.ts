@@ -8,7 +8,13 @@ import { fork } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type Machine, RpcClient } from '../src/index.js';
+import type { Machine } from '../src/index.js';
+
+// BENCH_DIST=1 measures the built package (no dev-time transform overhead); build it first.
+const lib: typeof import('../src/index.js') = process.env.BENCH_DIST
+  ? await import(new URL('../dist/index.js', import.meta.url).href)
+  : await import('../src/index.js');
+const { createServer, RpcClient } = lib;
 
 class Kv implements Machine {
   m = new Map<string, unknown>();
@@ -34,6 +40,11 @@ if (process.argv[2] === 'child') {
   const s = createServer({ address, dataDir, machine: new Kv(), storageSync: sync === '1' });
   await s.start();
   process.on('SIGINT', () => process.exit(0));
+  let base = process.cpuUsage();
+  process.on('message', (m) => {
+    if (m === 'reset') base = process.cpuUsage();
+    if (m === 'usage') process.send?.(process.cpuUsage(base));
+  });
   process.send?.('ready');
 } else {
   const count = Number(process.argv[2] ?? 100_000);
@@ -56,13 +67,14 @@ if (process.argv[2] === 'child') {
     await admin.request('AddServer', { addr: addrs[2] });
     const clients = await Promise.all(addrs.map((a) => RpcClient.connect(a, { timeoutMs: 60_000 })));
     const key = (i: number) => `k${i % 17576}`;
+    for (const ch of children) ch.send('reset');
     let next = 0;
     let errors = 0;
     const lat: number[] = [];
     const t0 = Date.now();
     await Promise.all(
       Array.from({ length: concurrency }, async (_, w) => {
-        const cl = clients[w % 3];
+        const cl = clients[process.env.BENCH_LEADER_ONLY ? 0 : w % 3];
         while (next < count) {
           const i = next++;
           const s = performance.now();
@@ -79,6 +91,20 @@ if (process.argv[2] === 'child') {
       }),
     );
     const ms = Date.now() - t0;
+    // CPU time per command on each server: a figure that a busy machine disturbs much less than throughput.
+    const usage = await Promise.all(
+      children.map(
+        (ch) =>
+          new Promise<{ user: number; system: number }>((r) => {
+            ch.once('message', (u) => r(u as { user: number; system: number }));
+            ch.send('usage');
+          }),
+      ),
+    );
+    const cpuUsPerOp = usage.map((u) => Math.round((u.user + u.system) / count));
+    const st = (await admin.request('GetServerState')) as { counters: Record<string, number> };
+    const perOp = (k: string) => +(st.counters[k] / count).toFixed(3);
+    const leaderPerOp = { frames: perOp('framesSent'), appends: perOp('appendBatches'), msgs: perOp('messagesSent') };
     lat.sort((a, b) => a - b);
     const p = (q: number) => lat[Math.floor(q * (lat.length - 1))].toFixed(1);
     console.log(
@@ -92,6 +118,8 @@ if (process.argv[2] === 'child') {
         errors,
         p50: p(0.5),
         p99: p(0.99),
+        cpuUsPerOp,
+        leaderPerOp,
       }),
     );
     await Promise.all([...clients, admin].map((c) => c.close()));

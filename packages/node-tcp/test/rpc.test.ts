@@ -189,6 +189,24 @@ describe('in-process API and WebSocket', () => {
     expect(snap.snapshotIndex).toBeGreaterThan(0);
   });
 
+  it('survives a leader crash and a restart through the in-process API', async () => {
+    c = await Cluster.create();
+    const [a, b, d] = [await c.start(), await c.start(), await c.start()];
+    await a.createCluster();
+    await a.addServer(b.id);
+    await a.addServer(d.id);
+    for (let i = 0; i < 10; i++) await b.apply({ Incr: 'n' }, { clientId: 'inproc', seq: i });
+    await c.kill(a.id);
+    // b and d elect a new leader; an exactly-once retry of the last command is not applied again.
+    expect(await d.apply({ Incr: 'n' }, { clientId: 'inproc', seq: 9 })).toBe(10);
+    expect(await d.apply({ Incr: 'n' }, { clientId: 'inproc', seq: 10 })).toBe(11);
+    expect(await b.query({ Get: 'n' })).toBe(11);
+    const a2 = await c.start(a.id);
+    await waitFor(async () => (await a2.localQuery({ Get: 'n' })) === 11, 15_000, 'the restarted server to catch up');
+    expect(await a2.query({ Get: 'n' })).toBe(11);
+    expect((await a2.getServerState()).membership).toBe('voter');
+  });
+
   it('serves JSON-RPC over WebSocket and GET /state on the same port', async () => {
     c = await Cluster.create();
     const a = await c.start();
@@ -214,6 +232,13 @@ describe('in-process API and WebSocket', () => {
     expect((await call(4, 'Apply', { kind: 'Query', input: { Get: 'w' } })).result).toBe(3);
     ws.send('garbage');
     expect((await call(5, 'GetServerState')).result).toMatchObject({ role: 'leader' });
+    const d = await c.start();
+    expect(((await call(6, 'AddServer', { addr: d.id })).result as { members: string[] }).members).toHaveLength(3);
+    expect(((await call(7, 'RemoveServer', { addr: b.id })).result as { members: string[] }).members.sort()).toEqual(
+      [a.id, d.id].sort(),
+    );
+    expect((await call(8, 'Apply', { kind: 'Query', input: { Get: 'w' } })).result).toBe(3);
+    expect((await call(9, 'Nope')).error?.code).toBe(-32601);
     ws.close();
     const res = await fetch(`http://${a.id}/state`);
     expect(res.status).toBe(200);
