@@ -445,6 +445,8 @@ export class RaftServer extends EventEmitter {
       }
       const raftOptions: RaftOptions = {
         electionTicks: Math.max(2, Math.round(this.o.electionTimeoutMs / this.o.heartbeatMs)),
+        // A snapshot chunk travels in one frame (it cannot be split like an AppendEntries).
+        snapshotChunkBytes: Math.max(1024, Math.min(1024 * 1024, Math.floor(this.o.maxFrameBytes / 2))),
         ...this.options.raft,
       };
       this.node =
