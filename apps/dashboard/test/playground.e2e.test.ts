@@ -101,6 +101,15 @@ describe('playground in headless chromium', () => {
       );
       await page.click('#pg-pause');
       for (let i = 0; i < 20; i++) await page.click('#pg-step');
+      // Drop a message in flight by clicking it (dispatched: it is a moving target), then run on a little.
+      const dot = page.locator('circle.msg:not(.m-dropped)').first();
+      for (let i = 0; i < 100 && (await dot.count()) === 0; i++) await page.click('#pg-step');
+      expect(await dot.count()).toBe(1);
+      const flight = await dot.getAttribute('data-flight');
+      await dot.dispatchEvent('click');
+      expect(await page.textContent('#pg-outcome')).toContain('dropped');
+      expect(await page.getAttribute(`circle.msg[data-flight="${flight}"]`, 'class')).toBe('msg m-dropped');
+      for (let i = 0; i < 20; i++) await page.click('#pg-step');
       const fingerprint = await page.evaluate(() =>
         (window as unknown as { playground: { fingerprint(): string } }).playground.fingerprint(),
       );
