@@ -44,7 +44,7 @@ function expectNothingChanged(dir: string, before: Map<string, Buffer>, what: st
 }
 
 describe('corruption', () => {
-  it('random byte flips are detected, never accepted as data', async () => {
+  it('random byte flips are detected, never accepted as data', { timeout: 180_000 }, async () => {
     const seed = testSeed();
     console.log(
       `corruption test seed ${seed} (replay: RAFT_STORAGE_SEED=${seed} pnpm --filter @raft/storage-jsonl exec vitest run test/corruption.test.ts)`,

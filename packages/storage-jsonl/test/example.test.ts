@@ -43,7 +43,9 @@ describe('docs/storage.md runtime example', () => {
     expect(doc).toContain(code.trim());
   });
 
-  it('runs a cluster: snapshots, compaction, chunked snapshot catch-up and restart from disk', async () => {
+  it('runs a cluster: snapshots, compaction, chunked snapshot catch-up and restart from disk', {
+    timeout: 180_000,
+  }, async () => {
     const ids = ['a', 'b', 'c'];
     const dirs = new Map<string, string>();
     for (const id of ids) dirs.set(id, await tempDir());

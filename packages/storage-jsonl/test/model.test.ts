@@ -192,7 +192,7 @@ async function run(ops: Op[], segmentBytes: number): Promise<void> {
 }
 
 describe('model test', () => {
-  it('random operation sequences agree with an in-memory model', async () => {
+  it('random operation sequences agree with an in-memory model', { timeout: 180_000 }, async () => {
     const seed = testSeed();
     const numRuns = Number(process.env.RAFT_STORAGE_MODEL_RUNS ?? 60);
     console.log(`model test seed ${seed}, ${numRuns} runs`);

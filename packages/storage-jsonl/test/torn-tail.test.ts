@@ -63,7 +63,7 @@ function expectState(actual: { hardState: HardState; entries: Entry<Uint8Array>[
 }
 
 describe('torn tail: truncate the last segment at every byte offset', () => {
-  it('recovers exactly the records written completely before the cut', async () => {
+  it('recovers exactly the records written completely before the cut', { timeout: 180_000 }, async () => {
     const dir = await tempDir();
     const steps = await buildLog(dir);
     const files = segmentFiles(dir);
@@ -106,7 +106,9 @@ describe('torn tail: truncate the last segment at every byte offset', () => {
     }
   });
 
-  it('a cut in a segment that is not the last one is an error naming it, or loses nothing', async () => {
+  it('a cut in a segment that is not the last one is an error naming it, or loses nothing', {
+    timeout: 180_000,
+  }, async () => {
     const dir = await tempDir();
     const steps = await buildLog(dir);
     const full = steps[steps.length - 1].state;
