@@ -283,6 +283,7 @@ export class RaftServer extends EventEmitter {
   private appliedIndex = 0;
   private snapshotMeta: SnapshotMeta | null = null;
   private snapshotting: Promise<void> | null = null;
+  private autoSnapshotRetryAt = 0;
   private receiver: ReturnType<RaftStorage['beginSnapshotReceive']> | null = null;
   private receiveChain: Promise<void> = Promise.resolve();
   private lastLeader: NodeId | null = null;
@@ -545,11 +546,11 @@ export class RaftServer extends EventEmitter {
   }
 
   /** Storage failed: the node can no longer keep its promises, so it stops taking part (like a crash). */
-  private fatal(e: unknown): void {
+  private fatal(e: unknown, as?: RpcError): void {
     if (this.failure !== null || !this.running) return;
     const message = (e as Error)?.message ?? String(e);
-    this.log.error('storage failed; the server stops taking part in the cluster', { error: message });
-    this.failure = errors.storage(message);
+    this.log.error('the server stops taking part in the cluster', { error: message });
+    this.failure = as ?? errors.storage(message);
     clearTimeout(this.timer);
     this.transport.close();
     this.failAll(this.failure);
@@ -594,6 +595,16 @@ export class RaftServer extends EventEmitter {
   private run(): void {
     this.scheduled = false;
     if (!this.running || this.failure !== null) return;
+    try {
+      this.runActions();
+    } catch (e) {
+      // A bug (here, in the core or in the Machine): stop taking part rather than crash the hosting process.
+      this.log.error('internal error in the driver loop', { error: (e as Error)?.stack ?? String(e) });
+      this.fatal(e, errors.internal(`the server stopped taking part in the cluster: ${(e as Error)?.message ?? e}`));
+    }
+  }
+
+  private runActions(): void {
     let configApplied = false;
     let leaderChanged = false;
     const actions: Action<Command>[] = this.node.takeActions();
@@ -766,8 +777,14 @@ export class RaftServer extends EventEmitter {
   private maybeAutoSnapshot(): void {
     const every = this.o.autoSnapshotEntries;
     if (every <= 0 || this.snapshotting !== null || this.receiver !== null) return;
-    if (this.appliedIndex - (this.snapshotMeta?.index ?? 0) < every) return;
-    void this.takeSnapshotNow().catch(() => undefined);
+    if (this.appliedIndex - (this.snapshotMeta?.index ?? 0) < every || this.appliedIndex < this.autoSnapshotRetryAt) {
+      return;
+    }
+    const at = this.appliedIndex;
+    void this.takeSnapshotNow().catch(() => {
+      // Do not retry on every turn: wait for another `every` entries.
+      this.autoSnapshotRetryAt = at + every;
+    });
   }
 
   /** Snapshot the state machine at the applied index, save it durably, then compact the log. */
@@ -781,7 +798,13 @@ export class RaftServer extends EventEmitter {
     } catch (e) {
       return Promise.reject(e);
     }
-    const data = this.rm.snapshot();
+    let data: Uint8Array;
+    try {
+      data = this.rm.snapshot();
+    } catch (e) {
+      this.log.error('the state machine failed to produce a snapshot', { index, error: String(e) });
+      return Promise.reject(e);
+    }
     const t0 = Date.now();
     this.snapshotting = this.storage
       .saveSnapshot(meta, data)

@@ -34,7 +34,9 @@ export class KvMachine implements Machine {
     }
     if ('Incr' in o) {
       const k = o.Incr as string;
-      const v = ((this.map.get(k) as number) ?? 0) + 1;
+      const cur = this.map.get(k) ?? 0;
+      if (typeof cur !== 'number') throw new Error(`${k} is not a number`);
+      const v = cur + 1;
       this.map.set(k, v);
       return v;
     }

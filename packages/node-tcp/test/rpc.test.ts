@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ErrorCode, RpcClient, RpcError } from '../src/index.js';
-import { Cluster, threeNodes, waitFor } from './helpers.js';
+import { Cluster, KvMachine, threeNodes, waitFor } from './helpers.js';
 
 let c: Cluster;
 afterEach(async () => {
@@ -160,6 +160,33 @@ describe('JSON-RPC protocol', () => {
     await waitFor(async () => (await back.getServerState()).sessions === 1, 10_000, 'sessions after restart');
     expect(await back.apply({ Incr: 'n' }, { clientId: 'c1', seq: 2 })).toBe(2);
     expect(await back.apply({ Incr: 'n' }, { clientId: 'c1', seq: 3 })).toBe(3);
+  });
+});
+
+describe('a misbehaving Machine', () => {
+  it('reports apply and snapshot failures to the caller and keeps serving', async () => {
+    c = await Cluster.create();
+    let failSnapshots = true;
+    const machine = new KvMachine();
+    const flaky = Object.assign(machine, {
+      snapshot(): Uint8Array {
+        if (failSnapshots) throw new Error('disk of the machine is full');
+        return KvMachine.prototype.snapshot.call(machine);
+      },
+    });
+    const a = await c.start(undefined, { machine: flaky, autoSnapshotEntries: 5 });
+    await a.createCluster();
+    // Incr on a non-number throws inside apply: the caller gets MACHINE_ERROR, the state is unchanged.
+    await a.apply({ Put: ['s', 'text'] });
+    const e = await rpcError(a.apply({ Incr: 's' }));
+    expect(e.code).toBe(ErrorCode.MACHINE_ERROR);
+    for (let i = 0; i < 20; i++) await a.apply({ Put: [`k${i}`, i] }); // auto-snapshots fail meanwhile
+    const snap = await rpcError(a.takeSnapshot());
+    expect(snap.code).toBe(ErrorCode.INTERNAL_ERROR);
+    expect(snap.message).toMatch(/disk of the machine is full/);
+    failSnapshots = false;
+    expect((await a.takeSnapshot()).snapshotIndex).toBeGreaterThan(20);
+    expect(await a.query({ Get: 'k19' })).toBe(19);
   });
 });
 
