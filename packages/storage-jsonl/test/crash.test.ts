@@ -117,6 +117,7 @@ describe('crash: SIGKILL during appends with fsync', () => {
     let ackedSnapshot = 0;
     let totalAcks = 0;
     let tornRounds = 0;
+    let snapshots = 0;
     for (let round = 1; round <= ROUNDS; round++) {
       const runMs = 20 + Math.floor(rnd() * 250);
       const { lines } = await runChild(dir, round, Math.floor(rnd() * 2 ** 31), runMs);
@@ -127,7 +128,10 @@ describe('crash: SIGKILL during appends with fsync', () => {
           totalAcks++;
           for (let i = Number(a); i <= Number(b); i++) acked.set(i, Number(c));
         } else if (kind === 'hs') ackedHsTerm = Math.max(ackedHsTerm, Number(a));
-        else if (kind === 'snap') ackedSnapshot = Math.max(ackedSnapshot, Number(a));
+        else if (kind === 'snap') {
+          snapshots++;
+          ackedSnapshot = Math.max(ackedSnapshot, Number(a));
+        }
       }
 
       const s = await openStorage<Uint8Array>(dir);
@@ -163,7 +167,7 @@ describe('crash: SIGKILL during appends with fsync', () => {
       }
     }
     console.log(
-      `crash test: ${ROUNDS} rounds, ${totalAcks} acknowledged appends, ${acked.size} entries, torn tails in ${tornRounds} rounds`,
+      `crash test: ${ROUNDS} rounds, ${totalAcks} acknowledged appends, ${acked.size} entries, ${snapshots} snapshots, torn tails in ${tornRounds} rounds`,
     );
     expect(totalAcks).toBeGreaterThan(ROUNDS);
   });

@@ -221,4 +221,45 @@ describe('openStorage basics', () => {
     expect(fs.readFileSync(join(dir, 'log-0000000001.jsonl')).equals(before)).toBe(true);
     expect(fs.existsSync(join(dir, 'LOCK'))).toBe(false);
   });
+
+  it('removes leftovers of an interrupted snapshot or compaction on open, and reports them', async () => {
+    const dir = await tempDir();
+    const s = await openStorage(dir, { sync: false, segmentBytes: 300 });
+    for (let i = 1; i <= 12; i++) await s.appendEntries([cmd(i, 1)]);
+    await s.saveSnapshot({ index: 12, term: 1, config: CONFIG }, new Uint8Array([1, 2, 3]), { dropLog: true });
+    await s.close();
+    // What a crash can leave behind: temporary files, a data file that never got its snapshot.json, and a segment
+    // from before the snapshot whose deletion did not reach the disk.
+    fs.writeFileSync(join(dir, 'snapshot.json.tmp'), 'half');
+    fs.writeFileSync(join(dir, 'snapshot-000000000099-9.bin'), 'orphan');
+    fs.writeFileSync(join(dir, 'snapshot-000000000099-9.bin.tmp'), 'orphan');
+    fs.writeFileSync(join(dir, 'log-0000000001.jsonl'), 'stale');
+    fs.writeFileSync(join(dir, 'notes.txt'), "the operator's own file");
+    const r = await openStorage(dir);
+    expect([...r.recovery.removedFiles].sort()).toEqual(
+      ['log-0000000001.jsonl', 'snapshot-000000000099-9.bin', 'snapshot-000000000099-9.bin.tmp', 'snapshot.json.tmp']
+        .map((f) => join(dir, f))
+        .sort(),
+    );
+    expect(r.state.snapshot?.index).toBe(12);
+    expect(r.state.entries).toEqual([]);
+    await r.close();
+    const left = fs.readdirSync(dir).sort();
+    expect(left).toContain('notes.txt');
+    expect(left.filter((f) => f.endsWith('.tmp') || f.includes('-99-') || f === 'log-0000000001.jsonl')).toEqual([]);
+  });
+
+  it('refuses a directory written by an incompatible format version', async () => {
+    const dir = await tempDir();
+    const { encodeLine } = await import('../src/format.js');
+    fs.writeFileSync(
+      join(dir, 'log-0000000001.jsonl'),
+      encodeLine('{"rec":"segment","v":2,"seq":1,"prev":0,"term":0,"votedFor":null}'),
+    );
+    await expect(openStorage(dir)).rejects.toMatchObject({
+      code: 'UNSUPPORTED_VERSION',
+      file: join(dir, 'log-0000000001.jsonl'),
+      line: 1,
+    });
+  });
 });
