@@ -6,26 +6,29 @@
  * @packageDocumentation
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { intFlag, parseArgs, stringFlag, UsageError } from './args.js';
 import { callLines, requestLine } from './call.js';
 
 /** Help text of `raft-kvs demo`. */
-export const DEMO_HELP = `usage: raft-kvs demo [--nodes N] [--base-port P] [--data DIR] [--exit]
+export const DEMO_HELP = `usage: raft-kvs demo [--nodes N] [--base-port P] [--data DIR] [--dashboard-port D] [--exit]
 
 Starts N (default 3) key-value servers on 127.0.0.1:P, P+1, ... (default P = 4000) as child processes, forms a
 cluster with CreateCluster and AddServer, runs Put / Get / Delete through different nodes, kills the leader,
 shows a new leader serving the same data, restarts the killed node, and leaves the cluster running.
+From a checkout of the repository it also serves the live dashboard (apps/dashboard) and prints its URL.
 Ctrl-C stops every node cleanly.
 
 options:
   --nodes N       cluster size, 3 to 7 (default 3)
   --base-port P   first port (default 4000)
   --data DIR      keep the nodes' data and logs in DIR (default: a temporary folder, removed on exit)
+  --dashboard-port D  port of the dashboard (default P+80, or any free port when that one is taken)
   --exit          stop the cluster when the walk-through ends instead of waiting for Ctrl-C
 
 exit status: 0 the walk-through succeeded; 1 a step failed; 2 usage error`;
@@ -118,6 +121,52 @@ function stopNode(node: DemoNode, signal: NodeJS.Signals): Promise<void> {
   });
 }
 
+/**
+ * Starts the live dashboard beside the cluster when this CLI runs from a checkout of the repository (the dashboard
+ * is an app of the repository, not a dependency of the published package). Builds its page on first use.
+ *
+ * @returns the dashboard's process and live-view URL, or `null` (with the reason) when it is not available.
+ */
+async function startDashboard(
+  nodes: readonly string[],
+  port: number,
+  logFile: string,
+): Promise<{ child: ChildProcess; url: string } | { child: null; reason: string }> {
+  const appDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'apps', 'dashboard');
+  const cli = join(appDir, 'src', 'cli.ts');
+  if (!existsSync(cli) || !process.execArgv.some((a) => a.includes('tsx'))) {
+    return { child: null, reason: 'the dashboard app is not in this installation' };
+  }
+  const log = createWriteStream(logFile, { flags: 'a' });
+  if (!existsSync(join(appDir, 'dist', 'web', 'app.js'))) {
+    const build = spawn(process.execPath, [join(appDir, 'build-web.mjs')], {
+      cwd: appDir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    build.stdout?.pipe(log, { end: false });
+    build.stderr?.pipe(log, { end: false });
+    const code = await new Promise<number | null>((r) => build.once('exit', r));
+    if (code !== 0) return { child: null, reason: `building its page failed (see ${logFile})` };
+  }
+  const tryPort = async (p: number) => {
+    const child = spawn(process.execPath, [...process.execArgv, cli, '--port', String(p), '--nodes', nodes.join(',')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stderr?.pipe(log, { end: false });
+    return new Promise<{ child: ChildProcess; url: string } | null>((resolve) => {
+      let out = '';
+      child.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /live view:\s+(\S+)/.exec(out);
+        if (m) resolve({ child, url: m[1] });
+      });
+      child.once('exit', () => resolve(null));
+    });
+  };
+  const started = (await tryPort(port)) ?? (await tryPort(0));
+  return started ?? { child: null, reason: `it did not start (see ${logFile})` };
+}
+
 /** Polls every node until one reports itself leader (other than `not`), or throws after `timeoutMs`. */
 async function waitForLeader(nodes: readonly DemoNode[], not: string | null, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;
@@ -138,7 +187,13 @@ async function waitForLeader(nodes: readonly DemoNode[], not: string | null, tim
 
 /** Runs `raft-kvs demo`. */
 export async function runDemo(argv: readonly string[]): Promise<number> {
-  const { flags } = parseArgs(argv, { nodes: 'string', 'base-port': 'string', data: 'string', exit: 'boolean' });
+  const { flags } = parseArgs(argv, {
+    nodes: 'string',
+    'base-port': 'string',
+    data: 'string',
+    'dashboard-port': 'string',
+    exit: 'boolean',
+  });
   if (flags.help) {
     console.log(DEMO_HELP);
     return 0;
@@ -168,8 +223,16 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
   }
   const electionMs = 400;
   let shuttingDown = false;
+  let dashboard: ChildProcess | null = null;
   const shutdown = async () => {
     shuttingDown = true;
+    if (dashboard && dashboard.exitCode === null) {
+      const d = dashboard;
+      await new Promise<void>((r) => {
+        d.once('exit', () => r());
+        d.kill('SIGTERM');
+      });
+    }
     await Promise.all(nodes.map((n) => stopNode(n, 'SIGTERM')));
     if (!keepData) rmSync(root, { recursive: true, force: true });
   };
@@ -224,6 +287,15 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     if (!caughtUp) throw new Error(`${leader} did not catch up within 20 s`);
     await show(leaderNode.addr, 'Apply', { kind: 'LocalQuery', input: { Get: 'after-failover' } });
 
+    const dash = await startDashboard(
+      nodes.map((n) => n.addr),
+      intFlag(flags, 'dashboard-port') ?? basePort + 80,
+      join(root, 'dashboard.log'),
+    );
+    dashboard = dash.child;
+    console.log(
+      dash.child ? `\nLive dashboard: ${dash.url}` : `\n(The live dashboard is not started: ${dash.reason}.)`,
+    );
     console.log('\nThe demo cluster is running. Try:');
     console.log(`  npm run -s kvs -- call :${basePort} GetServerState`);
     console.log(

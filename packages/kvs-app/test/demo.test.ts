@@ -39,6 +39,7 @@ describe('raft-kvs demo', () => {
     // After the failover the new leader still has the data written before it.
     const afterKill = out.slice(out.indexOf('New leader'));
     expect(afterKill).toContain('{"jsonrpc":"2.0","id":0,"result":123}');
+    expect(out).toMatch(/Live dashboard: http:\/\/127\.0\.0\.1:\d+\/\?nodes=127\.0\.0\.1%3A\d+/);
     expect(out).toContain('Stopped every node.');
   }, 120_000);
 
