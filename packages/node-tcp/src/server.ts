@@ -198,6 +198,8 @@ class Pending {
   idempotent = false;
   /** The id of the forwarded copy while `phase` is `forwarded`. */
   forwardId = 0;
+  /** What a timeout means for this request, when the generic text would mislead. */
+  timeoutHint: string | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
   readonly deadline: number;
 
@@ -948,6 +950,11 @@ export class RaftServer extends EventEmitter {
         ),
       );
     }
+    if (p.timeoutHint !== undefined) {
+      return fail(
+        new RpcError(ErrorCode.TIMEOUT, `${p.what} did not finish within ${p.timeoutMs} ms: ${p.timeoutHint}`),
+      );
+    }
     return fail(errors.timeout(p.what, p.timeoutMs, !p.mutates || p.phase === 'reading'));
   }
 
@@ -1048,6 +1055,14 @@ export class RaftServer extends EventEmitter {
   }
 
   private submitMembership(p: Pending, op: ForwardOp, hops: number): void {
+    if (op.t === 'addServer') {
+      p.timeoutHint = `${op.addr} may be a learner still catching up (is it running and reachable?); it is promoted to voter once it has caught up, and AddServer can be sent again to wait for that`;
+    } else if (op.t === 'removeServer') {
+      p.timeoutHint =
+        'the removal may still complete; GetServerState shows the membership, RemoveServer can be sent again';
+    } else if (op.t === 'transfer') {
+      p.timeoutHint = 'the target did not take over in time; leadership stays where it is or moved elsewhere';
+    }
     p.retry = () => this.submitMembership(p, op, hops);
     p.idempotent = true;
     this.route(p, op, hops, () => this.membershipOnLeader(p, op));

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ErrorCode, RpcClient, RpcError } from '../src/index.js';
-import { Cluster, KvMachine, threeNodes, waitFor } from './helpers.js';
+import { Cluster, freePort, KvMachine, threeNodes, waitFor } from './helpers.js';
 
 let c: Cluster;
 afterEach(async () => {
@@ -160,6 +160,32 @@ describe('JSON-RPC protocol', () => {
     await waitFor(async () => (await back.getServerState()).sessions === 1, 10_000, 'sessions after restart');
     expect(await back.apply({ Incr: 'n' }, { clientId: 'c1', seq: 2 })).toBe(2);
     expect(await back.apply({ Incr: 'n' }, { clientId: 'c1', seq: 3 })).toBe(3);
+  });
+});
+
+describe('membership edge cases', () => {
+  it('a server that never comes up stays a learner, does not stall commits, and can be removed', async () => {
+    c = await Cluster.create();
+    const a = await c.start();
+    const b = await c.start();
+    await a.createCluster();
+    await a.addServer(b.id);
+    const ghost = `127.0.0.1:${await freePort()}`; // nobody listens there
+    const e = await rpcError(a.addServer(ghost, { timeoutMs: 600 }));
+    expect(e.code).toBe(ErrorCode.TIMEOUT);
+    expect(e.message).toMatch(/learner/);
+    const st = await a.getServerState();
+    expect(st.learners).toEqual([ghost]);
+    expect(await b.apply({ Put: ['still', 'works'] })).toBe(null);
+    expect((await b.removeServer(ghost)).members.sort()).toEqual([a.id, b.id].sort());
+    // Removing a non-member is idempotent (a retried RemoveServer succeeds): the answer shows the members.
+    expect((await a.removeServer(ghost)).members.sort()).toEqual([a.id, b.id].sort());
+    // Removing the last voter is refused.
+    await a.removeServer(b.id);
+    const bad = await rpcError(a.removeServer(a.id));
+    expect(bad.code).toBe(ErrorCode.INVALID_MEMBER);
+    const last = await rpcError(a.call('RemoveServer', { addr: 'nonsense' }));
+    expect(last.code).toBe(-32602);
   });
 });
 
