@@ -189,6 +189,32 @@ describe('membership edge cases', () => {
   });
 });
 
+describe('no quorum', () => {
+  it('answers NO_LEADER with an actionable message once the timeout passes, and recovers', async () => {
+    c = await Cluster.create();
+    await threeNodes(c);
+    const leader = await c.leader();
+    const [survivor, other] = [...c.servers.values()].filter((s) => s.id !== leader.id);
+    const otherId = other.id;
+    await c.kill(leader.id);
+    await c.kill(otherId);
+    await waitFor(
+      async () => (await survivor.getServerState()).leader === null,
+      10_000,
+      'the survivor to lose its leader',
+    );
+    const e = await rpcError(survivor.apply({ Put: ['x', 1] }, { timeoutMs: 800 }));
+    expect(e.code).toBe(ErrorCode.NO_LEADER);
+    expect(e.message).toMatch(/no leader/);
+    expect(e.data?.notApplied).toBe(true);
+    const q = await rpcError(survivor.query({ Get: 'x' }, { timeoutMs: 800 }));
+    expect(q.code).toBe(ErrorCode.NO_LEADER);
+    // A quorum comes back: the survivor serves again.
+    await c.start(otherId);
+    expect(await survivor.apply({ Put: ['x', 2] }, { timeoutMs: 15_000 })).toBe(null);
+  });
+});
+
 describe('a misbehaving Machine', () => {
   it('reports apply and snapshot failures to the caller and keeps serving', async () => {
     c = await Cluster.create();
