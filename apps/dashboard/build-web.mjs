@@ -16,7 +16,8 @@ const started = Date.now();
 await build({
   entryPoints: [join(here, 'src', 'main.ts')],
   bundle: true,
-  format: 'esm',
+  // A classic script (not a module) so the page also works opened straight from disk (file:// forbids modules).
+  format: 'iife',
   platform: 'browser',
   target: ['es2022'],
   outfile: join(out, 'app.js'),

@@ -98,6 +98,7 @@ export async function withFailureArtifacts(
     const shot = join(artifactsDir, `${name}-failure.png`);
     await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
     const text = await page
+      // biome-ignore lint/performance/useDomNodeTextContent: the rendered text, one line per block, is what a person reading a CI failure needs
       .evaluate(() => document.body.innerText)
       .catch((x: unknown) => `(no page text: ${String(x)})`);
     const err = e as Error;
