@@ -750,6 +750,15 @@ async function main(): Promise<void> {
   // ---- write results
   const etcdVersion = sh('etcd', ['--version']).split('\n')[0].replace('etcd Version: ', '');
   const commit = sh('git', ['rev-parse', '--short', 'HEAD']);
+  // The servers run from the working tree: say so when it differs from the commit named in the results.
+  const dirty = [
+    ...new Set(
+      sh('git', ['status', '--porcelain', '--', 'packages'])
+        .split('\n')
+        .map((l) => l.slice(3).split('/').slice(0, 2).join('/'))
+        .filter((p) => p.startsWith('packages/')),
+    ),
+  ];
   const fsType = sh('df', ['-T', dataRoot]).split('\n')[1]?.split(/\s+/)[1] ?? 'unknown';
   const raw = { started: started.toISOString(), quick, fsync, results, rss, memory, profiles };
   mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
@@ -759,7 +768,7 @@ async function main(): Promise<void> {
   const md: string[] = [];
   md.push(
     `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC by \`pnpm bench:cluster${quick ? ' --quick' : ''}\` ` +
-      `(${minutes.toFixed(1)} min, commit ${commit}).`,
+      `(${minutes.toFixed(1)} min, commit ${commit}${dirty.length ? ` plus uncommitted changes in ${dirty.join(', ')}` : ''}).`,
     '',
     `- Machine: ${cpuModel()}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}, ` +
       `data on ${fsType}. Servers and client share the machine; 1-minute load average ${loadBefore.toFixed(1)} at the ` +

@@ -37,6 +37,7 @@ const esc = (s: string): string =>
 /** Formats a value compactly: 1234 → `1.23k`, 0.456 → `0.46`, 12345678 → `12.3M`. */
 export function compact(value: number): string {
   const a = Math.abs(value);
+  if (a === 0) return '0';
   if (a >= 1e6) return `${(value / 1e6).toPrecision(3)}M`;
   if (a >= 1e4) return `${(value / 1e3).toPrecision(3)}k`;
   if (a >= 100) return value.toFixed(0);

@@ -29,6 +29,7 @@ describe('chart', () => {
     expect(compact(12345)).toBe('12.3k');
     expect(compact(2_500_000)).toBe('2.50M');
     expect(compact(0.456)).toBe('0.46');
+    expect(compact(0)).toBe('0');
     expect(niceMax(730)).toBe(1000);
     expect(niceMax(180)).toBe(200);
     expect(niceMax(0)).toBe(1);
