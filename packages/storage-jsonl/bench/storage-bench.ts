@@ -79,6 +79,13 @@ interface Measured {
   readonly entries: number;
   readonly fsyncs: number;
   readonly bytesPerEntry: number;
+  /** One-writer rows: median time per operation (ms) of raw sync, raw async and storage appends. */
+  readonly medians?: { readonly rawSync: number; readonly rawAsync: number; readonly storage: number };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
 }
 
 /** Durable appends of `size`-byte commands by `concurrency` appenders, each awaiting its append before the next. */
@@ -93,6 +100,7 @@ async function appends(size: number, concurrency: number): Promise<Measured> {
   const rawAsync = { n: 0, s: 0 };
   let storeS = 0;
   const start = storage.stats();
+  const perOp = { rawSync: [] as number[], rawAsync: [] as number[], storage: [] as number[] };
   if (concurrency === 1) {
     // One writer: interleave single operations (raw sync, raw async, one storage append), so that every storage
     // append is paired with raw fsyncs made within a millisecond of it, under the same load.
@@ -114,6 +122,9 @@ async function appends(size: number, concurrency: number): Promise<Measured> {
       rawAsync.n++;
       rawAsync.s += (t2 - t1) / 1000;
       storeS += (t3 - t2) / 1000;
+      perOp.rawSync.push(t1 - t0);
+      perOp.rawAsync.push(t2 - t1);
+      perOp.storage.push(t3 - t2);
     }
   }
   for (let slice = 0; concurrency > 1 && slice < SLICES; slice++) {
@@ -147,6 +158,10 @@ async function appends(size: number, concurrency: number): Promise<Measured> {
     entries,
     fsyncs: stats.fsyncs - start.fsyncs,
     bytesPerEntry: (stats.logBytesWritten - start.logBytesWritten) / Math.max(1, entries),
+    medians:
+      concurrency === 1
+        ? { rawSync: median(perOp.rawSync), rawAsync: median(perOp.rawAsync), storage: median(perOp.storage) }
+        : undefined,
   };
 }
 
@@ -187,8 +202,13 @@ async function main(): Promise<void> {
       const ratio = r.rate / raw;
       ratios[`${size}/${conc}`] = ratio;
       const perFsync = r.entries / Math.max(1, r.fsyncs);
+      const m = r.medians;
+      const medianNote = m
+        ? `; median per op ${m.storage.toFixed(3)} ms vs raw ${m.rawSync.toFixed(3)} ms sync, ` +
+          `${m.rawAsync.toFixed(3)} ms async (${(Math.min(m.rawSync, m.rawAsync) / m.storage).toFixed(2)}x by medians)`
+        : '';
       const detail =
-        `${ratio.toFixed(2)}x raw (paired slices: ${fmt(r.rawSync)} fsyncs/s sync, ${fmt(r.rawAsync)} async); ` +
+        `${ratio.toFixed(2)}x raw (paired: ${fmt(r.rawSync)} fsyncs/s sync, ${fmt(r.rawAsync)} async)${medianNote}; ` +
         `${fmt(perFsync)} entries/fsync; ${Math.round(r.bytesPerEntry)} B/entry on disk`;
       console.log(`${label}: ${fmt(r.rate)} entries/s (${detail})`);
       rows.push({ name: label, rate: r.rate, unit: 'entries/s', note: detail });
