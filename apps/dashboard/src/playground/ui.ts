@@ -408,8 +408,11 @@ export function startPlayground(root: HTMLElement, params: URLSearchParams): voi
       const len = Math.hypot(dx, dy) || 1;
       const ox = (-dy / len) * 7;
       const oy = (dx / len) * 7;
-      const x = a.x + dx * t + ox;
-      const y = a.y + dy * t + oy;
+      // Travel from rim to rim, so dots never hide a node's name.
+      const rim = Math.min(0.45, NODE_R / len);
+      const u = rim + (1 - 2 * rim) * t;
+      const x = a.x + dx * u + ox;
+      const y = a.y + dy * u + oy;
       setAttr(dot, 'cx', x.toFixed(1));
       setAttr(dot, 'cy', y.toFixed(1));
       if (f.dropped !== null) setAttr(dot, 'class', 'msg m-dropped');
