@@ -467,6 +467,27 @@ interface MemorySample {
   readonly rssMiB: number[];
 }
 
+/**
+ * Whether resident memory stayed bounded: over the second half of the run (when several snapshots have compacted
+ * the log) the largest node's RSS should not keep growing with the number of Puts.
+ */
+function memoryVerdict(samples: MemorySample[]): string {
+  const total = samples[samples.length - 1].puts;
+  if (total < 2 * snapshotEntries) {
+    return `Too short to judge boundedness: fewer than two snapshots (one every ${n0(snapshotEntries)} entries).`;
+  }
+  const half = samples.filter((s) => s.puts >= total / 2);
+  if (half.length < 2) return 'Too few samples to judge growth.';
+  const first = Math.max(...half[0].rssMiB);
+  const last = Math.max(...half[half.length - 1].rssMiB);
+  const growth = (last - first) / first;
+  return (
+    `Largest node: ${first.toFixed(0)} MiB at ${n0(half[0].puts)} Puts, ${last.toFixed(0)} MiB at ` +
+    `${n0(half[half.length - 1].puts)} (${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(0)} %): ` +
+    (growth < 0.15 ? '**bounded** (no growth with the number of commands applied).' : '**still growing**.')
+  );
+}
+
 async function memoryRun(): Promise<MemorySample[]> {
   const cluster = await startKvs(3, 'memory');
   const samples: MemorySample[] = [];
@@ -622,6 +643,34 @@ function comparisonTable(nodes: number, rows: { workload: WorkloadKind; c: numbe
     );
   }
   return lines.join('\n');
+}
+
+/** The issue's targets, each with what this run measured and whether it holds. */
+function targets(): string[] {
+  if (SYSTEMS.length !== 2) return [];
+  const out = ['Targets (issue 7), as measured in this run:', ''];
+  const ratio = (w: WorkloadKind, c: number) => {
+    const k = find('raft-kvs', 3, w, c);
+    const e = find('etcd', 3, w, c);
+    return k && e && e.report.throughput > 0 ? k.report.throughput / e.report.throughput : null;
+  };
+  for (const [w, name] of [
+    ['command', 'Put'],
+    ['query', 'Linearizable Get'],
+  ] as const) {
+    const r = ratio(w, 1000);
+    if (r !== null)
+      out.push(`- ${name} throughput at C=1000 ≥ 5x etcd: **${r.toFixed(2)}x** — ${r >= 5 ? 'met' : 'not met'}.`);
+  }
+  const k1 = find('raft-kvs', 3, 'command', 1);
+  const e1 = find('etcd', 3, 'command', 1);
+  if (k1 && e1) {
+    const ok = k1.report.latencyMs.p50 <= e1.report.latencyMs.p50;
+    out.push(
+      `- Put p50 latency at C=1 no worse than etcd: **${ms(k1.report.latencyMs.p50)} ms vs ${ms(e1.report.latencyMs.p50)} ms** — ${ok ? 'met' : 'not met'}.`,
+    );
+  }
+  return out;
 }
 
 function chart(fsyncPerSec: number, title: string): string {
@@ -783,8 +832,16 @@ async function main(): Promise<void> {
       'to member k % N, the next request as soon as the previous one is answered. raft-kvs: JSON-RPC `Apply` lines ' +
       'pipelined on one TCP connection per member. etcd: its HTTP/JSON gateway (`/v3/kv/put`, `/v3/kv/range`, ' +
       'linearizable by default) over C keep-alive HTTP/1.1 connections, one request in flight each.',
-    `- Counts per run: ${CONCURRENCIES.map((c) => `C=${c}: ${n0(COUNTS[c])}`).join(', ')} measured requests after a warm-up. ` +
-      'CPU % is per member, of one core, over the run (200 % = the whole machine).',
+    `- Counts per run: ${CONCURRENCIES.map((c) => `C=${c}: ${n0(COUNTS[c])}`).join(', ')} measured requests after a warm-up ` +
+      `(payload runs: ${PAYLOADS.map((p) => `${p / 1024} KiB: ${n0(payloadCount(p))}`).join(', ')}). ` +
+      "CPU % is per member, of one core, over the run (200 % = the whole machine); CPU µs / op is all members' CPU " +
+      'time per successful request, which depends less on what else the machine runs than throughput does.',
+    '- Caveats: etcd is measured through its HTTP/JSON gateway, which turns each request into an in-process gRPC ' +
+      "call; etcd's native gRPC clients skip that step, so these are the numbers of etcd's HTTP API, not an upper " +
+      'bound for etcd. The two systems ran side by side (both clusters up, rows measured one system right after the ' +
+      'other), so background load hit both, but not necessarily equally.',
+    '',
+    ...targets(),
     '',
     '### 3 nodes',
     '',
@@ -818,6 +875,8 @@ async function main(): Promise<void> {
     md.push(
       `- raft-kvs, a fresh 3-node cluster, ${n0(memoryPuts)} Puts at C=1000 with a snapshot every ${n0(snapshotEntries)} ` +
         'entries; VmRSS of each node after each fifth:',
+      '',
+      memoryVerdict(memory),
       '',
       '| Puts applied | node 1 MiB | node 2 MiB | node 3 MiB |',
       '|---|---|---|---|',
