@@ -950,6 +950,16 @@ export class RaftServer extends EventEmitter {
         ),
       );
     }
+    if (p.phase === 'reading' && this.node.leaderId === null) {
+      // The read was waiting for a leader to confirm it when time ran out.
+      return fail(
+        new RpcError(
+          ErrorCode.NO_LEADER,
+          `no leader could confirm the read within ${p.timeoutMs} ms (election in progress, or a quorum of servers is unreachable); retry later`,
+          { leader: null, notApplied: true },
+        ),
+      );
+    }
     if (p.timeoutHint !== undefined) {
       return fail(
         new RpcError(ErrorCode.TIMEOUT, `${p.what} did not finish within ${p.timeoutMs} ms: ${p.timeoutHint}`),

@@ -204,11 +204,11 @@ describe('no quorum', () => {
       'the survivor to lose its leader',
     );
     const e = await rpcError(survivor.apply({ Put: ['x', 1] }, { timeoutMs: 800 }));
-    expect(e.code).toBe(ErrorCode.NO_LEADER);
+    expect(e.code, e.message).toBe(ErrorCode.NO_LEADER);
     expect(e.message).toMatch(/no leader/);
     expect(e.data?.notApplied).toBe(true);
     const q = await rpcError(survivor.query({ Get: 'x' }, { timeoutMs: 800 }));
-    expect(q.code).toBe(ErrorCode.NO_LEADER);
+    expect(q.code, q.message).toBe(ErrorCode.NO_LEADER);
     // A quorum comes back: the survivor serves again.
     await c.start(otherId);
     expect(await survivor.apply({ Put: ['x', 2] }, { timeoutMs: 15_000 })).toBe(null);
