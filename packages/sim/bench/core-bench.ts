@@ -82,7 +82,7 @@ function makeCluster(): Cluster {
  * Proposes `batch` commands per round (one drain, so they travel in one AppendEntries per follower) and settles
  * the round, for `ms` milliseconds. Returns committed entries per second as seen by the leader's apply actions.
  */
-function run(batch: number, ms: number): { perSecond: number; entries: number; seconds: number } {
+function run(batch: number, ms: number): { perSecond: number } {
   const c = makeCluster();
   const leader = c.nodes.get('n1')!;
   // Compact now and then so the log (and memory) stays bounded, as a real runtime's snapshots would.
@@ -103,32 +103,36 @@ function run(batch: number, ms: number): { perSecond: number; entries: number; s
     }
   }
   const seconds = (performance.now() - t0) / 1000;
-  const entries = c.applied - startApplied;
-  return { perSecond: entries / seconds, entries, seconds };
+  return { perSecond: (c.applied - startApplied) / seconds };
 }
 
 function main(): void {
-  const ms = Number(process.env.RAFT_BENCH_MS ?? 3000);
+  const ms = Number(process.env.RAFT_BENCH_MS ?? 2000);
   run(256, 500); // warm-up (JIT)
   run(1, 300);
-  const results = [1, 256].map((batch) => ({ batch, ...run(batch, ms) }));
+  // The machine is shared, so each figure is the median of several runs, with the range shown next to it.
+  const repeats = Math.max(1, Number(process.env.RAFT_BENCH_REPEATS ?? 3));
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-  for (const r of results) {
+  const results = [1, 256].map((batch) => {
+    const runs = Array.from({ length: repeats }, () => run(batch, ms).perSecond).sort((x, y) => x - y);
+    const r = { batch, median: runs[runs.length >> 1], min: runs[0], max: runs[runs.length - 1] };
     console.log(
-      `batch ${String(r.batch).padStart(3)}: ${fmt(r.perSecond)} committed entries/s (${fmt(r.entries)} in ${r.seconds.toFixed(2)} s)`,
+      `batch ${String(batch).padStart(3)}: ${fmt(r.median)} committed entries/s (median of ${repeats}; ${fmt(r.min)}–${fmt(r.max)})`,
     );
-  }
+    return r;
+  });
   // RAFT_BENCH_WRITE=0 measures without touching the docs (for profiling runs).
   if (process.env.RAFT_BENCH_WRITE === '0') return;
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const lines = [
     `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpu}, Node ${process.version}, by \`pnpm bench:core\``,
     `(packages/sim/bench/core-bench.ts: 3 nodes in one process, messages handed over directly, appends durable at`,
-    `once, each round = propose a batch, drain, deliver until quiet; ${ms / 1000} s per figure after a warm-up).`,
+    `once, each round = propose a batch, drain, deliver until quiet; median of ${repeats} runs of ${ms / 1000} s each`,
+    'after a warm-up).',
     '',
-    '| proposals per batch | committed entries/s |',
-    '|---:|---:|',
-    ...results.map((r) => `| ${r.batch} | ${fmt(r.perSecond)} |`),
+    '| proposals per batch | committed entries/s (median) | range over the runs |',
+    '|---:|---:|---:|',
+    ...results.map((r) => `| ${r.batch} | ${fmt(r.median)} | ${fmt(r.min)} – ${fmt(r.max)} |`),
     '',
     'What bounds it (profiled with `node --cpu-prof`, batch 256): there is no I/O, so it is allocation. Every entry',
     'is a new object pushed onto the leader log and onto both follower logs (array growth is about 15% of the time)',
@@ -136,8 +140,8 @@ function main(): void {
     'responses and the bench driver itself. Computing the quorum used to allocate and sort an array on every',
     'acknowledgement; it is now allocation-free for 1 and 3 voters. With batches of 1 the cost is per round, not',
     'per entry: each committed entry needs a full propose/drain/AppendEntries/response/commit round with its',
-    'action arrays and message objects, which is why it is about 10x slower. Figures vary with the load of the',
-    'shared machine: they are from one run, not a best of several.',
+    'action arrays and message objects, which is why it is about 10x slower. The development machine is shared',
+    'with other work, so figures move with its load (hence the median and the range).',
   ];
   const here = dirname(fileURLToPath(import.meta.url));
   const file = resolve(here, '../../../docs/benchmarks.md');
