@@ -204,23 +204,23 @@ export class PeerTransport {
         this.dropItems(items);
         continue;
       }
+      // Backpressure: a peer that does not read is not worth unbounded memory; Raft retransmits. The whole turn's
+      // batch is dropped or kept together, so a forwarded request is either surely sent or surely not.
+      const ready = link.state === 'ready' && link.socket !== null;
+      const backlog = ready ? (link.socket as Socket).writableLength : link.preBytes;
+      if (backlog > this.o.maxBufferBytes) {
+        this.dropItems(items);
+        continue;
+      }
       for (const it of items) if (it[0] === 1) link.forwarded.set(it[1][0], it[1]);
-      const frames = this.encode(items);
-      for (const f of frames) {
-        if (link.state === 'ready' && link.socket !== null) {
-          // Backpressure: a peer that does not read is not worth unbounded memory; Raft retransmits.
-          if (link.socket.writableLength > this.o.maxBufferBytes) {
-            this.o.counters.messagesDropped += 1;
-            continue;
-          }
-          link.socket.write(f);
+      for (const f of this.encode(items)) {
+        if (ready) {
+          (link.socket as Socket).write(f);
           this.o.counters.framesSent++;
           this.o.counters.bytesSent += f.length;
-        } else if (link.preBytes + f.length <= this.o.maxBufferBytes) {
+        } else {
           link.preFrames.push(f);
           link.preBytes += f.length;
-        } else {
-          this.o.counters.messagesDropped += 1;
         }
       }
       this.o.counters.messagesSent += items.length;
