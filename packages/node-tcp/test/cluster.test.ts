@@ -152,4 +152,21 @@ describe('failures and membership', () => {
     const st = await a.getServerState();
     expect(st.counters.bytesSent / st.counters.framesSent).toBeLessThan(4100);
   });
+
+  it('forms a cluster with a shared secret and shuts out a server with the wrong one', async () => {
+    c = await Cluster.create();
+    const opts = { secret: 'correct horse', clusterName: 'prod' };
+    const a = await c.start(undefined, opts);
+    const b = await c.start(undefined, opts);
+    await a.createCluster();
+    await a.addServer(b.id);
+    expect(await b.apply({ Put: ['s', 1] })).toBe(null);
+    const intruder = await c.start(undefined, { secret: 'battery staple', clusterName: 'prod' });
+    const e = await a.addServer(intruder.id, { timeoutMs: 800 }).catch((err: Error) => err);
+    expect((e as { code?: number }).code).toBe(-32003);
+    // The intruder refused the leader's handshake (its secret differs), so it never got any entry.
+    expect((await intruder.getServerState()).counters.peerConnectionsRejected).toBeGreaterThan(0);
+    expect((await intruder.getServerState()).lastLogIndex).toBe(0);
+    expect(await a.query({ Get: 's' })).toBe(1);
+  });
 });
