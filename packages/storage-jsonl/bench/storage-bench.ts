@@ -227,10 +227,11 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const table = [
     `Measured ${date} with Node ${process.version} on ${process.platform}/${process.arch}, ${SECONDS} s per row, data on`,
-    `the filesystem of \`${BASE}\` (\`pnpm bench:storage\`). The machine is shared and its fsync rate drifts a lot`,
-    `(${load}), so every storage row is paired with raw fsync loops (synchronous and asynchronous calls, same disk)`,
-    `measured alongside it and is compared with the faster of the two: the one-writer rows alternate single`,
-    `operations (raw sync, raw async, one append), the concurrent rows alternate ${SLICES} time slices.`,
+    `the filesystem of \`${BASE}\` (\`pnpm bench:storage\`); ${load}.`,
+    'The machine is shared and its fsync rate drifts a lot, so every storage row is paired with raw fsync loops',
+    '(synchronous and asynchronous calls, same disk) measured alongside it and is compared with the faster of the',
+    `two: the one-writer rows alternate single operations (raw sync, raw async, one append), the concurrent rows`,
+    `alternate ${SLICES} time slices.`,
     '',
     '| measurement | rate | vs raw fsync |',
     '|---|---:|---|',
