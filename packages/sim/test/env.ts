@@ -19,7 +19,9 @@ export const REPLAY_SEED = process.env.RAFT_SIM_SEED === undefined ? undefined :
 /** The one-line command that replays `seed` deterministically, with its full trace. */
 export function replayCommand(seed: number, steps = STEPS): string {
   const stepsVar = steps === 200 ? '' : ` RAFT_SIM_STEPS=${steps}`;
-  return `RAFT_SIM_SEED=${seed}${stepsVar} pnpm --filter @raft/sim test -t replay`;
+  // `--` makes pnpm hand `-t replay` to vitest (without it pnpm drops the flag; the property test then notices
+  // RAFT_SIM_SEED and runs only that seed, so the shorter form replays too, just with the other test files).
+  return `RAFT_SIM_SEED=${seed}${stepsVar} pnpm --filter @raft/sim test -- -t replay`;
 }
 
 /** Runs a schedule; on failure throws an error whose message names the seed and the replay command. */
