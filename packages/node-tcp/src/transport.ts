@@ -284,6 +284,7 @@ export class PeerTransport {
     socket.setNoDelay(true);
     const decoder = new FrameDecoder(this.o.maxFrameBytes);
     let handshaken = false;
+    let clientNonce: Buffer | null = null;
     const timer = setTimeout(() => {
       if (!handshaken) {
         this.o.logger.debug?.('peer handshake timed out', { peer });
@@ -299,19 +300,40 @@ export class PeerTransport {
       try {
         for (const payload of decoder.push(chunk)) {
           const v = decoder.decode(payload);
-          if (!handshaken) {
+          if (!handshaken && clientNonce === null) {
+            // Step 1: the server's challenge. Answer with our proof and a challenge of our own.
             const o = v as { n?: unknown; e?: unknown };
             if (typeof o?.e === 'string') throw new Error(`peer refused the handshake: ${o.e}`);
             if (!(o?.n instanceof Uint8Array)) throw new Error('peer sent no handshake challenge');
-            const hello: Record<string, unknown> = { h: PEER_VERSION, c: this.o.clusterName, i: this.o.id };
+            clientNonce = randomBytes(16);
+            const hello: Record<string, unknown> = {
+              h: PEER_VERSION,
+              c: this.o.clusterName,
+              i: this.o.id,
+              n: clientNonce,
+            };
             if (this.o.secret !== undefined) hello.m = mac(this.o.secret, o.n, this.o.clusterName, this.o.id);
             const f = encodeFrame(hello, this.o.maxFrameBytes) as Buffer;
-            socket.cork();
             socket.write(f);
+            this.o.counters.bytesSent += f.length;
+            continue;
+          }
+          if (!handshaken) {
+            // Step 2: the server proves the secret too, so nobody can pose as a member we dial.
+            const o = v as { ok?: unknown; e?: unknown };
+            if (typeof o?.e === 'string') throw new Error(`peer refused the handshake: ${o.e}`);
+            if (this.o.secret !== undefined) {
+              const want = mac(this.o.secret, clientNonce as Buffer, `${this.o.clusterName}\0ack`, peer);
+              if (!(o?.ok instanceof Uint8Array) || o.ok.length !== want.length || !timingSafeEqual(o.ok, want)) {
+                this.o.counters.peerConnectionsRejected++;
+                throw new Error('the peer did not prove the shared secret');
+              }
+            } else if (o?.ok === undefined) throw new Error('peer did not accept the handshake');
+            socket.cork();
             for (const pf of link.preFrames) socket.write(pf);
             socket.uncork();
             this.o.counters.framesSent += link.preFrames.length;
-            this.o.counters.bytesSent += link.preBytes + f.length;
+            this.o.counters.bytesSent += link.preBytes;
             link.preFrames = [];
             link.preBytes = 0;
             handshaken = true;
@@ -321,7 +343,7 @@ export class PeerTransport {
             continue;
           }
           this.o.counters.framesReceived++;
-          const bad = this.dispatch(link, v);
+          const bad = this.dispatch(link, v, true);
           if (bad !== null) throw new Error(bad);
         }
       } catch (e) {
@@ -411,6 +433,11 @@ export class PeerTransport {
             link.peer = why.id;
             link.state = 'ready';
             clearTimeout(timer);
+            const ack =
+              this.o.secret === undefined
+                ? true
+                : mac(this.o.secret, why.nonce, `${this.o.clusterName}\0ack`, this.o.id);
+            socket.write(encodeFrame({ ok: ack }, this.o.maxFrameBytes) as Buffer);
             continue;
           }
           this.o.counters.framesReceived++;
@@ -440,9 +467,16 @@ export class PeerTransport {
     }
   }
 
-  private checkHello(v: unknown, nonce: Buffer): { id: NodeId } | string {
-    const h = v as { h?: unknown; c?: unknown; i?: unknown; m?: unknown } | null;
-    if (h === null || typeof h !== 'object' || h.h !== PEER_VERSION || typeof h.i !== 'string') {
+  private checkHello(v: unknown, nonce: Buffer): { id: NodeId; nonce: Uint8Array } | string {
+    const h = v as { h?: unknown; c?: unknown; i?: unknown; m?: unknown; n?: unknown } | null;
+    if (
+      h === null ||
+      typeof h !== 'object' ||
+      h.h !== PEER_VERSION ||
+      typeof h.i !== 'string' ||
+      !(h.n instanceof Uint8Array) ||
+      h.n.length !== 16
+    ) {
       return 'malformed handshake';
     }
     if (h.c !== this.o.clusterName) {
@@ -454,16 +488,19 @@ export class PeerTransport {
         return 'shared secret proof missing or wrong';
       }
     }
-    return h.i.length > 0 && h.i.length < 300 ? { id: h.i } : 'malformed handshake';
+    return h.i.length > 0 && h.i.length < 300 ? { id: h.i, nonce: h.n } : 'malformed handshake';
   }
 
   /** Handle one frame's items; returns a reason when the frame is malformed. */
-  private dispatch(link: PeerLink, v: unknown): string | null {
+  private dispatch(link: PeerLink, v: unknown, repliesOnly = false): string | null {
     if (!Array.isArray(v)) return 'frame is not an array of items';
     let messages: Message<Command>[] | null = null;
     let replies: ForwardReply[] | null = null;
     for (const it of v) {
       if (!Array.isArray(it) || it.length !== 2) return 'malformed frame item';
+      // On a connection we dialed only answers may come back: messages must arrive on a connection the sender
+      // opened (and authenticated itself on).
+      if (repliesOnly && it[0] !== 2) return 'unexpected item on an outgoing connection';
       switch (it[0]) {
         case 0: {
           const m = checkMessage(it[1], this.o.id);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameDecoder, PEER_MAGIC, PEER_VERSION, type RaftServer, RpcClient } from '../src/index.js';
@@ -164,7 +164,7 @@ async function peer(hello: Record<string, unknown> | null, extra?: Buffer): Prom
     });
   });
   if (hello !== null) {
-    const h = { ...hello };
+    const h: Record<string, unknown> = { n: randomBytes(16), ...hello };
     if (h.m === 'good') {
       const { createHmac } = await import('node:crypto');
       h.m = createHmac('sha256', SECRET)
@@ -259,6 +259,39 @@ describe('fuzzing the peer port', () => {
     expect(await closed(oversized)).toBe(true);
     expect((await server.getServerState()).counters.peerConnectionsRejected).toBeGreaterThanOrEqual(4);
     await stillServes('handshake');
+  });
+
+  it('does not trust a server it dials that cannot prove the secret', async () => {
+    // An impostor listens where the leader will dial, answers the handshake without the secret, and tries to
+    // inject an acknowledgement.
+    const impostor = createNetServer((sock) => {
+      const dec = new FrameDecoder(1 << 20);
+      sock.on('error', () => undefined);
+      sock.once('data', () => {
+        sock.write(encodeFrame({ n: randomBytes(16) }, 1 << 20) as Buffer);
+        sock.on('data', (d) => {
+          for (const _f of dec.push(d)) {
+            sock.write(encodeFrame({ ok: randomBytes(32) }, 1 << 20) as Buffer);
+            sock.write(
+              encodeFrame(
+                [[0, { type: 'AppendEntriesResponse', term: 1, from: 'x', to: server.id }]],
+                1 << 20,
+              ) as Buffer,
+            );
+          }
+        });
+      });
+    });
+    await new Promise<void>((r) => impostor.listen(0, '127.0.0.1', () => r()));
+    const addr = impostor.address() as { port: number };
+    const id = `127.0.0.1:${addr.port}`;
+    const before = (await server.getServerState()).counters.peerConnectionsRejected;
+    const e = await server.addServer(id, { timeoutMs: 700 }).catch((err: Error) => err);
+    expect((e as { code?: number }).code).toBe(-32003);
+    expect((await server.getServerState()).counters.peerConnectionsRejected).toBeGreaterThan(before);
+    await server.removeServer(id);
+    await new Promise<void>((r) => impostor.close(() => r()));
+    await stillServes('impostor');
   });
 
   it('survives random frames from an authenticated peer', async () => {
