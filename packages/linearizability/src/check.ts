@@ -1,0 +1,350 @@
+/**
+ * The checker: per-key decomposition, the memoized search, and shrinking a failure to a small window.
+ *
+ * @packageDocumentation
+ */
+
+import { frontierKey, MAX_RUNNING } from './frontier.js';
+import { canonicalJson, pairOperations } from './history.js';
+import { ABSENT, ANY, type Budget, FRESH, type KeyOp, Kind, NO_PREV, type SearchResult, searchKey } from './search.js';
+import type { HistoryEvent, Json, Operation } from './types.js';
+
+/** The overall answer. `unknown` means a budget ran out before any key failed. */
+export type Verdict = 'linearizable' | 'not-linearizable' | 'unknown';
+
+/** The value a key holds before the first operation: `absent`, or `any` (for a window cut from a longer history). */
+export type InitialState = 'absent' | 'any';
+
+/** Options for {@link checkHistory} and {@link checkOperations}. */
+export interface CheckOptions {
+  /** Wall-clock budget for the whole search, in ms (keys left when it runs out are `unknown`). Default 60 000. */
+  readonly timeLimitMs?: number;
+  /** Search steps allowed per key before it is `unknown`. Default 20 000 000. */
+  readonly maxStepsPerKey?: number;
+  /** Shrink each failing key to a minimal window (default true). */
+  readonly shrink?: boolean;
+  /** Budget for shrinking one failing key, in ms. Default 10 000. */
+  readonly shrinkTimeLimitMs?: number;
+  /** The value every key holds before the history starts. Default `absent`. */
+  readonly initial?: InitialState;
+}
+
+/**
+ * A small set of operations on one key that cannot be linearized on its own, which proves the whole history
+ * cannot either. It is the ops of a time window `[from, to]`: the history is cut after `to` (operations still
+ * running there count as `info`) and before `from` at a quiescent point (no completed operation spans it, so the
+ * key's value there is some value: `initial` is `any`), and then operations whose removal cannot help
+ * (completed reads and compare-and-sets that did not apply) are dropped while it still fails.
+ */
+export interface Witness {
+  readonly key: string;
+  readonly initial: InitialState;
+  /** Start of the window (the earliest invocation kept). */
+  readonly from: number;
+  /** End of the window (the last completion kept). */
+  readonly to: number;
+  /** The operations, in invocation order, as the window sees them (possibly turned into `info`). */
+  readonly ops: readonly Operation[];
+  /** How many operations on the key the history had (before shrinking). */
+  readonly keyOps: number;
+}
+
+/** Result for one key. */
+export interface KeyReport {
+  readonly key: string;
+  readonly verdict: Verdict;
+  /** Operations on this key that the check considered (not counting `fail`). */
+  readonly ops: number;
+  /** Search steps taken (excluding shrinking). */
+  readonly steps: number;
+  /** Why the verdict is `unknown`. */
+  readonly reason?: string;
+  /** The operation whose completion the deepest partial linearization could not get past. */
+  readonly stuck?: Operation;
+  readonly witness?: Witness;
+}
+
+/** What {@link checkHistory} found. `witness` is the first failing key's witness. */
+export interface CheckResult {
+  readonly verdict: Verdict;
+  /** Operations in the history, and how they ended. */
+  readonly ops: number;
+  readonly counts: { readonly ok: number; readonly fail: number; readonly info: number };
+  readonly keys: readonly KeyReport[];
+  readonly steps: number;
+  readonly elapsedMs: number;
+  readonly witness?: Witness;
+}
+
+/**
+ * Checks a history (events as read by {@link parseHistory}) for linearizability against the key-value model.
+ *
+ * @throws HistoryFormatError when events do not pair up.
+ */
+export function checkHistory(events: readonly HistoryEvent[], options: CheckOptions = {}): CheckResult {
+  return checkOperations(pairOperations(events), options);
+}
+
+/** Checks paired operations (see {@link pairOperations}) for linearizability against the key-value model. */
+export function checkOperations(ops: readonly Operation[], options: CheckOptions = {}): CheckResult {
+  const started = performance.now();
+  const deadline = started + (options.timeLimitMs ?? 60_000);
+  const maxSteps = options.maxStepsPerKey ?? 20_000_000;
+  const initial = options.initial ?? 'absent';
+  const counts = { ok: 0, fail: 0, info: 0 };
+  const byKey = new Map<string, Operation[]>();
+  for (const op of ops) {
+    counts[op.status]++;
+    if (op.status === 'fail') continue; // definitely did not happen
+    let list = byKey.get(op.key);
+    if (!list) byKey.set(op.key, (list = []));
+    list.push(op);
+  }
+  const keys: KeyReport[] = [];
+  let steps = 0;
+  for (const [key, list] of [...byKey.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+    list.sort((a, b) => a.call - b.call || a.id - b.id);
+    const r = runKey(list, initial, { maxSteps, deadline });
+    steps += r.steps;
+    if (r.kind === 'ok') {
+      keys.push({ key, verdict: 'linearizable', ops: list.length, steps: r.steps });
+    } else if (r.kind === 'unknown') {
+      const reason =
+        r.reason === 'steps'
+          ? `search exceeded ${maxSteps} steps`
+          : r.reason === 'width'
+            ? `more than ${MAX_RUNNING} operations running at once`
+            : `time limit of ${options.timeLimitMs ?? 60_000} ms`;
+      keys.push({ key, verdict: 'unknown', ops: list.length, steps: r.steps, reason });
+    } else {
+      const stuck = list.find((o) => o.id === r.stuck);
+      const witness =
+        options.shrink === false
+          ? undefined
+          : shrink(key, list, initial, performance.now() + (options.shrinkTimeLimitMs ?? 10_000), maxSteps);
+      keys.push({ key, verdict: 'not-linearizable', ops: list.length, steps: r.steps, stuck, witness });
+    }
+  }
+  const failed = keys.find((k) => k.verdict === 'not-linearizable');
+  const verdict: Verdict = failed
+    ? 'not-linearizable'
+    : keys.some((k) => k.verdict === 'unknown')
+      ? 'unknown'
+      : 'linearizable';
+  return {
+    verdict,
+    ops: ops.length,
+    counts,
+    keys,
+    steps,
+    elapsedMs: performance.now() - started,
+    ...(failed?.witness ? { witness: failed.witness } : {}),
+  };
+}
+
+/**
+ * Compiles one key's operations to the integer model. Values nobody observes (no read returned them, no cas
+ * expected them, no put reported them as previous) are all mapped to {@link FRESH}: the model cannot tell them
+ * apart, and merging them is what makes info puts of unique values cheap.
+ */
+function compile(ops: readonly Operation[], initial: InitialState): { kops: KeyOp[]; init: number } {
+  const observed = new Set<string>();
+  for (const op of ops) {
+    if (op.f === 'get' && op.status === 'ok') observed.add(canonicalJson(op.output));
+    if (op.f === 'cas') observed.add(canonicalJson(op.expected));
+    if (op.prev !== undefined && op.status === 'ok') observed.add(canonicalJson(op.prev));
+  }
+  const ids = new Map<string, number>();
+  const id = (v: Json | undefined): number => {
+    const c = canonicalJson(v);
+    if (c === 'null') return ABSENT;
+    if (!observed.has(c)) return FRESH;
+    let x = ids.get(c);
+    if (x === undefined) ids.set(c, (x = FRESH + 1 + ids.size));
+    return x;
+  };
+  const kops: KeyOp[] = [];
+  for (const op of ops) {
+    const info = op.status === 'info';
+    const base = { info, call: op.call, ret: info ? Number.POSITIVE_INFINITY : op.ret, src: op.id };
+    switch (op.f) {
+      case 'get':
+        if (!info) kops.push({ ...base, kind: Kind.Get, a: id(op.output), b: 0, interchangeable: false });
+        break; // a read with unknown outcome constrains nothing
+      case 'put':
+      case 'delete': {
+        const a = op.f === 'put' ? id(op.value) : ABSENT;
+        const b = !info && op.prev !== undefined ? id(op.prev) : NO_PREV;
+        kops.push({ ...base, kind: Kind.Put, a, b, interchangeable: info && a === FRESH });
+        break;
+      }
+      case 'cas': {
+        const kind = info ? Kind.CasInfo : op.applied === false ? Kind.CasNotApplied : Kind.CasApplied;
+        kops.push({ ...base, kind, a: id(op.expected), b: id(op.value), interchangeable: false });
+        break;
+      }
+    }
+  }
+  return { kops, init: initial === 'any' ? ANY : ABSENT };
+}
+
+/**
+ * Depth-first search first (fast when the history is linearizable: it usually walks straight through), then,
+ * if that runs out of its small budget, the exhaustive frontier search, which handles failing histories with
+ * many info operations that would make the depth-first search explore their combinations.
+ */
+function runKey(ops: readonly Operation[], initial: InitialState, budget: Budget): SearchResult {
+  const { kops, init } = compile(ops, initial);
+  const quick = searchKey(kops, init, {
+    ...budget,
+    maxSteps: Math.min(budget.maxSteps, QUICK_STEPS + 20 * kops.length),
+  });
+  if (quick.kind !== 'unknown' || quick.reason === 'time') return quick;
+  const full = frontierKey(kops, init, { ...budget, maxSteps: budget.maxSteps - quick.steps });
+  return { ...full, steps: full.steps + quick.steps };
+}
+
+/** Steps the depth-first search gets before the frontier search takes over. */
+const QUICK_STEPS = 50_000;
+
+/** `op` as seen by a history cut at time `t`: still running then, so its outcome is unknown. */
+function asInfo(op: Operation): Operation {
+  const { output: _o, prev: _p, applied: _a, completeLine: _l, completeTime: _t, ...rest } = op;
+  return { ...rest, status: 'info', ret: Number.POSITIVE_INFINITY };
+}
+
+/**
+ * Droppable from a failing set without making it pass: it completed and changed nothing (a read, or a cas that did
+ * not apply), so it only adds constraints. Info operations are not droppable: their effect may be what explains
+ * another operation.
+ */
+function droppable(op: Operation): boolean {
+  return op.status === 'ok' && (op.f === 'get' || (op.f === 'cas' && op.applied === false));
+}
+
+/**
+ * Finds a small failing window for one key (see {@link Witness}). Both cuts are monotone (a failing window stays
+ * failing when widened), so each is a binary search; every probe is a full search of the smaller window.
+ */
+function shrink(
+  key: string,
+  ops: readonly Operation[],
+  initial: InitialState,
+  deadline: number,
+  maxSteps: number,
+): Witness {
+  const fails = (sub: readonly Operation[], init: InitialState): boolean =>
+    runKey(sub, init, { maxSteps, deadline }).kind === 'fail';
+
+  // 1. The earliest end: cut after the completion at `t1`; operations still running then become info.
+  const ends = [...new Set(ops.filter((o) => o.status === 'ok').map((o) => o.ret))].sort((a, b) => a - b);
+  const cutAfter = (t1: number): Operation[] =>
+    ops.filter((o) => o.call <= t1).map((o) => (o.status === 'info' || o.ret <= t1 ? o : asInfo(o)));
+  let lo = 0;
+  let hi = ends.length - 1;
+  while (lo < hi && performance.now() < deadline) {
+    const mid = (lo + hi) >> 1;
+    if (fails(cutAfter(ends[mid]), initial)) hi = mid;
+    else lo = mid + 1;
+  }
+  const to = ends.length > 0 ? ends[hi] : Number.POSITIVE_INFINITY;
+  let window = ends.length > 0 ? cutAfter(to) : [...ops];
+
+  // 2. The latest start: an invocation time t0 that no completed write spans (every put, delete or applied cas
+  // invoked before t0 has returned before it). Every completed op invoked before t0 is dropped: the writes all
+  // precede what is kept, so the value at t0 is some value (hence initial "any"), and reads spanning t0 are dropped
+  // outright, which is always safe (a read only adds constraints). Info ops invoked before t0 stay: they may take
+  // effect later.
+  const starts = [...new Set(window.map((o) => o.call))].sort((a, b) => a - b);
+  let maxRetBefore = Number.NEGATIVE_INFINITY;
+  const quiescent: number[] = [];
+  let j = 0;
+  const byCall = [...window].sort((a, b) => a.call - b.call);
+  for (const t0 of starts) {
+    while (j < byCall.length && byCall[j].call < t0) {
+      if (byCall[j].status !== 'info' && !droppable(byCall[j])) maxRetBefore = Math.max(maxRetBefore, byCall[j].ret);
+      j++;
+    }
+    if (maxRetBefore < t0) quiescent.push(t0);
+  }
+  const cutBefore = (idx: number): [Operation[], InitialState] => {
+    if (idx === 0) return [window, initial];
+    const t0 = quiescent[idx];
+    return [window.filter((o) => o.status === 'info' || o.call >= t0), 'any'];
+  };
+  lo = 0;
+  hi = quiescent.length - 1;
+  while (lo < hi && performance.now() < deadline) {
+    const mid = (lo + hi + 1) >> 1;
+    const [sub, init] = cutBefore(mid);
+    if (fails(sub, init)) lo = mid;
+    else hi = mid - 1;
+  }
+  let [sub, init] = quiescent.length > 0 ? cutBefore(lo) : [window, initial];
+  window = sub;
+
+  // 3. Drop operations whose removal can only make a history easier to linearize, while it still fails.
+  if (window.length <= 400) {
+    for (const op of [...window]) {
+      if (performance.now() >= deadline) break;
+      if (!droppable(op)) continue;
+      const without = window.filter((o) => o !== op);
+      if (fails(without, init)) window = without;
+    }
+  }
+  // With only info ops before it, a window needs no "any" start: report the tighter claim when it holds.
+  if (init === 'any' && initial === 'absent' && window.length > 0) {
+    const first = Math.min(...window.map((o) => o.call));
+    if (!ops.some((o) => o.status !== 'info' && o.call < first) && fails(window, 'absent')) init = 'absent';
+  }
+  window.sort((a, b) => a.call - b.call || a.id - b.id);
+  const from = window.length > 0 ? window[0].call : 0;
+  return { key, initial: init, from, to, ops: window, keyOps: ops.length };
+}
+
+/** One operation as a human-readable line, e.g. `p3 put "k" "v5" ok prev=null [t 100 .. 130] (lines 7-9)`. */
+export function formatOperation(op: Operation): string {
+  const j = (v: Json | undefined) => JSON.stringify(v ?? null);
+  let what: string;
+  switch (op.f) {
+    case 'get':
+      what = `get ${j(op.key)}${op.status === 'ok' ? ` -> ${j(op.output)}` : ''}`;
+      break;
+    case 'put':
+      what = `put ${j(op.key)} ${j(op.value)}${op.prev !== undefined ? ` (prev ${j(op.prev)})` : ''}`;
+      break;
+    case 'delete':
+      what = `delete ${j(op.key)}${op.prev !== undefined ? ` (prev ${j(op.prev)})` : ''}`;
+      break;
+    case 'cas':
+      what = `cas ${j(op.key)} ${j(op.expected)} -> ${j(op.value)}${op.status === 'ok' ? (op.applied === false ? ' not applied' : ' applied') : ''}`;
+      break;
+  }
+  const end = op.ret === Number.POSITIVE_INFINITY ? 'inf' : String(op.ret);
+  const lines = op.completeLine !== undefined ? `lines ${op.invokeLine},${op.completeLine}` : `line ${op.invokeLine}`;
+  return `p${op.process} ${what} ${op.status} [t ${op.call} .. ${end}] (${lines})`;
+}
+
+/** A witness as text: what it claims, then one line per operation. */
+export function formatWitness(w: Witness): string {
+  const start = w.initial === 'absent' ? 'starting from an absent value' : 'starting from any value';
+  const head = `key ${JSON.stringify(w.key)}: these ${w.ops.length} of its ${w.keyOps} operations cannot be linearized (${start}; window ${w.from} .. ${w.to}):`;
+  return [head, ...w.ops.map((o) => `  ${formatOperation(o)}`)].join('\n');
+}
+
+/** A check result as a short text report (verdict, counts, per-key problems, the witness). */
+export function formatResult(r: CheckResult): string {
+  const lines = [
+    `verdict: ${r.verdict}`,
+    `operations: ${r.ops} (ok ${r.counts.ok}, fail ${r.counts.fail}, info ${r.counts.info}) on ${r.keys.length} keys; ${r.steps} search steps in ${Math.round(r.elapsedMs)} ms`,
+  ];
+  for (const k of r.keys) {
+    if (k.verdict === 'unknown') lines.push(`key ${JSON.stringify(k.key)}: unknown (${k.reason})`);
+    if (k.verdict === 'not-linearizable') {
+      lines.push(`key ${JSON.stringify(k.key)}: NOT linearizable`);
+      if (k.stuck) lines.push(`  could not get past: ${formatOperation(k.stuck)}`);
+      if (k.witness) lines.push(formatWitness(k.witness));
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,238 @@
+/**
+ * Reading, writing and pairing JSON Lines histories (format: docs/history-format.md).
+ *
+ * @packageDocumentation
+ */
+
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  type EventType,
+  type HistoryEvent,
+  HistoryFormatError,
+  type Json,
+  type Operation,
+  type OpFn,
+  type ProcessId,
+} from './types.js';
+
+const FNS: readonly OpFn[] = ['put', 'get', 'cas', 'delete'];
+const TYPES: readonly EventType[] = ['invoke', 'ok', 'fail', 'info'];
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Canonical JSON text (object keys sorted), so equal values compare equal as strings. `undefined` counts as `null`. */
+export function canonicalJson(v: Json | undefined): string {
+  if (v === undefined || v === null) return 'null';
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (isObject(v)) {
+    const keys = Object.keys(v).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, Json>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/**
+ * Validates one parsed JSON object as a {@link HistoryEvent}.
+ *
+ * @throws HistoryFormatError naming the line and the problem.
+ */
+export function validateEvent(raw: unknown, line = 0): HistoryEvent {
+  if (!isObject(raw)) throw new HistoryFormatError('an event must be a JSON object', line);
+  const { process, type, f, key, time } = raw;
+  if (typeof process !== 'number' && typeof process !== 'string') {
+    throw new HistoryFormatError('"process" must be a number or a string', line);
+  }
+  if (typeof type !== 'string' || !TYPES.includes(type as EventType)) {
+    throw new HistoryFormatError(`"type" must be one of ${TYPES.join(', ')}`, line);
+  }
+  if (typeof f !== 'string' || !FNS.includes(f as OpFn)) {
+    throw new HistoryFormatError(`"f" must be one of ${FNS.join(', ')}`, line);
+  }
+  if (typeof key !== 'string') throw new HistoryFormatError('"key" must be a string', line);
+  if (typeof time !== 'number' || !Number.isFinite(time)) {
+    throw new HistoryFormatError('"time" must be a finite number', line);
+  }
+  if (raw.applied !== undefined && typeof raw.applied !== 'boolean') {
+    throw new HistoryFormatError('"applied" must be a boolean', line);
+  }
+  if (type === 'invoke' && f === 'cas' && (!Array.isArray(raw.value) || raw.value.length !== 2)) {
+    throw new HistoryFormatError('a cas invocation needs "value": [expected, new]', line);
+  }
+  return raw as unknown as HistoryEvent;
+}
+
+/**
+ * Parses JSON Lines text into events. Blank lines are skipped.
+ *
+ * @throws HistoryFormatError on a line that is not JSON or not a valid event.
+ */
+export function parseHistory(text: string): HistoryEvent[] {
+  const out: HistoryEvent[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === '') continue;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch (e) {
+      throw new HistoryFormatError(`not JSON (${(e as Error).message})`, i + 1);
+    }
+    out.push(validateEvent(raw, i + 1));
+  }
+  return out;
+}
+
+/** One event as a JSON line (no trailing newline), fields in the documented order. */
+export function formatEvent(e: HistoryEvent): string {
+  const o: Record<string, unknown> = { process: e.process, type: e.type, f: e.f, key: e.key };
+  if (e.value !== undefined) o.value = e.value;
+  if (e.prev !== undefined) o.prev = e.prev;
+  if (e.applied !== undefined) o.applied = e.applied;
+  o.time = e.time;
+  if (e.error !== undefined) o.error = e.error;
+  return JSON.stringify(o);
+}
+
+/** Events as JSON Lines text (each line ends with a newline). */
+export function formatHistory(events: readonly HistoryEvent[]): string {
+  return events.map((e) => `${formatEvent(e)}\n`).join('');
+}
+
+/** Reads a JSON Lines history file. */
+export function readHistoryFile(path: string): HistoryEvent[] {
+  return parseHistory(readFileSync(path, 'utf8'));
+}
+
+/** Writes a JSON Lines history file (replacing it). */
+export function writeHistoryFile(path: string, events: readonly HistoryEvent[]): void {
+  writeFileSync(path, formatHistory(events));
+}
+
+/** Appends events to a JSON Lines history file, so a long run can stream its history to disk. */
+export function appendHistoryFile(path: string, events: readonly HistoryEvent[]): void {
+  appendFileSync(path, formatHistory(events));
+}
+
+/**
+ * Pairs invocations with completions, per process, into {@link Operation}s (ordered by invocation).
+ * An invocation never completed counts as `info`. Events are taken in the given order (the file order);
+ * a completion must come after its invocation, and a process may have at most one operation outstanding.
+ *
+ * @throws HistoryFormatError when events do not pair up (a completion with no invocation, mismatched f or key,
+ *   a second invocation while one is outstanding, or a completion earlier in time than its invocation).
+ */
+export function pairOperations(events: readonly HistoryEvent[]): Operation[] {
+  interface Pending {
+    inv: HistoryEvent;
+    line: number;
+    slot: number;
+  }
+  const pending = new Map<ProcessId, Pending>();
+  const ops: (Operation | undefined)[] = [];
+  const invokes: Pending[] = [];
+  events.forEach((e, i) => {
+    const line = i + 1;
+    if (e.type === 'invoke') {
+      if (pending.has(e.process)) {
+        throw new HistoryFormatError(`process ${e.process} invoked a second operation while one is outstanding`, line);
+      }
+      const p = { inv: e, line, slot: ops.length };
+      ops.push(undefined);
+      invokes.push(p);
+      pending.set(e.process, p);
+      return;
+    }
+    const p = pending.get(e.process);
+    if (!p) throw new HistoryFormatError(`process ${e.process} completed an operation it never invoked`, line);
+    if (p.inv.f !== e.f || p.inv.key !== e.key) {
+      throw new HistoryFormatError(
+        `completion ${e.f} ${JSON.stringify(e.key)} does not match the invocation ${p.inv.f} ${JSON.stringify(p.inv.key)} on line ${p.line}`,
+        line,
+      );
+    }
+    if (e.time < p.inv.time) throw new HistoryFormatError('completion time is before its invocation time', line);
+    pending.delete(e.process);
+    ops[p.slot] = makeOp(p.slot, p.inv, p.line, e, line);
+  });
+  for (const p of pending.values()) ops[p.slot] = makeOp(p.slot, p.inv, p.line, undefined, undefined);
+  return ops as Operation[];
+}
+
+function makeOp(
+  id: number,
+  inv: HistoryEvent,
+  invokeLine: number,
+  done: HistoryEvent | undefined,
+  completeLine: number | undefined,
+): Operation {
+  const status = done === undefined ? 'info' : done.type === 'invoke' ? 'info' : done.type;
+  const ret = status === 'info' || done === undefined ? Number.POSITIVE_INFINITY : done.time;
+  const base = { id, process: inv.process, f: inv.f, key: inv.key, status, call: inv.time, ret, invokeLine };
+  const withLine =
+    completeLine === undefined || done === undefined ? base : { ...base, completeLine, completeTime: done.time };
+  switch (inv.f) {
+    case 'put': {
+      const value = inv.value ?? null;
+      return status === 'ok' && done?.prev !== undefined
+        ? { ...withLine, value, prev: done.prev }
+        : { ...withLine, value };
+    }
+    case 'delete':
+      return status === 'ok' && done?.prev !== undefined
+        ? { ...withLine, value: null, prev: done.prev }
+        : { ...withLine, value: null };
+    case 'get':
+      return status === 'ok' ? { ...withLine, value: null, output: done?.value ?? null } : { ...withLine, value: null };
+    case 'cas': {
+      const [expected, value] = inv.value as [Json, Json];
+      return status === 'ok'
+        ? { ...withLine, value, expected, applied: done?.applied ?? true }
+        : { ...withLine, value, expected };
+    }
+  }
+}
+
+/**
+ * Turns operations back into events (invocation, then completion unless the operation never completed),
+ * in time order. Useful to save histories built by tests or generators.
+ */
+export function operationsToEvents(ops: readonly Operation[]): HistoryEvent[] {
+  const tagged: { e: HistoryEvent; t: number; order: number }[] = [];
+  for (const op of ops) {
+    const inv: HistoryEvent =
+      op.f === 'put'
+        ? { process: op.process, type: 'invoke', f: op.f, key: op.key, value: op.value, time: op.call }
+        : op.f === 'cas'
+          ? {
+              process: op.process,
+              type: 'invoke',
+              f: op.f,
+              key: op.key,
+              value: [op.expected ?? null, op.value],
+              time: op.call,
+            }
+          : { process: op.process, type: 'invoke', f: op.f, key: op.key, time: op.call };
+    tagged.push({ e: inv, t: op.call, order: 0 });
+    // An info operation is written with its info event when it had one; without, it stays outstanding forever.
+    if (op.status === 'info' && op.completeTime === undefined) continue;
+    const done: Record<string, unknown> = { process: op.process, type: op.status, f: op.f, key: op.key };
+    if (op.status === 'ok') {
+      if (op.f === 'get') done.value = op.output ?? null;
+      if (op.f === 'put') done.value = op.value;
+      if (op.prev !== undefined) done.prev = op.prev;
+      if (op.f === 'cas') {
+        done.value = [op.expected ?? null, op.value];
+        done.applied = op.applied ?? true;
+      }
+    }
+    const t = op.completeTime ?? op.ret;
+    done.time = t;
+    tagged.push({ e: done as unknown as HistoryEvent, t, order: 1 });
+  }
+  // Stable sort by time; at equal times invocations first, which keeps every invocation before its completion.
+  return tagged
+    .map((x, i) => ({ ...x, i }))
+    .sort((a, b) => a.t - b.t || a.order - b.order || a.i - b.i)
+    .map((x) => x.e);
+}

@@ -1,0 +1,280 @@
+/**
+ * The single-key search: Wing & Gong's algorithm with Lowe's memoization (as in Porcupine), over a compiled
+ * register model whose values are small integers.
+ *
+ * @packageDocumentation
+ */
+
+/** The model state "any value": used when a window starts mid-history, it binds on the first observation. */
+export const ANY = -1;
+/** The absent value (`null`). */
+export const ABSENT = 0;
+/** Every value nobody ever observes: such values behave identically, so they share one state. */
+export const FRESH = 1;
+/** A `put` / `delete` whose previous value was not recorded. */
+export const NO_PREV = -3;
+
+/** Operation kinds of the compiled model. A `delete` is a `put` of {@link ABSENT}. */
+export const Kind = {
+  Get: 0,
+  Put: 1,
+  CasApplied: 2,
+  CasNotApplied: 3,
+  /** A cas with unknown outcome: applies if the value matches, else has no effect. */
+  CasInfo: 4,
+} as const;
+/** One of {@link Kind}'s values. */
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+/** One operation on one key, compiled to integers. */
+export interface KeyOp {
+  readonly kind: Kind;
+  /** Get: the value read. Put: the value written. Cas: the expected value. */
+  readonly a: number;
+  /** Put: the recorded previous value or {@link NO_PREV}. Cas: the new value. */
+  readonly b: number;
+  /** Unknown outcome: may be left out of the linearization. */
+  readonly info: boolean;
+  /**
+   * An info put of a value nobody observes. All such puts have the same effect (state becomes {@link FRESH}), so
+   * the search only ever uses them in invocation order, which keeps their combinations from multiplying the search.
+   */
+  readonly interchangeable: boolean;
+  readonly call: number;
+  /** `Infinity` for info operations. */
+  readonly ret: number;
+  /** Index of the source operation, for reports. */
+  readonly src: number;
+}
+
+/** Limits on one search. */
+export interface Budget {
+  /** Give up after this many search steps. */
+  readonly maxSteps: number;
+  /** Give up at this `performance.now()` time. */
+  readonly deadline: number;
+}
+
+/** What one search found. `stuck` is the `src` of the operation the deepest partial linearization could not pass. */
+export type SearchResult =
+  | { readonly kind: 'ok'; readonly steps: number }
+  | { readonly kind: 'fail'; readonly steps: number; readonly stuck: number; readonly deepest: number }
+  | { readonly kind: 'unknown'; readonly steps: number; readonly reason: 'steps' | 'time' | 'width' };
+
+/** Returned by {@link step} when the recorded outcome is impossible in the given state. */
+export const REJECT = -2;
+
+/** Applies `op` in state `s`: the new state, or REJECT when the recorded outcome is impossible in `s`. */
+export function step(s: number, op: KeyOp): number {
+  switch (op.kind) {
+    case Kind.Get:
+      if (s === ANY) return op.a;
+      return s === op.a ? s : REJECT;
+    case Kind.Put:
+      if (op.b === NO_PREV || s === ANY || s === op.b) return op.a;
+      return REJECT;
+    case Kind.CasApplied:
+      return s === ANY || s === op.a ? op.b : REJECT;
+    case Kind.CasNotApplied:
+      // From ANY we cannot express "anything but a", so stay ANY: more permissive, never a false violation.
+      if (s === ANY) return ANY;
+      return s !== op.a ? s : REJECT;
+    case Kind.CasInfo:
+      if (s === ANY) return ANY;
+      return s === op.a ? op.b : s;
+  }
+}
+
+/** MurmurHash3's finalizer: a cheap, well-mixed 32-bit hash. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h | 0;
+}
+
+/**
+ * A set of 64-bit hashes (two int32 halves), open addressing. The memo holds (linearized set, state) pairs as
+ * Zobrist hashes rather than bitsets: 8 bytes per entry instead of n/8, and O(1) updates per step. A collision
+ * (probability about entries² / 2⁶⁵) can only prune a branch, i.e. at worst report a violation that is not one;
+ * at the default budget that is below one in ten million.
+ */
+class HashSet64 {
+  private hi: Int32Array;
+  private lo: Int32Array;
+  private used: Uint8Array;
+  private mask: number;
+  private size = 0;
+
+  constructor(capacity = 1 << 12) {
+    this.hi = new Int32Array(capacity);
+    this.lo = new Int32Array(capacity);
+    this.used = new Uint8Array(capacity);
+    this.mask = capacity - 1;
+  }
+
+  /** Adds the pair; false if it was already present. */
+  add(a: number, b: number): boolean {
+    const { hi, lo, used, mask } = this;
+    let i = (a ^ Math.imul(b, 0x9e3779b1)) & mask;
+    while (used[i] === 1) {
+      if (hi[i] === a && lo[i] === b) return false;
+      i = (i + 1) & mask;
+    }
+    used[i] = 1;
+    hi[i] = a;
+    lo[i] = b;
+    if (++this.size * 2 > mask) this.grow();
+    return true;
+  }
+
+  private grow(): void {
+    const { hi, lo, used } = this;
+    const cap = (this.mask + 1) * 2;
+    this.hi = new Int32Array(cap);
+    this.lo = new Int32Array(cap);
+    this.used = new Uint8Array(cap);
+    this.mask = cap - 1;
+    this.size = 0;
+    for (let i = 0; i < used.length; i++) if (used[i] === 1) this.add(hi[i], lo[i]);
+  }
+}
+
+/**
+ * Decides whether the operations on one key can be linearized starting from state `initial`.
+ *
+ * Entries (calls and returns) sit in a doubly linked list in time order, calls before returns at equal times (so
+ * operations touching at an instant count as concurrent, the permissive reading). The cursor walks the list trying
+ * to linearize each call it meets; reaching the return of an operation not yet linearized means the current
+ * partial order is a dead end, so it backtracks. Info operations return at `Infinity`, so reaching the first info
+ * return means every completed operation has been placed: success (the remaining info operations are left out).
+ */
+export function searchKey(ops: readonly KeyOp[], initial: number, budget: Budget): SearchResult {
+  const n = ops.length;
+  if (n === 0) return { kind: 'ok', steps: 0 };
+  const entries = 2 * n;
+  // Entry 0 is the list head; op i has call entry 2i+1 and return entry 2i+2.
+  const timeOf = (e: number): number => ((e & 1) === 1 ? ops[(e - 1) >> 1].call : ops[(e - 2) >> 1].ret);
+  const order: number[] = new Array(entries);
+  for (let e = 1; e <= entries; e++) order[e - 1] = e;
+  order.sort((x, y) => {
+    const tx = timeOf(x);
+    const ty = timeOf(y);
+    if (tx !== ty) return tx < ty ? -1 : 1;
+    const cx = x & 1;
+    const cy = y & 1;
+    if (cx !== cy) return cy - cx; // calls (odd) first
+    return x - y;
+  });
+  const next = new Int32Array(entries + 1);
+  const prev = new Int32Array(entries + 1);
+  let p = 0;
+  for (const e of order) {
+    next[p] = e;
+    prev[e] = p;
+    p = e;
+  }
+  next[p] = -1;
+
+  let maxState = Math.max(FRESH, initial);
+  for (const op of ops) maxState = Math.max(maxState, op.a, op.b);
+  const sh1 = new Int32Array(maxState + 2);
+  const sh2 = new Int32Array(maxState + 2);
+  for (let s = ANY; s <= maxState; s++) {
+    sh1[s + 1] = fmix32(Math.imul(s + 11, 0x7feb352d) ^ 0x5bd1e995);
+    sh2[s + 1] = fmix32(Math.imul(s + 17, 0x846ca68b) ^ 0x1b873593);
+  }
+  const z1 = new Int32Array(n);
+  const z2 = new Int32Array(n);
+  const uRank = new Int32Array(n).fill(-1);
+  const us: number[] = [];
+  for (let i = 0; i < n; i++) {
+    z1[i] = fmix32(Math.imul(i + 1, 0x9e3779b9) ^ 0x27d4eb2f);
+    z2[i] = fmix32(Math.imul(i + 7, 0xc2b2ae3d) ^ 0x165667b1);
+    if (ops[i].interchangeable) us.push(i);
+  }
+  us.sort((x, y) => ops[x].call - ops[y].call || x - y);
+  us.forEach((i, r) => {
+    uRank[i] = r;
+  });
+
+  const lift = (c: number): void => {
+    const r = c + 1;
+    next[prev[c]] = next[c];
+    if (next[c] !== -1) prev[next[c]] = prev[c];
+    next[prev[r]] = next[r];
+    if (next[r] !== -1) prev[next[r]] = prev[r];
+  };
+  const unlift = (c: number): void => {
+    const r = c + 1;
+    if (next[r] !== -1) prev[next[r]] = r;
+    next[prev[r]] = r;
+    if (next[c] !== -1) prev[next[c]] = c;
+    next[prev[c]] = c;
+  };
+
+  const memo = new HashSet64();
+  const stackEntry = new Int32Array(n);
+  const stackState = new Int32Array(n);
+  let sp = 0;
+  let state = initial;
+  let h1 = 0;
+  let h2 = 0;
+  let uUsed = 0;
+  let steps = 0;
+  let deepest = -1;
+  let stuck = -1;
+  let entry = next[0];
+  while (entry !== -1) {
+    steps++;
+    if (steps > budget.maxSteps) return { kind: 'unknown', steps, reason: 'steps' };
+    if ((steps & 4095) === 0 && performance.now() > budget.deadline) return { kind: 'unknown', steps, reason: 'time' };
+    if ((entry & 1) === 1) {
+      const i = (entry - 1) >> 1;
+      const op = ops[i];
+      if (op.interchangeable && uRank[i] !== uUsed) {
+        entry = next[entry];
+        continue;
+      }
+      const ns = step(state, op);
+      // An info op that would change nothing is better left out (it stays available for later), so never place it.
+      if (ns !== REJECT && !(op.info && ns === state)) {
+        const n1 = h1 ^ z1[i];
+        const n2 = h2 ^ z2[i];
+        if (memo.add(n1 ^ sh1[ns + 1], n2 ^ sh2[ns + 1])) {
+          stackEntry[sp] = entry;
+          stackState[sp] = state;
+          sp++;
+          state = ns;
+          h1 = n1;
+          h2 = n2;
+          if (op.interchangeable) uUsed++;
+          lift(entry);
+          entry = next[0];
+          continue;
+        }
+      }
+      entry = next[entry];
+    } else {
+      const i = (entry - 2) >> 1;
+      if (ops[i].info) return { kind: 'ok', steps };
+      if (sp > deepest) {
+        deepest = sp;
+        stuck = ops[i].src;
+      }
+      if (sp === 0) return { kind: 'fail', steps, stuck, deepest };
+      sp--;
+      const c = stackEntry[sp];
+      const ci = (c - 1) >> 1;
+      state = stackState[sp];
+      h1 ^= z1[ci];
+      h2 ^= z2[ci];
+      if (ops[ci].interchangeable) uUsed--;
+      unlift(c);
+      entry = next[c];
+    }
+  }
+  return { kind: 'ok', steps };
+}
