@@ -53,19 +53,20 @@ export class SimDisk<C> {
     );
   }
 
-  /** Makes one pending write durable: drops entries from its first index on, then appends. */
+  /**
+   * Makes one pending write durable: drops the entries from its first index on, then appends. A write whose
+   * entries all lie at or below the snapshot (a snapshot was taken while it was pending) still truncates: the
+   * entries it replaced are not part of the log any more.
+   */
   write(entries: readonly Entry<C>[]): void {
+    if (entries.length === 0) return;
     const base = this.base;
-    let k = 0;
-    while (k < entries.length && entries[k].index <= base) k++;
-    if (k === entries.length) return;
-    const first = entries[k].index;
-    const keep = first - base - 1;
+    const keep = Math.max(0, entries[0].index - base - 1);
     if (keep > this.log.length) {
-      throw new Error(`disk write at index ${first} leaves a gap after ${this.lastIndex}`);
+      throw new Error(`disk write at index ${entries[0].index} leaves a gap after ${this.lastIndex}`);
     }
     this.log.length = keep;
-    for (; k < entries.length; k++) this.log.push(entries[k]);
+    for (const e of entries) if (e.index > base) this.log.push(e);
   }
 
   /**
@@ -85,9 +86,14 @@ export class SimDisk<C> {
     return last;
   }
 
-  /** Drops durable entries up to `index` (right after a snapshot at `index` was saved). */
-  compact(index: Index): void {
-    this.log = this.log.filter((e) => e.index > index);
+  /**
+   * Drops durable entries up to `index`, right after a snapshot at (`index`, `term`) was saved. If the durable log
+   * holds a different term at `index`, everything after it belongs to a replaced history (its truncation is still
+   * pending): it is dropped too, as the Raft paper's section 7 prescribes for a log that does not match a snapshot.
+   */
+  compact(index: Index, term: number): void {
+    const at = this.log.find((e) => e.index === index);
+    this.log = at !== undefined && at.term !== term ? [] : this.log.filter((e) => e.index > index);
   }
 
   /** The configuration in the durable state (last config entry of the log, else the snapshot's). */
@@ -320,7 +326,7 @@ export class SimNode<C> {
     const previous = this.disk.snapshot;
     const previousLog = this.disk.log;
     this.disk.snapshot = { meta, data };
-    this.disk.compact(meta.index);
+    this.disk.compact(meta.index, meta.term);
     const result = this.input((r) => r.compactLog(meta));
     if (!result.ok) {
       this.disk.snapshot = previous;
