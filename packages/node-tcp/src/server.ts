@@ -273,6 +273,7 @@ export class RaftServer extends EventEmitter {
   private listener: TcpServer | null = null;
   private readonly conns = new Set<Socket>();
   private running = false;
+  private started = false;
   private failure: RpcError | null = null;
   private startedAt = 0;
 
@@ -396,6 +397,14 @@ export class RaftServer extends EventEmitter {
    */
   async start(): Promise<void> {
     if (this.running) return;
+    if (this.started) {
+      // The machine already holds applied state; replaying the log into it again would apply commands twice.
+      throw new RpcError(
+        ErrorCode.SHUTTING_DOWN,
+        'a stopped server cannot be started again: create a new server with a fresh Machine on the same dataDir',
+      );
+    }
+    this.started = true;
     const addr = splitAddress(this.o.address) as { host: string; port: number };
     let port = addr.port;
     if (this.options.dataDir !== undefined) {

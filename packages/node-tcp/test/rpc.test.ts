@@ -266,6 +266,9 @@ describe('in-process API and WebSocket', () => {
     expect(err.code).toBe(-32601);
     const snap = await b.takeSnapshot();
     expect(snap.snapshotIndex).toBeGreaterThan(0);
+    // A stopped server object is not restarted (its Machine already holds state): a new one is created instead.
+    await c.stop(d.id);
+    await expect(d.start()).rejects.toThrow(/fresh Machine/);
   });
 
   it('survives a leader crash and a restart through the in-process API', async () => {
