@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cluster, threeNodes, waitFor } from './helpers.js';
+import { createServer, silentLogger } from '../src/index.js';
+import { Cluster, FAST, KvMachine, threeNodes, waitFor } from './helpers.js';
 
 let c: Cluster;
 afterEach(async () => {
@@ -168,5 +169,31 @@ describe('failures and membership', () => {
     expect((await intruder.getServerState()).counters.peerConnectionsRejected).toBeGreaterThan(0);
     expect((await intruder.getServerState()).lastLogIndex).toBe(0);
     expect(await a.query({ Get: 's' })).toBe(1);
+  });
+
+  it('picks a port for address port 0 and reuses it when restarted on the same data dir', async () => {
+    c = await Cluster.create();
+    const dir = c.dataDir('port0');
+    const mk = () =>
+      createServer({ address: '127.0.0.1:0', dataDir: dir, machine: new KvMachine(), logger: silentLogger, ...FAST });
+    const a = mk();
+    await a.start();
+    expect(a.id).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(a.id).not.toBe('127.0.0.1:0');
+    await a.createCluster();
+    await a.apply({ Put: ['p', 0] });
+    await a.stop();
+    const b = mk();
+    await b.start();
+    try {
+      expect(b.id).toBe(a.id);
+      expect(await b.query({ Get: 'p' })).toBe(0);
+      // Another address on the same data directory is refused: the cluster knows the server by address.
+      await expect(
+        createServer({ address: '127.0.0.1:1', dataDir: dir, machine: new KvMachine(), logger: silentLogger }).start(),
+      ).rejects.toThrow(/belongs to server/);
+    } finally {
+      await b.kill();
+    }
   });
 });
