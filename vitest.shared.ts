@@ -19,8 +19,6 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
-    // TEMPORARY until every package has tests; removed before issues are resolved.
-    passWithNoTests: true,
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },
