@@ -484,7 +484,9 @@ function memoryVerdict(samples: MemorySample[]): string {
   return (
     `Largest node: ${first.toFixed(0)} MiB at ${n0(half[0].puts)} Puts, ${last.toFixed(0)} MiB at ` +
     `${n0(half[half.length - 1].puts)} (${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(0)} %): ` +
-    (growth < 0.15 ? '**bounded** (no growth with the number of commands applied).' : '**still growing**.')
+    (growth < 0.15
+      ? '**bounded** (a plateau: under 15 % growth over the second half of the Puts).'
+      : '**still growing** (15 % or more over the second half of the Puts).')
   );
 }
 
