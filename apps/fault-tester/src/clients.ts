@@ -63,6 +63,11 @@ export interface WorkerOptions {
   readonly recorder: Recorder;
   /** Upper bound on operations (all workers together), so a run is bounded in count as well as time. */
   readonly maxOps: number;
+  /**
+   * How Gets are served: `Query` (linearizable, the default) or `LocalQuery` (whatever the contacted node has
+   * applied: deliberately not linearizable, to show the checker catches stale reads end to end).
+   */
+  readonly readKind?: 'Query' | 'LocalQuery';
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -105,7 +110,7 @@ export async function runWorkers(o: WorkerOptions): Promise<void> {
         if (f === 'get') {
           o.recorder.record({ ...base, type: 'invoke' });
           const v = await client.request<Json>('Apply', {
-            kind: 'Query',
+            kind: o.readKind ?? 'Query',
             input: { Get: key },
             timeoutMs: o.opTimeoutMs,
           });

@@ -38,6 +38,8 @@ export interface RunOptions {
   readonly log?: (msg: string) => void;
   /** Keep data directories and logs even when the run passes. Default false. */
   readonly keepAll?: boolean;
+  /** `LocalQuery` makes client reads deliberately non-linearizable (a self-test of the whole pipeline). */
+  readonly readKind?: 'Query' | 'LocalQuery';
 }
 
 /** What a run found. `passed` is true only when every check passed and the checker said `linearizable`. */
@@ -112,6 +114,7 @@ export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
       rand: prng(o.seed ^ 0x5bd1e995),
       recorder,
       maxOps: o.maxOps ?? 200_000,
+      ...(o.readKind ? { readKind: o.readKind } : {}),
     });
     await sleep(2_000); // a quiet start: some history before the first fault
     const nemesisStart = Date.now();

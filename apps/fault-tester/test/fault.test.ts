@@ -27,4 +27,22 @@ describe('fault injection against a real cluster', () => {
     },
     (faultSeconds + 240) * 1000,
   );
+
+  it("catches stale reads end to end when clients read a node's local state (a deliberately broken setup)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'raft-fault-stale-'));
+    const summary = await runFaultTest({
+      nodes: 3,
+      faultSeconds: 20,
+      seed,
+      dir,
+      readKind: 'LocalQuery',
+      faults: ['isolate-leader', 'partition-majority', 'pause'],
+    });
+    const text = formatSummary(summary);
+    console.log(text);
+    expect(summary.linearizability.verdict, text).toBe('not-linearizable');
+    expect(summary.linearizability.report).toMatch(/cannot be linearized/);
+    expect(summary.passed).toBe(false);
+    rmSync(dir, { recursive: true, force: true });
+  }, 240_000);
 });

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 
-import { type Budget, type KeyOp, Kind, REJECT, type SearchResult, step } from './search.js';
+import { type Budget, FRESH, type KeyOp, Kind, NO_PREV, REJECT, type SearchResult, step } from './search.js';
 
 /**
  * One way the history so far can be linearized: the key's value; which still-running operations have already been
@@ -124,11 +124,6 @@ export function frontierKey(
     if ((x & 1) !== (y & 1)) return (x & 1) - (y & 1); // calls first: touching operations are concurrent
     return x - y;
   });
-  const uOrder = ops
-    .map((o, i) => ({ o, i }))
-    .filter(({ o }) => o.interchangeable)
-    .sort((a, b) => a.o.call - b.o.call || a.i - b.i)
-    .map(({ i }) => i);
   const writes = (op: KeyOp): boolean => op.kind === Kind.Put || op.kind === Kind.CasApplied;
 
   const slotOf = new Int32Array(n).fill(-1);
@@ -136,9 +131,44 @@ export function frontierKey(
   const running: number[] = []; // regular operations invoked and not yet completed
   // Non-interchangeable info operations invoked so far: puts (always applicable), and cas by expected value (only
   // applicable when the value matches, so indexing them avoids scanning them all at every node).
-  const infoPuts: number[] = [];
+  let infoPuts: number[] = [];
   const infoCas = new Map<number, number[]>();
-  let uInvoked = 0;
+
+  // Dead values: once the last operation that observes a value v has completed, nothing can tell v from any other
+  // unobserved value, so v becomes FRESH. Info puts of dead values (and the interchangeable ones, whose values are
+  // never observed) then all have the same effect, "the value becomes FRESH": they form a pool, and a configuration
+  // only records how many of the pool it used (`u`), not which.
+  let maxState = Math.max(FRESH, initial);
+  for (const op of ops) maxState = Math.max(maxState, op.a, op.b);
+  const lastObs = new Float64Array(maxState + 1).fill(-1);
+  const observe = (v: number, at: number) => {
+    if (v > FRESH) lastObs[v] = Math.max(lastObs[v], at);
+  };
+  events.forEach((e, ei) => {
+    const op = ops[e >> 1];
+    // An info cas keeps its expected value alive only if what it writes is observed: from v it could lead to an
+    // observed value, which FRESH cannot. Writing an unobserved value from v changes nothing observable.
+    if (op.kind === Kind.CasInfo && (e & 1) === 0 && op.b !== FRESH) observe(op.a, Number.POSITIVE_INFINITY);
+    if ((e & 1) === 0) return;
+    if (op.kind === Kind.Get || op.kind === Kind.CasApplied || op.kind === Kind.CasNotApplied) observe(op.a, ei);
+    if (op.kind === Kind.Put && op.b !== NO_PREV) observe(op.b, ei);
+  });
+  const deathAt = new Map<number, number[]>();
+  for (let v = FRESH + 1; v <= maxState; v++) {
+    const at = lastObs[v];
+    if (at === Number.POSITIVE_INFINITY) continue;
+    const list = deathAt.get(at);
+    if (list) list.push(v);
+    else deathAt.set(at, [v]);
+  }
+  const dead = new Uint8Array(maxState + 1);
+  const canon = (s: number): number => (s > FRESH && dead[s] === 1 ? FRESH : s);
+  const stepC = (s: number, op: KeyOp): number => {
+    const ns = step(s, op);
+    return ns === REJECT ? REJECT : canon(ns);
+  };
+  let poolSize = 0;
+
   let frontier = new Frontier();
   frontier.add({ state: initial, w: 0, r: 0, info: [], u: 0 });
   let steps = 0;
@@ -160,7 +190,7 @@ export function frontierKey(
     const x = e >> 1;
     if ((e & 1) === 0) {
       const op = ops[x];
-      if (op.interchangeable) uInvoked++;
+      if (op.interchangeable || (op.info && op.kind === Kind.Put && canon(op.a) === FRESH)) poolSize++;
       else if (op.info && op.kind === Kind.CasInfo) {
         const list = infoCas.get(op.a);
         if (list) list.push(x);
@@ -197,7 +227,7 @@ export function frontierKey(
           return { kind: 'unknown', steps, reason: 'time' };
         }
         const s = node.state;
-        const sx = step(s, ops[x]);
+        const sx = stepC(s, ops[x]);
         if (sx !== REJECT) next.add(saturate({ state: sx, w: node.w, r: node.r, info: node.info, u: node.u }, x));
         const push = (child: Config): void => {
           const c2 = saturate(child, x);
@@ -206,7 +236,7 @@ export function frontierKey(
         for (const o of running) {
           const bit = 1 << slotOf[o];
           if (o === x || ((node.w | node.r) & bit) !== 0) continue;
-          const ns = step(s, ops[o]);
+          const ns = stepC(s, ops[o]);
           if (ns === REJECT) continue;
           if (writes(ops[o])) push({ state: ns, w: node.w | bit, r: node.r, info: node.info, u: node.u });
           else push({ state: ns, w: node.w, r: node.r | bit, info: node.info, u: node.u });
@@ -214,16 +244,15 @@ export function frontierKey(
         // An info operation that changes nothing is never worth placing (leaving it out is at least as good).
         const tryInfo = (i: number): void => {
           if (has(node.info, i)) return;
-          const ns = step(s, ops[i]);
+          const ns = stepC(s, ops[i]);
           if (ns !== REJECT && ns !== s)
             push({ state: ns, w: node.w, r: node.r, info: insertSorted(node.info, i), u: node.u });
         };
         for (const i of infoPuts) tryInfo(i);
         const matching = infoCas.get(s);
         if (matching) for (const i of matching) tryInfo(i);
-        if (node.u < uInvoked) {
-          const ns = step(s, ops[uOrder[node.u]]);
-          if (ns !== REJECT && ns !== s) push({ state: ns, w: node.w, r: node.r, info: node.info, u: node.u + 1 });
+        if (node.u < poolSize && s !== FRESH) {
+          push({ state: FRESH, w: node.w, r: node.r, info: node.info, u: node.u + 1 });
         }
       }
       if (next.size > maxFrontier) return { kind: 'unknown', steps, reason: 'steps' };
@@ -234,6 +263,22 @@ export function frontierKey(
     if (next.size === 0) return { kind: 'fail', steps, stuck: ops[x].src, deepest };
     deepest++;
     frontier = next;
+    const dying = deathAt.get(ei);
+    if (dying !== undefined) {
+      for (const v of dying) dead[v] = 1;
+      const moved = infoPuts.filter((i) => dead[ops[i].a] === 1);
+      if (moved.length > 0) {
+        infoPuts = infoPuts.filter((i) => dead[ops[i].a] !== 1);
+        poolSize += moved.length;
+      }
+      const rebuilt = new Frontier();
+      for (const c of frontier) {
+        const used = moved.filter((i) => has(c.info, i)).length;
+        const info = used === 0 ? c.info : c.info.filter((i) => !moved.includes(i));
+        rebuilt.add(saturate({ state: canon(c.state), w: c.w, r: c.r, info, u: c.u + used }, -1));
+      }
+      frontier = rebuilt;
+    }
   }
   return { kind: 'ok', steps };
 }
