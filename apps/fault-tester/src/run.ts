@@ -54,7 +54,14 @@ export interface RunSummary {
   readonly proxy: { connections: number; identified: number; resets: number };
   readonly linearizability: { verdict: string; note?: string; elapsedMs: number; report: string };
   readonly lostAcknowledgedWrites: string[];
-  readonly convergence: { converged: boolean; detail: string; appliedIndex?: number; stateHash?: string };
+  readonly convergence: {
+    converged: boolean;
+    detail: string;
+    appliedIndex?: number;
+    stateHash?: string;
+    /** Each node's `counters.leaderChanges` at the end (since its last start): evidence the faults bit. */
+    leaderChanges?: number[];
+  };
   readonly crashes: string[];
   readonly problems: string[];
   readonly passed: boolean;
@@ -83,6 +90,7 @@ interface NodeState {
   commitIndex: number;
   appliedIndex: number;
   stateHash?: string;
+  counters?: { leaderChanges?: number };
 }
 
 /** Runs one test. Never throws for a failing cluster: failures are in the summary (`passed: false`). */
@@ -288,6 +296,7 @@ async function waitConvergence(cluster: Cluster, timeoutMs: number): Promise<Run
           detail: `all ${states.length} nodes at applied index ${states[0].appliedIndex} with state hash ${states[0].stateHash}`,
           appliedIndex: states[0].appliedIndex,
           ...(states[0].stateHash ? { stateHash: states[0].stateHash } : {}),
+          leaderChanges: states.map((s) => s.counters?.leaderChanges ?? 0),
         };
       }
     } catch (e) {

@@ -20,7 +20,7 @@ export function formatSummary(s: RunSummary): string {
     `proxy: ${s.proxy.connections} connections, ${s.proxy.identified} identified as peers, ${s.proxy.resets} reset by partitions`,
     `linearizability: ${s.linearizability.verdict}${s.linearizability.note ? ` (${s.linearizability.note})` : ''} in ${s.linearizability.elapsedMs} ms`,
     `lost acknowledged writes: ${s.lostAcknowledgedWrites.length === 0 ? 'none' : s.lostAcknowledgedWrites.join('; ')}`,
-    `convergence: ${s.convergence.detail}`,
+    `convergence: ${s.convergence.detail}${s.convergence.leaderChanges ? `; leader changes seen per node since its last start: ${s.convergence.leaderChanges.join(', ')}` : ''}`,
     `crashes: ${s.crashes.length === 0 ? 'none' : s.crashes.join('; ')}`,
   ];
   if (s.problems.length > 0) lines.push(`problems: ${s.problems.join('; ')}`);
