@@ -45,6 +45,9 @@ function outcomeJson(idText: string, o: ApplyOutcome): string {
 export class RpcFrontend {
   private readonly wss: WebSocketServer;
   private readonly sockets = new Set<Socket>();
+  /** Connections with answers queued this turn (their flush functions). */
+  private pendingFlushes: (() => void)[] = [];
+  private flushScheduled = false;
 
   constructor(
     private readonly d: RpcDispatcher,
@@ -163,7 +166,7 @@ export class RpcFrontend {
       out.push(text, '\n');
       if (!flushScheduled) {
         flushScheduled = true;
-        setImmediate(flush);
+        this.scheduleFlush(flush);
       }
     };
     const tooLong = () => {
@@ -293,6 +296,30 @@ export class RpcFrontend {
         if (ws.readyState === ws.OPEN) ws.send(r);
       });
     });
+  }
+
+  /**
+   * Write every answer queued so far now. The server calls this at the end of each driver turn, so answers produced
+   * by that turn leave at once instead of one event-loop iteration later (a whole turn's answers still share one
+   * write per connection).
+   */
+  flushPending(): void {
+    if (this.pendingFlushes.length === 0) return;
+    const fs = this.pendingFlushes;
+    this.pendingFlushes = [];
+    for (const f of fs) f();
+  }
+
+  private scheduleFlush(f: () => void): void {
+    this.pendingFlushes.push(f);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // Answers given outside a driver turn (errors, local queries) still leave at the end of this iteration.
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flushPending();
+      });
+    }
   }
 
   /** Close every client connection. */
