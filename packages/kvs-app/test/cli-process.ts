@@ -87,7 +87,11 @@ export function startServe(addr: string, extra: readonly string[], cwd = ROOT): 
       out += d.toString('utf8');
     });
     exited.then((c) => reject(new Error(`serve ${addr} exited (${c}) before serving:\n${out}`)));
-    setTimeout(() => reject(new Error(`serve ${addr} not serving after 30 s:\n${out}`)), 30_000).unref();
+    setTimeout(() => {
+      // Never leave a server behind: a late start would outlive the test run.
+      child.kill('SIGKILL');
+      reject(new Error(`serve ${addr} not serving after 60 s:\n${out}`));
+    }, 60_000).unref();
   });
 }
 
