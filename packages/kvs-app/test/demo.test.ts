@@ -1,8 +1,9 @@
 /**
  * `raft-kvs demo --exit`: the walk-through `npm start` runs, end to end (child processes, a real leader kill).
  */
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { freePorts, runCli } from './cli-process.js';
+import { freePorts, ROOT, runCli } from './cli-process.js';
 
 /** Finds `n` consecutive free ports (the demo uses base, base+1, ...). */
 async function consecutiveFreePorts(n: number): Promise<number> {
@@ -41,6 +42,18 @@ describe('raft-kvs demo', () => {
     expect(afterKill).toContain('{"jsonrpc":"2.0","id":0,"result":123}');
     expect(out).toMatch(/Live dashboard: http:\/\/127\.0\.0\.1:\d+\/\?nodes=127\.0\.0\.1%3A\d+/);
     expect(out).toContain('Stopped every node.');
+  }, 120_000);
+
+  it("is what README's first command, npm start, runs", async () => {
+    const base = await consecutiveFreePorts(3);
+    const r = spawnSync('npm', ['start', '--', '--exit', '--base-port', String(base)], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 110_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/New leader 127\.0\.0\.1:\d+ elected/);
+    expect(r.stdout).toContain('Stopped every node.');
   }, 120_000);
 
   it('refuses ports that are taken', async () => {
