@@ -3,6 +3,8 @@
  * `concurrency` pipelined Put commands spread over the three nodes, reporting commands per second.
  *
  *   pnpm --filter @raft/node-tcp exec tsx bench/throughput.ts [count=100000] [concurrency=1000] [sync=1] [kind=Command]
+ *
+ * BENCH_VALUE_BYTES=65536 makes each Put's value a string of that many characters (default: the command's number).
  */
 import { fork } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -67,6 +69,9 @@ if (process.argv[2] === 'child') {
     await admin.request('AddServer', { addr: addrs[2] });
     const clients = await Promise.all(addrs.map((a) => RpcClient.connect(a, { timeoutMs: 60_000 })));
     const key = (i: number) => `k${i % 17576}`;
+    const valueBytes = Number(process.env.BENCH_VALUE_BYTES ?? 0);
+    const big = valueBytes > 0 ? 'x'.repeat(valueBytes) : '';
+    const value = (i: number): unknown => (valueBytes > 0 ? `${i}${big}`.slice(0, valueBytes) : i);
     for (const ch of children) ch.send('reset');
     let next = 0;
     let errors = 0;
@@ -81,7 +86,7 @@ if (process.argv[2] === 'child') {
           try {
             await cl.request('Apply', {
               kind,
-              input: kind === 'Command' ? { Put: [key(i), i] } : { Get: key(i) },
+              input: kind === 'Command' ? { Put: [key(i), value(i)] } : { Get: key(i) },
             });
           } catch {
             errors++;

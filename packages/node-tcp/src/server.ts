@@ -358,7 +358,7 @@ export class RaftServer extends EventEmitter {
       autoSnapshotEntries: options.autoSnapshotEntries ?? 100_000,
       maxFrameBytes: options.maxFrameBytes ?? 64 * 1024 * 1024,
       maxLineBytes: options.maxLineBytes ?? 16 * 1024 * 1024,
-      maxPeerBufferBytes: options.maxPeerBufferBytes ?? 32 * 1024 * 1024,
+      maxPeerBufferBytes: options.maxPeerBufferBytes ?? 256 * 1024 * 1024,
       maxInflightRequests: options.maxInflightRequests ?? 100_000,
       clusterName: options.clusterName ?? 'raft',
       secret: options.secret,
@@ -488,6 +488,8 @@ export class RaftServer extends EventEmitter {
       handshakeTimeoutMs: Math.max(2000, 2 * this.o.electionTimeoutMs),
       // Well below a heartbeat, well above the time between two AppendEntries under load.
       commitNotifyDelayMs: Math.min(5, this.o.heartbeatMs / 4),
+      lowWaterBytes: Math.min(this.o.maxPeerBufferBytes, 4 * 1024 * 1024),
+      softFrameBytes: Math.max(1024, Math.min(1024 * 1024, Math.floor(this.o.maxFrameBytes / 4))),
       logger: this.log,
       counters: this.counters,
       onMessages: (ms) => this.onPeerMessages(ms),

@@ -11,7 +11,7 @@
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import type { Message, NodeId } from '@raft/core';
+import type { Entry, Message, NodeId } from '@raft/core';
 import { encodeFrame, FrameDecoder, PEER_MAGIC, PEER_VERSION } from './frame.js';
 import type { Logger } from './logger.js';
 import type { Command } from './machine.js';
@@ -53,6 +53,10 @@ export interface TransportOptions {
    * same peer that makes it redundant. 0 sends them at once.
    */
   readonly commitNotifyDelayMs: number;
+  /** Pending bulk is written while the socket holds fewer unsent bytes than this. */
+  readonly lowWaterBytes: number;
+  /** Target frame size when cutting pending bulk (AppendEntries are split to about this many bytes of entries). */
+  readonly softFrameBytes: number;
   readonly logger: Logger;
   readonly counters: TransportCounters;
   /** Valid Raft messages received in one frame. */
@@ -85,6 +89,40 @@ function mac(secret: string, nonce: Uint8Array, cluster: string, id: string): Bu
   return createHmac('sha256', secret).update(nonce).update(`\0${cluster}\0${id}`).digest();
 }
 
+/** Whether an item must not overtake items queued before it to the same peer. */
+function isOrdered(it: WireItem): boolean {
+  if (it[0] === 1) return true;
+  if (it[0] === 2) return false;
+  const m = it[1];
+  return m.type === 'InstallSnapshot' || (m.type === 'AppendEntries' && m.entries.length > 0);
+}
+
+/** Rough encoded size of a log entry (its command text dominates). */
+function entryBytes(e: Entry<Command>): number {
+  return e.type === 'command' ? 48 + e.command.input.length + (e.command.clientId?.length ?? 0) : 256;
+}
+
+/** Rough encoded size of a frame item, to cut frames and bound queues without encoding first. */
+function itemBytes(it: WireItem): number {
+  if (it[0] === 0) {
+    const m = it[1];
+    if (m.type === 'AppendEntries') {
+      let b = 96;
+      for (const e of m.entries) b += entryBytes(e);
+      return b;
+    }
+    if (m.type === 'InstallSnapshot') return 256 + m.data.length;
+    if (m.type === 'ReadIndexRequest' || m.type === 'ReadIndexResponse') return 96 + 16 * m.readIds.length;
+    return 96;
+  }
+  if (it[0] === 1) {
+    const op = it[1][1];
+    return 96 + (op.t === 'command' ? op.input.length + (op.clientId?.length ?? 0) : 64);
+  }
+  const r = it[1];
+  return 64 + (r[1] === 1 ? r[2].length : r[3].length + 128);
+}
+
 /** One peer connection, outgoing (to `peer`) or incoming (from a peer that identified itself). */
 export class PeerLink {
   /** Items to send at the end of this turn. */
@@ -99,12 +137,23 @@ export class PeerLink {
   dirty = false;
   /** Forwarded requests written (or queued to be written) on the current socket and not answered yet. */
   readonly forwarded = new Map<number, ForwardRequest>();
+  /**
+   * Items accepted for this (ready) connection but not written yet: they are encoded and written only while the
+   * socket holds less than the transport's low-water mark, so a slow reader does not make this server encode (and
+   * hold) megabytes of frames ahead, and small messages queued later can still go first.
+   */
+  pending: WireItem[] = [];
+  pendingHead = 0;
+  /** Estimated bytes of `pending` (see `itemBytes`). */
+  pendingBytes = 0;
   /** Term and heartbeat round (`seq`) of the latest AppendEntries queued for this peer. */
   aeTerm = -1;
   aeSeq = -1;
   /** A commit-only AppendEntries held back, and the timer that sends it if nothing supersedes it. */
   heldCommit: Message<Command> | null = null;
   heldTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether a `drain` listener will resume writing `pending`. */
+  waitingDrain = false;
 
   constructor(
     /** The peer's id: the dialed address, or the id an incoming peer announced (null until its hello). */
@@ -246,7 +295,12 @@ export class PeerTransport {
     return link;
   }
 
-  /** Send everything queued this turn: one frame per peer (more only if it would exceed the maximum size). */
+  /**
+   * Send everything queued this turn. Small items (votes, responses, heartbeats, forwarded answers) are written at
+   * once, in one frame per peer; entry-carrying AppendEntries and forwarded requests join the peer's pending queue,
+   * cut into frames of about `softFrameBytes`, which is written while the socket's backlog stays under the low-water
+   * mark (and resumes on `drain`).
+   */
   flush(): void {
     this.flushScheduled = false;
     const dirty = this.dirty.splice(0);
@@ -266,27 +320,150 @@ export class PeerTransport {
         this.dropItems(items);
         continue;
       }
-      // Backpressure: a peer that does not read is not worth unbounded memory; Raft retransmits. The whole turn's
-      // batch is dropped or kept together, so a forwarded request is either surely sent or surely not.
       const ready = link.state === 'ready' && link.socket !== null;
-      const backlog = ready ? (link.socket as Socket).writableLength : link.preBytes;
-      if (backlog > this.o.maxBufferBytes) {
-        this.dropItems(items);
-        continue;
-      }
-      for (const it of items) if (it[0] === 1) link.forwarded.set(it[1][0], it[1]);
-      for (const f of this.encode(items)) {
-        if (ready) {
-          (link.socket as Socket).write(f);
-          this.o.counters.framesSent++;
-          this.o.counters.bytesSent += f.length;
-        } else {
+      if (!ready) {
+        // Still connecting: keep encoded frames, within the same bound; the whole turn's batch is dropped or kept
+        // together, so a forwarded request is either surely sent or surely not.
+        if (link.preBytes > this.o.maxBufferBytes) {
+          this.dropItems(items);
+          continue;
+        }
+        for (const it of items) if (it[0] === 1) link.forwarded.set(it[1][0], it[1]);
+        for (const f of this.encode(items)) {
           link.preFrames.push(f);
           link.preBytes += f.length;
         }
+        this.o.counters.messagesSent += items.length;
+        continue;
       }
-      this.o.counters.messagesSent += items.length;
+      // Items that must reach the peer in the order they were queued (entry-carrying AppendEntries, snapshot
+      // chunks, forwarded requests) go through the pending queue; the rest may overtake it.
+      let urgent: WireItem[] | null = null;
+      let bulk: WireItem[] | null = null;
+      let bulkBytes = 0;
+      let total = 0;
+      for (const it of items) {
+        const b = itemBytes(it);
+        total += b;
+        if (isOrdered(it)) {
+          (bulk ??= []).push(it);
+          bulkBytes += b;
+        } else (urgent ??= []).push(it);
+      }
+      const socket = link.socket as Socket;
+      if (
+        link.pendingHead >= link.pending.length &&
+        total <= this.o.softFrameBytes &&
+        socket.writableLength < this.o.lowWaterBytes
+      ) {
+        // The common case: nothing waiting, a modest turn: one frame, in order.
+        this.writeItems(link, items);
+        continue;
+      }
+      if (urgent !== null) this.writeItems(link, urgent);
+      if (bulk === null) continue;
+      // Backpressure: a peer that does not read is not worth unbounded memory; Raft retransmits. The turn's ordered
+      // items are dropped or kept together, so a forwarded request is either surely sent or surely not.
+      if (link.pendingBytes > 0 && link.pendingBytes + socket.writableLength + bulkBytes > this.o.maxBufferBytes) {
+        this.dropItems(bulk);
+        continue;
+      }
+      for (const it of bulk) {
+        if (it[0] === 1) link.forwarded.set(it[1][0], it[1]);
+        if (it[0] === 0 && it[1].type === 'AppendEntries') {
+          for (const part of this.splitAppend(it[1])) link.pending.push([0, part]);
+        } else link.pending.push(it);
+      }
+      link.pendingBytes += bulkBytes;
+      this.pump(link);
     }
+  }
+
+  /** Encode and write items now (on a ready connection). */
+  private writeItems(link: PeerLink, items: WireItem[]): void {
+    const socket = link.socket as Socket;
+    for (const it of items) if (it[0] === 1) link.forwarded.set(it[1][0], it[1]);
+    for (const f of this.encode(items)) {
+      socket.write(f);
+      this.o.counters.framesSent++;
+      this.o.counters.bytesSent += f.length;
+    }
+    this.o.counters.messagesSent += items.length;
+  }
+
+  /** Write pending items, about `softFrameBytes` per frame, while the socket's backlog is under the low-water mark. */
+  private pump(link: PeerLink): void {
+    const socket = link.socket;
+    if (socket === null || link.state !== 'ready') return;
+    const q = link.pending;
+    while (link.pendingHead < q.length && socket.writableLength < this.o.lowWaterBytes) {
+      const batch: WireItem[] = [];
+      let bytes = 0;
+      while (link.pendingHead < q.length && (batch.length === 0 || bytes < this.o.softFrameBytes)) {
+        const it = q[link.pendingHead];
+        const b = itemBytes(it);
+        if (batch.length > 0 && bytes + b > this.o.softFrameBytes) break;
+        q[link.pendingHead++] = undefined as unknown as WireItem;
+        batch.push(it);
+        bytes += b;
+      }
+      link.pendingBytes = Math.max(0, link.pendingBytes - bytes);
+      this.writeItems(link, batch);
+    }
+    if (link.pendingHead >= q.length) {
+      link.pending = [];
+      link.pendingHead = 0;
+      link.pendingBytes = 0;
+    } else if (link.pendingHead > 1024 && link.pendingHead * 2 > q.length) {
+      link.pending = q.slice(link.pendingHead);
+      link.pendingHead = 0;
+    }
+    if (link.pendingHead < link.pending.length && !link.waitingDrain) {
+      link.waitingDrain = true;
+      socket.once('drain', () => {
+        link.waitingDrain = false;
+        if (link.socket === socket) this.pump(link);
+      });
+    }
+  }
+
+  /** Items queued but never written (the connection closed): returned so forwarded requests count as unsent. */
+  private takePending(link: PeerLink): WireItem[] {
+    const rest = link.pending.slice(link.pendingHead);
+    link.pending = [];
+    link.pendingHead = 0;
+    link.pendingBytes = 0;
+    return rest;
+  }
+
+  /**
+   * Cut an AppendEntries into consecutive valid ones of about `softFrameBytes` of entries each (the second's prev is
+   * the first's last entry; the follower acknowledges each). Smaller frames let a follower decode and persist a
+   * large batch piece by piece, and let heartbeats and votes interleave instead of waiting behind one huge frame.
+   */
+  private splitAppend(m: Extract<Message<Command>, { type: 'AppendEntries' }>): (typeof m)[] {
+    const es = m.entries;
+    const limit = this.o.softFrameBytes;
+    let total = 0;
+    for (const e of es) total += entryBytes(e);
+    if (total <= limit || es.length < 2) return [m];
+    const out: (typeof m)[] = [];
+    let from = 0;
+    let bytes = 0;
+    let prevIndex = m.prevLogIndex;
+    let prevTerm = m.prevLogTerm;
+    for (let i = 0; i < es.length; i++) {
+      bytes += entryBytes(es[i]);
+      if (bytes >= limit || i === es.length - 1) {
+        const part = es.slice(from, i + 1);
+        out.push({ ...m, prevLogIndex: prevIndex, prevLogTerm: prevTerm, entries: part });
+        prevIndex = es[i].index;
+        prevTerm = es[i].term;
+        from = i + 1;
+        bytes = 0;
+      }
+    }
+    return out;
   }
 
   private dropItems(items: WireItem[]): void {
@@ -427,6 +604,15 @@ export class PeerTransport {
       link.preFrames = [];
       link.preBytes = 0;
       this.o.counters.messagesDropped += dropped;
+      const unsentForwards: ForwardRequest[] = [];
+      for (const it of this.takePending(link)) {
+        if (it[0] === 1) {
+          link.forwarded.delete(it[1][0]);
+          unsentForwards.push(it[1]);
+        } else this.o.counters.messagesDropped++;
+      }
+      // Queued but never written: these certainly did not reach the peer.
+      if (unsentForwards.length > 0) this.o.onUnsent(unsentForwards);
       if (link.forwarded.size > 0) {
         const reqs = [...link.forwarded.values()];
         link.forwarded.clear();
