@@ -13,6 +13,7 @@ import fs from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HardState, SnapshotMeta } from '@raft/core';
 import { crcHex } from './crc32.js';
+import { StorageError } from './errors.js';
 import { encodeLine, type SnapshotMetaRecord, segmentFileName, segmentHeaderBody } from './format.js';
 import { close, fdatasync, fsync, fsyncDir, ioError, isNotFound, open, writeAll, writeAllSync } from './fsutil.js';
 import type { ScanResult } from './recovery.js';
@@ -37,8 +38,10 @@ export interface SegmentState {
 
 /** One group-commit flush: the encoded lines plus what they change. */
 export interface BatchWrite {
-  /** The lines. */
+  /** The lines not yet written (the batch's earlier lines may have been written by {@link SegmentWriter.preWrite}). */
   readonly bytes: Uint8Array;
+  /** How many bytes of the batch {@link SegmentWriter.preWrite} already wrote to the active segment. */
+  readonly preWritten: number;
   /** Index of the last entry record in the batch, or `null` if it has none. */
   readonly lastIndex: number | null;
   /** Highest entry index in the batch, or `null`. */
@@ -49,9 +52,14 @@ export interface BatchWrite {
 
 /**
  * Batches up to this size are written with a synchronous `write` (see `writeAllSync`); larger ones asynchronously, so
- * that the event loop is never blocked for long by a big copy or by the kernel throttling a writer.
+ * that the event loop is never blocked for long by a big copy or by the kernel throttling a writer. Not smaller: an
+ * asynchronous write completes only once the event loop is free again, and under group commit the loop is busy
+ * exactly then, encoding the next batch for the appenders the previous flush released, so the fdatasync would start
+ * only after all of that encoding (measured: 1,000 appenders of 50-byte commands went from 280,000 to 700,000
+ * entries/s when ~100 KB batches stopped being written asynchronously). Copying 1 MiB into the page cache takes a
+ * fraction of a millisecond.
  */
-const SYNC_WRITE_MAX_BYTES = 64 * 1024;
+const SYNC_WRITE_MAX_BYTES = 1024 * 1024;
 
 function wrapIo(what: string, file: string) {
   return (e: unknown): never => {
@@ -66,6 +74,11 @@ export class SegmentWriter {
   private lastWritten: number;
   /** The hard state as of the last write. */
   private writtenHs: HardState;
+  /**
+   * A batch is written completely and its fdatasync (and directory fsync) is in progress: the only time
+   * {@link SegmentWriter.preWrite} may add bytes, since they then follow everything written before.
+   */
+  private syncingBatch = false;
 
   private constructor(
     private readonly dir: string,
@@ -201,13 +214,14 @@ export class SegmentWriter {
   async write(batch: BatchWrite): Promise<void> {
     let rotated = false;
     const active = this.active;
-    if (batch.bytes.length > 0 && active.bytes >= this.segmentBytes && active.bytes > active.headerBytes) {
+    // A batch that was partly pre-written continues in the segment that holds its first part.
+    if (batch.preWritten === 0 && batch.bytes.length > 0 && this.isFull(active)) {
       await this.startSegment(this.lastWritten);
       rotated = true;
     }
     const seg = this.active;
     const n = batch.bytes.length;
-    if (n > 0) {
+    if (n > 0 || batch.preWritten > 0) {
       // try/catch rather than .catch(closure), and the path only on failure: this is the hot path of every flush.
       try {
         if (n <= SYNC_WRITE_MAX_BYTES) writeAllSync(this.fd, batch.bytes);
@@ -217,25 +231,56 @@ export class SegmentWriter {
       }
       this.counters.flushes++;
       this.counters.logBytesWritten += n;
+      seg.bytes += n;
       if (this.sync) {
         this.counters.fsyncs++;
+        this.syncingBatch = true;
         try {
           await fdatasync(this.fd);
+          if (rotated) {
+            // The new file's directory entry must be durable too, or a crash could lose the whole segment.
+            this.counters.fsyncs++;
+            await fsyncDir(this.dir).catch(wrapIo('fsync of the data directory', this.dir));
+          }
         } catch (e) {
-          throw ioError('fdatasync', join(this.dir, seg.file), e);
-        }
-        if (rotated) {
-          // The new file's directory entry must be durable too, or a crash could lose the whole segment.
-          this.counters.fsyncs++;
-          await fsyncDir(this.dir).catch(wrapIo('fsync of the data directory', this.dir));
+          throw e instanceof StorageError ? e : ioError('fdatasync', join(this.dir, seg.file), e);
+        } finally {
+          this.syncingBatch = false;
         }
       }
     }
-    seg.bytes += batch.bytes.length;
     if (batch.maxIndex !== null)
       seg.maxIndex = seg.maxIndex === null ? batch.maxIndex : Math.max(seg.maxIndex, batch.maxIndex);
     if (batch.lastIndex !== null) this.lastWritten = batch.lastIndex;
     if (batch.hardState !== null) this.writtenHs = batch.hardState;
+  }
+
+  private isFull(seg: SegmentState): boolean {
+    return seg.bytes >= this.segmentBytes && seg.bytes > seg.headerBytes;
+  }
+
+  /**
+   * Write the first part of the next batch to the active segment now, while the previous batch's fdatasync is still
+   * running, so that when it completes only the batch's last part remains to be copied before the next fdatasync
+   * starts. Nothing is made durable or acknowledged here: the batch's own flush ({@link SegmentWriter.write} with
+   * `preWritten`) fdatasyncs it, and that fdatasync is issued after every part was written. (An fdatasync already in
+   * progress may or may not carry these bytes to disk; nobody relies on it.)
+   *
+   * @returns `false`, having written nothing, if no batch's fdatasync is in progress (pre-writing during a
+   *   batch's own write, a rotation or a barrier would put bytes out of order) or if the active segment is full (the
+   *   batch then waits for its flush, which starts a new segment first).
+   */
+  preWrite(bytes: Uint8Array): boolean {
+    const seg = this.active;
+    if (!this.syncingBatch || this.isFull(seg)) return false;
+    try {
+      writeAllSync(this.fd, bytes);
+    } catch (e) {
+      throw ioError('writing to a segment', join(this.dir, seg.file), e);
+    }
+    seg.bytes += bytes.length;
+    this.counters.logBytesWritten += bytes.length;
+    return true;
   }
 
   /**

@@ -13,7 +13,7 @@
 import fs from 'node:fs/promises';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import type { ClusterConfig, Entry, HardState, Index, SnapshotMeta } from '@raft/core';
-import { bytesToBase64, type Codec, defaultCodec, type JsonValue } from './codec.js';
+import { type Codec, defaultCodec, type JsonValue } from './codec.js';
 import { StorageError } from './errors.js';
 import {
   entryBody,
@@ -263,6 +263,8 @@ function processAlive(pid: number): boolean {
 interface Batch {
   readonly kind: 'batch';
   readonly buf: LineBuffer;
+  /** Bytes of this batch already written by a pre-write (and dropped from `buf`): see `maybeStartEarly`. */
+  preWritten: number;
   lastIndex: number | null;
   maxIndex: number | null;
   hardState: HardState | null;
@@ -288,6 +290,7 @@ function newBatch(buf: LineBuffer): Batch {
   return {
     kind: 'batch',
     buf,
+    preWritten: 0,
     lastIndex: null,
     maxIndex: null,
     hardState: null,
@@ -426,14 +429,35 @@ class Storage<C> implements JsonlStorage<C> {
   }
 
   /**
-   * Called after records were added to the open batch. If the disk is idle and the batch is already large, write it
-   * now instead of at the end of the current run of calls: the calls still to come then fill the next batch while
-   * this one is being written and fsynced, so encoding overlaps with the disk. Without this, many concurrent
-   * appenders that resume together after a flush would alternate between encoding (disk idle) and flushing (CPU
-   * idle).
+   * Called after records were added to the open batch, once it holds {@link EARLY_FLUSH_BYTES}:
+   *
+   * - If the disk is idle, flush it now instead of at the end of the current run of calls: the calls still to come
+   *   then fill the next batch while this one is being written and fsynced, so encoding overlaps with the disk.
+   *   Without this, many concurrent appenders that resume together after a flush would alternate between encoding
+   *   (disk idle) and flushing (CPU idle).
+   * - If the previous batch's fdatasync is running and this batch is next in line, pre-write what it holds so far
+   *   (see {@link SegmentWriter.preWrite}): when that fdatasync completes, only the rest of this batch is left to
+   *   copy before its own fdatasync starts, and the line buffer stays small. Acknowledgements do not change: the
+   *   batch still resolves only after its own fdatasync, issued once all of it is written, and batches still
+   *   resolve in order. Not while a barrier (snapshot, compaction) runs: what follows a barrier must reach the disk
+   *   after it, possibly in another segment.
    */
   private maybeStartEarly(b: Batch): void {
-    if (!this.running && b.buf.length >= EARLY_FLUSH_BYTES) this.startDrain();
+    if (b.buf.length < EARLY_FLUSH_BYTES) return;
+    if (!this.running) {
+      this.startDrain();
+      return;
+    }
+    if (this.failure !== null || this.queue.length !== 1 || this.queue[0] !== b) return;
+    try {
+      if (!this.writer.preWrite(b.buf.bytes())) return;
+    } catch (e) {
+      // Poison the storage now; the drain rejects this batch (and everything after it) when it gets there.
+      this.failure = e as StorageError;
+      return;
+    }
+    b.preWritten += b.buf.length;
+    b.buf.reset();
   }
 
   private recycle(buf: LineBuffer): void {
@@ -453,6 +477,7 @@ class Storage<C> implements JsonlStorage<C> {
         if (op.kind === 'batch') {
           await this.writer.write({
             bytes: op.buf.bytes(),
+            preWritten: op.preWritten,
             lastIndex: op.lastIndex,
             maxIndex: op.maxIndex,
             hardState: op.hardState,
@@ -493,7 +518,6 @@ class Storage<C> implements JsonlStorage<C> {
   }
 
   private commandJson(command: C): string {
-    if (this.fastBytes && command instanceof Uint8Array) return `{"$bytes":"${bytesToBase64(command)}"}`;
     let json: JsonValue;
     try {
       json = this.codec.encode(command);
@@ -530,8 +554,13 @@ class Storage<C> implements JsonlStorage<C> {
         if (e.index !== first + k) throw invalid(`entries are not contiguous: ${e.index} follows ${first + k - 1}`);
         if (!isNat(e.term)) throw invalid(`entry ${e.index} has an invalid term`);
         let payload = '';
-        if (e.type === 'command') payload = this.commandJson(e.command);
-        else if (e.type === 'config') {
+        if (e.type === 'command') {
+          if (this.fastBytes && e.command instanceof Uint8Array) {
+            b.buf.appendCommandBytes(e.index, e.term, e.command);
+            continue;
+          }
+          payload = this.commandJson(e.command);
+        } else if (e.type === 'config') {
           if (!isClusterConfig(e.config)) throw invalid(`entry ${e.index} has an invalid config`);
           payload = JSON.stringify(copyConfig(e.config));
         } else if (e.type !== 'noop') throw invalid(`entry ${(e as Entry<C>).index} has an unknown type`);
@@ -542,7 +571,9 @@ class Storage<C> implements JsonlStorage<C> {
       return Promise.reject(e);
     }
     const terms = this.terms;
-    terms.length = first - 1 - this.snapIndex;
+    // Only when a suffix is replaced: setting the length of a large array is not free, and this runs per append.
+    const keep = first - 1 - this.snapIndex;
+    if (terms.length > keep) terms.length = keep;
     for (let k = 0; k < n; k++) terms.push(entries[k].term);
     const lastIdx = first + n - 1;
     this.last = lastIdx;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { checkLine, encodeLine, toLogRecord } from '../src/format.js';
+import { checkLine, encodeLine, entryBody, LineBuffer, toLogRecord } from '../src/format.js';
 import { crc32 } from '../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -44,5 +44,29 @@ describe('format', () => {
         expect(typeof checkLine(copy, 0, copy.length), `byte ${i} ^ ${x}`).toBe('string');
       }
     }
+  });
+
+  it('the direct encoder of byte commands writes exactly the line the generic encoder writes', () => {
+    // Every length up to 400 covers the in-place base64 loop (all three remainders) and the native one above it;
+    // the numbers cover each digit count's edges up to the largest safe integer.
+    const numbers = [0, 1, 9, 10, 99, 100, 12345, 2 ** 31, 2 ** 32 + 7, Number.MAX_SAFE_INTEGER];
+    const backing = new Uint8Array(420);
+    for (let i = 0; i < backing.length; i++) backing[i] = (i * 151 + 3) & 0xff;
+    const direct = new LineBuffer(64);
+    const generic = new LineBuffer(64);
+    for (let len = 0; len <= 400; len++) {
+      // A view at an odd offset into a larger buffer, as commands sliced out of network frames are.
+      const bytes = backing.subarray(len % 7, (len % 7) + len);
+      const index = numbers[len % numbers.length] || 1;
+      const term = numbers[(len * 3) % numbers.length];
+      direct.appendCommandBytes(index, term, bytes);
+      const b64 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+      generic.appendRecord(entryBody(index, term, 'command', `{"$bytes":"${b64}"}`));
+      expect(direct.length, `length ${len}`).toBe(generic.length);
+    }
+    expect(Buffer.compare(direct.bytes(), generic.bytes())).toBe(0);
+    const first = direct.bytes();
+    const nl = first.indexOf(0x0a);
+    expect(typeof checkLine(first, 0, nl)).toBe('object');
   });
 });
