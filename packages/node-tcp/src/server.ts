@@ -84,7 +84,11 @@ export interface ServerOptions {
   maxFrameBytes?: number;
   /** Largest JSON-RPC line or WebSocket message, in bytes. Default 16 MiB. */
   maxLineBytes?: number;
-  /** Unsent bytes per peer above which messages to it are dropped (Raft retransmits). Default 32 MiB. */
+  /**
+   * Bytes queued for a peer (not yet written, plus unsent in its socket) above which a turn's entry-carrying
+   * messages to it are dropped (Raft retransmits). Queued messages reference log entries, so this is mostly not extra
+   * memory. Default 256 MiB.
+   */
   maxPeerBufferBytes?: number;
   /** Requests in progress on this server above which new ones get `OVERLOADED`. Default 100 000. */
   maxInflightRequests?: number;

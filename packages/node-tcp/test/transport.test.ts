@@ -1,0 +1,155 @@
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import type { Entry, Message } from '@raft/core';
+import { describe, expect, it } from 'vitest';
+import { FrameDecoder } from '../src/frame.js';
+import { silentLogger } from '../src/logger.js';
+import type { Command } from '../src/machine.js';
+import { type PeerLink, PeerTransport } from '../src/transport.js';
+import type { WireItem } from '../src/wire.js';
+
+type AE = Extract<Message<Command>, { type: 'AppendEntries' }>;
+
+/** Records what the transport writes; `writableLength` is whatever the test says the kernel has not taken yet. */
+class FakeSocket extends EventEmitter {
+  writableLength = 0;
+  readonly frames: Buffer[] = [];
+  write(b: Buffer): boolean {
+    this.frames.push(b);
+    return true;
+  }
+  destroy(): void {}
+}
+
+const PEER = '127.0.0.1:2';
+
+function setup(): { t: PeerTransport; sock: FakeSocket; items: () => WireItem[][] } {
+  const counters = {
+    messagesSent: 0,
+    messagesReceived: 0,
+    messagesDropped: 0,
+    framesSent: 0,
+    framesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    peerConnectionsRejected: 0,
+  };
+  const t = new PeerTransport({
+    id: '127.0.0.1:1',
+    clusterName: 'raft',
+    secret: undefined,
+    maxFrameBytes: 64 * 1024 * 1024,
+    maxBufferBytes: 256 * 1024 * 1024,
+    backoffMinMs: 50,
+    backoffMaxMs: 1000,
+    handshakeTimeoutMs: 2000,
+    commitNotifyDelayMs: 5,
+    lowWaterBytes: 4 * 1024 * 1024,
+    softFrameBytes: 1024 * 1024,
+    logger: silentLogger,
+    counters,
+    onMessages: () => undefined,
+    onForward: () => undefined,
+    onReplies: () => undefined,
+    onUnsent: () => undefined,
+    onLost: () => undefined,
+  });
+  // A link that already finished its handshake, on a socket we control.
+  const link = (t as unknown as { outLink(to: string): PeerLink }).outLink(PEER);
+  const sock = new FakeSocket();
+  link.state = 'ready';
+  link.socket = sock as unknown as Socket;
+  const dec = new FrameDecoder(64 * 1024 * 1024);
+  let seen = 0;
+  const items = () => {
+    const out: WireItem[][] = [];
+    for (const f of sock.frames.slice(seen)) for (const p of dec.push(f)) out.push(dec.decode(p) as WireItem[]);
+    seen = sock.frames.length;
+    return out;
+  };
+  return { t, sock, items };
+}
+
+function entry(index: number, bytes: number): Entry<Command> {
+  return { term: 1, index, type: 'command', command: { input: JSON.stringify('x'.repeat(bytes)) } };
+}
+
+function ae(prev: number, entries: Entry<Command>[], commit: number, seq: number): AE {
+  return {
+    type: 'AppendEntries',
+    term: 1,
+    from: '127.0.0.1:1',
+    to: PEER,
+    prevLogIndex: prev,
+    prevLogTerm: prev === 0 ? 0 : 1,
+    entries,
+    leaderCommit: commit,
+    seq,
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('PeerTransport', () => {
+  it('holds a commit-only AppendEntries until a later one supersedes it, or sends it after the delay', async () => {
+    const { t, items } = setup();
+    t.send(ae(0, [entry(1, 10)], 0, 7));
+    t.flush();
+    expect(items()).toHaveLength(1);
+    // Same term and heartbeat round, no entries: it only announces commit 1. Held.
+    t.send(ae(1, [], 1, 7));
+    t.flush();
+    expect(items()).toHaveLength(0);
+    // The next AppendEntries carries commit 1 too: the held one is dropped, for good.
+    t.send(ae(1, [entry(2, 10)], 1, 7));
+    t.flush();
+    const f = items();
+    expect(f).toHaveLength(1);
+    expect(f[0].map((it) => (it[1] as AE).entries.length)).toEqual([1]);
+    await sleep(30);
+    expect(items()).toHaveLength(0);
+    // Nothing follows: it leaves after the delay.
+    t.send(ae(2, [], 2, 7));
+    t.flush();
+    expect(items()).toHaveLength(0);
+    await sleep(30);
+    const late = items();
+    expect(late).toHaveLength(1);
+    expect((late[0][0][1] as AE).leaderCommit).toBe(2);
+    // A new heartbeat round (higher seq) is never held: reads and leases count its answers.
+    t.send(ae(2, [], 2, 8));
+    t.flush();
+    expect(items()).toHaveLength(1);
+    t.close();
+  });
+
+  it('queues large AppendEntries while the socket is backed up, cuts them into ~1 MiB frames, lets heartbeats overtake', () => {
+    const { t, sock, items } = setup();
+    sock.writableLength = 5 * 1024 * 1024; // above the 4 MiB low-water mark
+    const entries = Array.from({ length: 40 }, (_, i) => entry(i + 1, 64 * 1024));
+    t.send(ae(0, entries, 0, 3));
+    t.flush();
+    expect(sock.frames).toHaveLength(0);
+    // A heartbeat of a new round goes out at once, ahead of the queued entries.
+    t.send(ae(0, [], 0, 4));
+    t.flush();
+    const hb = items();
+    expect(hb).toHaveLength(1);
+    expect((hb[0][0][1] as AE).entries).toHaveLength(0);
+    // The socket drains: the queued entries leave in order, as valid consecutive AppendEntries of about 1 MiB.
+    sock.writableLength = 0;
+    sock.emit('drain');
+    const sizes = sock.frames.slice(1).map((b) => b.length);
+    const got = items().flat();
+    expect(sizes.length).toBeGreaterThan(1);
+    for (const s of sizes) expect(s).toBeLessThan(1.2 * 1024 * 1024);
+    let next = 1;
+    for (const it of got) {
+      const m = it[1] as AE;
+      expect(m.prevLogIndex).toBe(next - 1);
+      for (const e of m.entries) expect(e.index).toBe(next++);
+    }
+    expect(next).toBe(41);
+    t.close();
+  });
+});
