@@ -152,8 +152,8 @@ export class PeerLink {
   /** A commit-only AppendEntries held back, and the timer that sends it if nothing supersedes it. */
   heldCommit: Message<Command> | null = null;
   heldTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Whether a `drain` listener will resume writing `pending`. */
-  waitingDrain = false;
+  /** The socket whose `drain` listener will resume writing `pending`, if any. */
+  drainSocket: Socket | null = null;
 
   constructor(
     /** The peer's id: the dialed address, or the id an incoming peer announced (null until its hello). */
@@ -418,10 +418,11 @@ export class PeerTransport {
       link.pending = q.slice(link.pendingHead);
       link.pendingHead = 0;
     }
-    if (link.pendingHead < link.pending.length && !link.waitingDrain) {
-      link.waitingDrain = true;
+    // One listener per socket: after a reconnection the old socket's listener is gone with it.
+    if (link.pendingHead < link.pending.length && link.drainSocket !== socket) {
+      link.drainSocket = socket;
       socket.once('drain', () => {
-        link.waitingDrain = false;
+        if (link.drainSocket === socket) link.drainSocket = null;
         if (link.socket === socket) this.pump(link);
       });
     }

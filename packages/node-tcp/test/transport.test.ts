@@ -23,7 +23,7 @@ class FakeSocket extends EventEmitter {
 
 const PEER = '127.0.0.1:2';
 
-function setup(): { t: PeerTransport; sock: FakeSocket; items: () => WireItem[][] } {
+function setup(): { t: PeerTransport; sock: FakeSocket; link: PeerLink; items: () => WireItem[][] } {
   const counters = {
     messagesSent: 0,
     messagesReceived: 0,
@@ -67,7 +67,7 @@ function setup(): { t: PeerTransport; sock: FakeSocket; items: () => WireItem[][
     seen = sock.frames.length;
     return out;
   };
-  return { t, sock, items };
+  return { t, sock, link, items };
 }
 
 function entry(index: number, bytes: number): Entry<Command> {
@@ -150,6 +150,30 @@ describe('PeerTransport', () => {
       for (const e of m.entries) expect(e.index).toBe(next++);
     }
     expect(next).toBe(41);
+    t.close();
+  });
+
+  it('resumes a backed-up queue on a new socket after a reconnection', () => {
+    const { t, sock, link } = setup();
+    sock.writableLength = 5 * 1024 * 1024;
+    t.send(ae(0, [entry(1, 64 * 1024)], 0, 3));
+    t.flush();
+    expect(sock.frames).toHaveLength(0);
+    // The connection drops (what the close handler does) and a new one is ready, backed up too at first.
+    (t as unknown as { takePending(l: PeerLink): WireItem[] }).takePending(link);
+    const sock2 = new FakeSocket();
+    link.socket = sock2 as unknown as Socket;
+    sock2.writableLength = 5 * 1024 * 1024;
+    t.send(ae(0, [entry(1, 64 * 1024)], 0, 4));
+    t.flush();
+    expect(sock2.frames).toHaveLength(0);
+    sock2.writableLength = 0;
+    sock2.emit('drain');
+    expect(sock2.frames).toHaveLength(1);
+    // The old socket's late drain writes nothing anywhere.
+    sock.writableLength = 0;
+    sock.emit('drain');
+    expect(sock.frames).toHaveLength(0);
     t.close();
   });
 });
