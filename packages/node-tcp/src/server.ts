@@ -110,63 +110,169 @@ export interface ServerOptions {
 
 /** Per-follower replication progress, as the leader sees it. */
 export interface FollowerProgress {
+  /**
+   * Highest log index the follower has acknowledged as matching the leader's log and persisted (the Raft paper's
+   * `matchIndex[]`). 0 until the follower's first successful answer in this leader's term.
+   */
   matchIndex: number;
+  /**
+   * Index of the next entry the leader will send it (the paper's `nextIndex[]`). In `replicate` it runs ahead of
+   * `matchIndex + 1` by the entries still in flight.
+   */
   nextIndex: number;
   /** `lastLogIndex - matchIndex`: entries the follower still lacks. */
   lag: number;
+  /**
+   * How the leader feeds it: `probe` (its log end is unknown: one AppendEntries at a time, backing off on
+   * rejections), `replicate` (matched: entries are streamed, pipelined) or `snapshot` (it needs compacted entries:
+   * a snapshot is being sent in chunks).
+   */
   state: 'probe' | 'replicate' | 'snapshot';
+  /**
+   * AppendEntries messages sent but not yet acknowledged (only in `replicate`; 0 otherwise), at most
+   * `raft.maxInflightMessages` (default 64).
+   */
   inflight: number;
 }
 
 /** Counters useful to an operator (monotonic since start, except `clientConnections`). */
 export interface ServerCounters {
+  /**
+   * `command` entries applied to the state machine on this node: every committed command, whoever proposed it (so
+   * followers count too). No-op and config entries, and commands covered by an installed snapshot, are not counted.
+   */
   commandsApplied: number;
+  /** Linearizable `Query` requests answered by this node, counted once their read index was confirmed. */
   queriesServed: number;
+  /** `LocalQuery` requests answered from this node's applied state, without any round trip (may be stale). */
   localQueriesServed: number;
+  /**
+   * JSON-RPC requests received from clients (TCP lines and WebSocket messages; each element of a batch counts).
+   * Calls of the in-process API are not counted.
+   */
   rpcRequests: number;
+  /**
+   * JSON-RPC error responses sent: malformed text or requests (including a whole unparsable line or an empty batch,
+   * which are not counted in `rpcRequests`) and requests that failed.
+   */
   rpcErrors: number;
+  /**
+   * Leader-only requests (commands and membership changes) this node forwarded to the leader it knows; each
+   * forwarding counts, including a retry after a leader change.
+   */
   forwardedOut: number;
+  /** Forwarded requests received from other nodes (to run here as leader, or to pass on). */
   forwardedIn: number;
+  /**
+   * Items written to peer sockets (or buffered for a connection still in its handshake): Raft messages, forwarded
+   * requests and their replies. An AppendEntries split into several frames counts once per part.
+   */
   messagesSent: number;
+  /** Raft messages received from peers (forwarded requests and replies not included). */
   messagesReceived: number;
+  /**
+   * Raft messages discarded instead of delivered: the peer was unreachable (backing off), its queue was over
+   * `maxPeerBufferBytes`, or its connection closed before they were written. Raft retransmits what still matters.
+   */
   messagesDropped: number;
+  /** Peer frames written after the handshake (one frame carries one or more items). */
   framesSent: number;
+  /** Peer frames received after the handshake. */
   framesReceived: number;
+  /** Bytes written to peer connections, handshakes included (client traffic is not counted). */
   bytesSent: number;
+  /** Bytes read from peer connections, handshakes included (client traffic is not counted). */
   bytesReceived: number;
+  /**
+   * Log appends made durable: one per core `appendEntries` action, counted when storage reports it written. The
+   * storage groups appends queued together into one fsync, so this is not a count of fsyncs.
+   */
   appendBatches: number;
+  /** Log entries in those appends (`entriesPersisted / appendBatches` is the mean batch size). */
   entriesPersisted: number;
+  /** Snapshots of this node's own state machine saved to storage (automatic or `TakeSnapshot`). */
   snapshotsTaken: number;
+  /** Snapshots received from a leader and restored into the state machine. */
   snapshotsInstalled: number;
+  /**
+   * Snapshot transfers this node started to a follower as leader, counted when the first chunk is read; a
+   * transfer restarted from offset 0 counts again.
+   */
   snapshotsSent: number;
+  /**
+   * Peer connections refused: incoming ones with a bad protocol version, cluster name or secret, a handshake not
+   * finished in time or a malformed frame, and outgoing ones whose peer did not prove the shared secret.
+   */
   peerConnectionsRejected: number;
+  /** Client connections (JSON-RPC over TCP and WebSocket) open right now: a gauge, not a monotonic counter. */
   clientConnections: number;
+  /**
+   * Times the leader this node knows of changed, including to or from "no leader" (`null`): a leader lost and a new
+   * one found count as two.
+   */
   leaderChanges: number;
 }
 
 /** The `GetServerState` result. */
 export interface ServerState {
+  /** This server's id in the cluster: its `host:port` address ({@link ServerOptions.address}). */
   id: string;
+  /** The cluster name peers must present in their handshake ({@link ServerOptions.clusterName}). */
   clusterName: string;
+  /**
+   * `follower`, `candidate` or `leader`. A node running a PreVote round reports `candidate`; learners and nodes
+   * outside the configuration are always `follower`.
+   */
   role: Role;
   /** `none`: not (yet, or any more) in the configuration. */
   membership: 'voter' | 'learner' | 'none';
+  /**
+   * Current term of this node (the Raft paper's `currentTerm`), 0 on a fresh node. Messages of a new term are held
+   * back until the term is durable.
+   */
   term: number;
+  /** The candidate this node voted for in `term` (the paper's `votedFor`), or `null` if it has not voted in it. */
   votedFor: string | null;
+  /**
+   * The leader this node currently follows (its own id when it is the leader), or `null` while none is known (an
+   * election is under way, or the node is cut off).
+   */
   leader: string | null;
   /** Voters and learners of the latest configuration. */
   members: string[];
+  /**
+   * Voting members of the latest configuration in the log (C_new while joint). A configuration takes effect when
+   * appended, so this may not be committed yet.
+   */
   voters: string[];
+  /** Non-voting members of the latest configuration: they receive the log but neither vote nor count in quorums. */
   learners: string[];
   /** Only while a joint configuration is in effect. */
   oldVoters?: string[];
+  /**
+   * Highest log index this node knows to be committed (the paper's `commitIndex`); a follower's lags the leader's
+   * until the next AppendEntries tells it.
+   */
   commitIndex: number;
+  /**
+   * Highest log index applied to this node's state machine (the paper's `lastApplied`), or restored from a
+   * snapshot; at most `commitIndex`. `LocalQuery` reads see the state at this index.
+   */
   appliedIndex: number;
+  /**
+   * First index still held in the log: `snapshotIndex + 1` once the log is compacted, 1 before. Greater than
+   * `lastLogIndex` when the log holds no entries.
+   */
   firstLogIndex: number;
+  /** Index of the last entry in the log, committed or not, durable or not (`snapshotIndex` when none follow it). */
   lastLogIndex: number;
+  /** Term of the entry at `lastLogIndex` (the snapshot's term when the log after it is empty; 0 for none). */
   lastLogTerm: number;
+  /** Highest log index durable (fsynced) on this node's disk; lags `lastLogIndex` while appends are being written. */
   persistedIndex: number;
+  /** Last log index covered by this node's latest snapshot (taken or installed, as in storage); 0 when none. */
   snapshotIndex: number;
+  /** Term of the entry at `snapshotIndex`; 0 when there is no snapshot. */
   snapshotTerm: number;
   /** Leader only. */
   followers?: Record<string, FollowerProgress>;
@@ -174,7 +280,9 @@ export interface ServerState {
   sessions: number;
   /** Only when asked for: a hash of the replicated state at `appliedIndex`. */
   stateHash?: string;
+  /** A copy of the operator counters at the time of the call (see {@link ServerCounters}). */
   counters: ServerCounters;
+  /** Wall-clock milliseconds since {@link RaftServer.start} brought this server up. */
   uptimeMs: number;
 }
 
