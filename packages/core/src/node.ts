@@ -48,10 +48,27 @@ export interface PersistedState<C = Uint8Array> {
 
 /** A read-only view of a follower's replication state, for operators and dashboards. */
 export interface ProgressView {
+  /**
+   * Highest index known to be replicated and persisted on the follower (the Raft paper's `matchIndex[]`); 0 until
+   * it first acknowledges in this leader's term.
+   */
   readonly matchIndex: Index;
+  /**
+   * Index of the next entry to send it (the paper's `nextIndex[]`). Starts at the leader's last index + 1; in
+   * `replicate` it runs ahead of `matchIndex + 1` by the entries in flight.
+   */
   readonly nextIndex: Index;
+  /**
+   * `probe`: its log end is unknown, one AppendEntries at a time; `replicate`: it matches, entries are pipelined;
+   * `snapshot`: it needs compacted entries and a snapshot is being sent.
+   */
   readonly state: 'probe' | 'replicate' | 'snapshot';
+  /** Unacknowledged AppendEntries messages (in `replicate` only), at most {@link RaftOptions.maxInflightMessages}. */
   readonly inflight: number;
+  /**
+   * Whether the follower answered since the last CheckQuorum round (rounds are `electionTicks` heartbeats apart);
+   * a leader steps down when too few are active.
+   */
   readonly recentActive: boolean;
 }
 

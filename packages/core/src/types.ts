@@ -210,6 +210,7 @@ export type Message<C = Uint8Array> =
  */
 export interface PersistHardStateAction {
   readonly type: 'persistHardState';
+  /** The complete term and vote to store, replacing the stored ones (not a delta). */
   readonly hardState: HardState;
 }
 
@@ -220,12 +221,20 @@ export interface PersistHardStateAction {
  */
 export interface AppendEntriesAction<C = Uint8Array> {
   readonly type: 'appendEntries';
+  /**
+   * At least one entry, with consecutive indexes. Once they are durable, report the last one's `index` and `term`
+   * to {@link RaftNode.persisted}.
+   */
   readonly entries: readonly Entry<C>[];
 }
 
 /** Deliver a message to `message.to` (best effort: the protocol tolerates loss, duplication and reordering). */
 export interface SendAction<C = Uint8Array> {
   readonly type: 'send';
+  /**
+   * The message; its `to` names the recipient. Entries it carries are the log's own objects: serialize or copy it,
+   * never mutate it.
+   */
   readonly message: Message<C>;
 }
 
@@ -236,6 +245,7 @@ export interface SendAction<C = Uint8Array> {
  */
 export interface SetTimerAction {
   readonly type: 'setTimer';
+  /** `election` on followers and candidates (randomized timeout), `heartbeat` on a leader (fixed interval). */
   readonly kind: 'election' | 'heartbeat';
 }
 
@@ -246,20 +256,34 @@ export interface SetTimerAction {
  */
 export interface ApplyAction<C = Uint8Array> {
   readonly type: 'apply';
+  /**
+   * The next committed entries, consecutive and starting right after the last one applied (or the snapshot), of
+   * every type: `noop` entries are included and can be skipped.
+   */
   readonly entries: readonly Entry<C>[];
 }
 
 /** A linearizable read may now be served: every entry up to `index` has been handed out in `apply` actions. */
 export interface ReadReadyAction {
   readonly type: 'readReady';
+  /** The id passed to {@link RaftNode.read}. */
   readonly readId: ReadId;
+  /**
+   * The confirmed read index: the leader's commit index when the read was registered. Reading the state machine
+   * after applying through it is linearizable.
+   */
   readonly index: Index;
 }
 
 /** A read could not be confirmed (no leader, leadership lost, ...). The runtime may retry elsewhere. */
 export interface ReadFailedAction {
   readonly type: 'readFailed';
+  /** The id passed to {@link RaftNode.read}. */
   readonly readId: ReadId;
+  /**
+   * `NOT_LEADER` when the node is not the leader and has no leader to ask (or is a candidate); `LEADERSHIP_LOST`
+   * when the leader stepped down, or the leader this node asked changed or refused, before the read was confirmed.
+   */
   readonly error: RaftErrorCode;
 }
 
@@ -271,9 +295,16 @@ export interface ReadFailedAction {
  */
 export interface ReadSnapshotChunkAction {
   readonly type: 'readSnapshotChunk';
+  /** The follower the chunk is for; pass it back to {@link RaftNode.sendSnapshotChunk}. */
   readonly to: NodeId;
+  /** Which snapshot to read (its index and term identify it). */
   readonly snapshot: SnapshotMeta;
+  /** Byte offset in the snapshot's data where the chunk starts: 0 for the first, then what the follower acked. */
   readonly offset: number;
+  /**
+   * Most bytes to read ({@link RaftOptions.snapshotChunkBytes}, default 1 MiB). Whether the bytes read end the
+   * snapshot is the runtime's to say, through the `done` argument of {@link RaftNode.sendSnapshotChunk}.
+   */
   readonly maxBytes: number;
 }
 
@@ -283,9 +314,13 @@ export interface ReadSnapshotChunkAction {
  */
 export interface SaveSnapshotChunkAction {
   readonly type: 'saveSnapshotChunk';
+  /** The snapshot being received (index, term and configuration it covers). */
   readonly snapshot: SnapshotMeta;
+  /** Byte offset of `data` in the snapshot: always the number of bytes saved so far in this transfer. */
   readonly offset: number;
+  /** The chunk's bytes (at most the leader's chunk size; may be empty on the last chunk). Save them at `offset`. */
   readonly data: Uint8Array;
+  /** True on the last chunk; an `installSnapshot` action for the same snapshot follows it. */
   readonly done: boolean;
 }
 
@@ -295,14 +330,18 @@ export interface SaveSnapshotChunkAction {
  */
 export interface InstallSnapshotAction {
   readonly type: 'installSnapshot';
+  /** The snapshot whose chunks were saved; pass it to {@link RaftNode.snapshotInstalled} once installed. */
   readonly snapshot: SnapshotMeta;
 }
 
 /** Role, term or known leader changed. Informational: a runtime may use it to fail or redirect pending requests. */
 export interface StateChangedAction {
   readonly type: 'stateChanged';
+  /** The node's role now (a PreVote round reports `candidate`). */
   readonly role: Role;
+  /** The node's current term now (the Raft paper's `currentTerm`). */
   readonly term: Term;
+  /** The leader the node now follows (its own id when leader), or `null` when it knows none. */
   readonly leaderId: NodeId | null;
 }
 
