@@ -37,7 +37,12 @@ export interface CheckOptions {
  * (completed reads and compare-and-sets that did not apply) are dropped while it still fails.
  */
 export interface Witness {
+  /** The key whose operations cannot be linearized. */
   readonly key: string;
+  /**
+   * What the key holds when the window starts: `absent`, or `any` when the window was cut after the history's start
+   * (or the check assumed `any`), in which case no starting value at all makes these operations linearizable.
+   */
   readonly initial: InitialState;
   /** Start of the window (the earliest invocation kept). */
   readonly from: number;
@@ -51,7 +56,9 @@ export interface Witness {
 
 /** Result for one key. */
 export interface KeyReport {
+  /** The key this report is about. */
   readonly key: string;
+  /** `linearizable`, `not-linearizable`, or `unknown` when the key's search ran out of steps or time. */
   readonly verdict: Verdict;
   /** Operations on this key that the check considered (not counting `fail`). */
   readonly ops: number;
@@ -61,18 +68,27 @@ export interface KeyReport {
   readonly reason?: string;
   /** The operation whose completion the deepest partial linearization could not get past. */
   readonly stuck?: Operation;
+  /** The shrunk failing window: only when `verdict` is `not-linearizable` and shrinking was not turned off. */
   readonly witness?: Witness;
 }
 
 /** What {@link checkHistory} found. `witness` is the first failing key's witness. */
 export interface CheckResult {
+  /**
+   * `not-linearizable` if any key fails; else `unknown` if any key's search ran out of budget; else `linearizable`.
+   */
   readonly verdict: Verdict;
   /** Operations in the history, and how they ended. */
   readonly ops: number;
+  /** Operations by status; `ok + fail + info = ops` (an operation never completed counts as `info`). */
   readonly counts: { readonly ok: number; readonly fail: number; readonly info: number };
+  /** One report per key that has operations other than `fail`, sorted by key. */
   readonly keys: readonly KeyReport[];
+  /** Search steps taken over all keys (the sum of the keys' `steps`; shrinking not included). */
   readonly steps: number;
+  /** Wall-clock time of the whole check, shrinking included, in ms. */
   readonly elapsedMs: number;
+  /** The first failing key's (in key order) shrunk witness; absent when nothing failed or shrinking was off. */
   readonly witness?: Witness;
 }
 

@@ -26,9 +26,13 @@ export type ProcessId = number | string;
  * - `info`: unknown outcome: it may have taken effect at any time after its invocation, or never.
  */
 export interface HistoryEvent {
+  /** Who issued the operation; pairs an invocation with the next completion of the same process. */
   readonly process: ProcessId;
+  /** `invoke` starts an operation; `ok`, `fail` or `info` ends the process's outstanding one (see above). */
   readonly type: EventType;
+  /** Which operation: `put`, `get`, `cas` (compare-and-set) or `delete`; a completion must repeat the invocation's. */
   readonly f: OpFn;
+  /** The key operated on (keys are independent registers, checked separately); a completion must repeat it. */
   readonly key: string;
   /** Argument (on `invoke`) or value read (on an `ok` get). */
   readonly value?: Json;
@@ -49,9 +53,16 @@ export type OpStatus = 'ok' | 'fail' | 'info';
 export interface Operation {
   /** Position among the history's operations, in invocation order. */
   readonly id: number;
+  /** The issuing process, as in the events; operations of one process never overlap in time. */
   readonly process: ProcessId;
+  /** `put`, `get`, `cas` (compare-and-set) or `delete`: decides which of the fields below are set. */
   readonly f: OpFn;
+  /** The key; operations on different keys are checked independently. */
   readonly key: string;
+  /**
+   * `ok` or `fail` as the completion says (`fail` operations are left out of the check); `info` for an `info`
+   * completion or none at all: it may have taken effect at any time after its call, or never.
+   */
   readonly status: OpStatus;
   /** `put`: the value written. `cas`: the value written if it applies. Otherwise `null`. */
   readonly value: Json;
@@ -69,8 +80,9 @@ export interface Operation {
   readonly ret: number;
   /** Time of the completion event, when there is one (for `info` it differs from `ret`, which is `Infinity`). */
   readonly completeTime?: number;
-  /** 1-based line numbers (or event positions) of the invoke and completion events, for reports. */
+  /** 1-based line number (or event position) of the invocation event, for reports. */
   readonly invokeLine: number;
+  /** 1-based line number (or event position) of the completion event; absent when the history has none. */
   readonly completeLine?: number;
 }
 
