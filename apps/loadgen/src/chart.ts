@@ -5,23 +5,31 @@
 
 /** One measured point: a system at a concurrency. */
 export interface ChartPoint {
+  /** Legend name of the system measured (e.g. `raft-kvs`, `etcd`); each distinct name gets one bar colour. */
   readonly system: string;
+  /** The bar group it belongs to, labelled `C = <n>`; groups are sorted by increasing concurrency. */
   readonly concurrency: number;
+  /** Bar height, in the panel's `unit`; the axis runs from 0 to a rounded-up maximum of the panel's values. */
   readonly value: number;
 }
 
 /** One panel: a title, a unit for the value labels and its points. */
 export interface ChartPanel {
+  /** Bold heading above the panel, e.g. `Throughput` or `p99 latency`. */
   readonly title: string;
   /** Appended to value labels, e.g. `ms`; throughput panels use `ops/s` and get k/M suffixes. */
   readonly unit: string;
+  /** The bars; at most one per system and concurrency (a missing combination just has no bar). */
   readonly points: readonly ChartPoint[];
 }
 
 /** Options of {@link renderBarChart}. */
 export interface ChartOptions {
+  /** Heading at the top of the image. */
   readonly title: string;
+  /** A smaller grey line under the title (e.g. the machine and setup); omitted, the panels move up. */
   readonly subtitle?: string;
+  /** The panels, laid out left to right, `columns` per row. */
   readonly panels: readonly ChartPanel[];
   /** Panels per row (default 2). */
   readonly columns?: number;

@@ -11,6 +11,7 @@ import type { Op } from './workload.js';
 
 /** Options of {@link EtcdTransport}. */
 export interface EtcdOptions {
+  /** etcd client endpoints (where the gRPC gateway answers, e.g. `:2379`); at least one. */
   readonly servers: readonly Endpoint[];
   /** Number of slots (= concurrency): one connection each, slot k on server k % S. */
   readonly connections: number;
@@ -121,7 +122,9 @@ function errorText(body: Buffer): string {
 
 /** A complete HTTP response found at the start of a buffer. */
 export interface ParsedResponse {
+  /** The HTTP status code; the transport counts only 200 as success. */
   readonly status: number;
+  /** The body, de-chunked; for a Content-Length body a view into `buf`, not a copy. */
   readonly body: Buffer;
   /** The server said `Connection: close`. */
   readonly close: boolean;
@@ -180,6 +183,10 @@ export class EtcdTransport implements Transport {
     }
   }
 
+  /**
+   * Connects every slot's connection, 128 at a time. Rejects with {@link LoadgenError} `CONNECT` if a server cannot
+   * be reached.
+   */
   async open(): Promise<void> {
     // Open in batches: a thousand simultaneous connects can overflow a listen backlog and stall on SYN retries.
     for (let i = 0; i < this.conns.length; i += 128) {
@@ -187,11 +194,17 @@ export class EtcdTransport implements Transport {
     }
   }
 
+  /**
+   * POSTs `op` on slot `slot`'s connection (`id` is not used: one request in flight per connection needs no
+   * matching), reconnecting first if the server closed it. `done` gets `null` on HTTP 200, otherwise the status and
+   * etcd's message, `connection closed` or `malformed HTTP response`.
+   */
   send(slot: number, _id: number, op: Op, done: Completion): void {
     const { path, body } = encodeEtcd(op);
     this.conns[slot].send(path, body, done);
   }
 
+  /** Destroys every connection; requests still waiting never complete. */
   close(): void {
     for (const c of this.conns) c.close();
   }

@@ -9,6 +9,7 @@ import type { Op } from './workload.js';
 
 /** Options of {@link JsonRpcTransport}. */
 export interface JsonRpcOptions {
+  /** The servers' JSON-RPC listen addresses; at least one. Connections interleave them, so slot k uses server k % S. */
   readonly servers: readonly Endpoint[];
   /** Persistent connections per server (default 1); slots are spread round-robin over all connections. */
   readonly connectionsPerServer?: number;
@@ -143,14 +144,22 @@ export class JsonRpcTransport implements Transport {
     for (let i = 0; i < per; i++) for (const ep of options.servers) this.conns.push(new Connection(ep));
   }
 
+  /** Connects every connection at once. Rejects with {@link LoadgenError} `CONNECT` if a server cannot be reached. */
   async open(): Promise<void> {
     await Promise.all(this.conns.map((c) => c.open()));
   }
 
+  /**
+   * Queues `op` as an `Apply` request with JSON-RPC id `id` (responses are matched by it, so it must be unique among
+   * pending requests) on connection `slot % N`; requests queued before the next microtask go out in one write.
+   * `done` gets `null` for a `result`, otherwise `rpc error <code>: <message>` or `connection closed` (which fails
+   * every request pending on that connection).
+   */
   send(slot: number, id: number, op: Op, done: Completion): void {
     this.conns[slot % this.conns.length].send(id, encodeApply(id, op), done);
   }
 
+  /** Destroys every connection; requests still pending never complete. */
   close(): void {
     for (const c of this.conns) c.close();
   }

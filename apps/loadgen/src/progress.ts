@@ -5,8 +5,11 @@ export type ProgressMode = 'auto' | 'bar' | 'lines' | 'off';
 
 /** What a progress display reads on each tick. */
 export interface ProgressSource {
+  /** Requests the phase will send: the 100 % mark (0 shows 100 %). */
   readonly total: number;
+  /** Requests completed so far, successfully or not; read on every redraw to compute the percentage and rate. */
   done(): number;
+  /** Requests failed so far (errors and timeouts), shown as `errors=N`. */
   errors(): number;
 }
 

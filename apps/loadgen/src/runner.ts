@@ -17,6 +17,10 @@ export interface LoadOptions {
   readonly target: 'jsonrpc' | 'etcd';
   /** `host:port` or `:port` strings, or parsed endpoints. Slot k talks to server k % S. */
   readonly servers: readonly (string | Endpoint)[];
+  /**
+   * What to send: `command` (puts), `query` (linearizable gets), `local` (local, possibly stale gets) or `mix` (half
+   * puts, half linearizable gets). Keys and values come from the seeded {@link Workload}.
+   */
   readonly workload: WorkloadKind;
   /** Requests to measure. */
   readonly count: number;
@@ -34,6 +38,7 @@ export interface LoadOptions {
   readonly maxSeconds?: number;
   /** JSON-RPC connections per server (default 1; requests are pipelined on each). */
   readonly connectionsPerServer?: number;
+  /** Progress display of the measured phase on stderr (warm-up shows none). Default `auto`: a bar on a TTY. */
   readonly progress?: ProgressMode;
   /** Label of the progress display (default `target workload C=...`). */
   readonly label?: string;

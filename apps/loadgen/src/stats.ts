@@ -2,12 +2,19 @@
 
 /** Latency summary in milliseconds, over successful requests only. */
 export interface LatencySummary {
+  /** Fastest successful request. Every field is 0 when no request succeeded. */
   readonly min: number;
+  /** Arithmetic mean over the successful requests (pulled up by the tail, unlike `p50`). */
   readonly mean: number;
+  /** Median. Percentiles are nearest-rank: each is an actual sample, never interpolated. */
   readonly p50: number;
+  /** 90th percentile: at least 90 % of successful requests took at most this long. */
   readonly p90: number;
+  /** 99th percentile: at most 1 successful request in 100 took longer. */
   readonly p99: number;
+  /** 99.9th percentile; with fewer than 1,000 samples it equals `max`. */
   readonly p999: number;
+  /** Slowest successful request (failed and timed-out requests are not sampled). */
   readonly max: number;
 }
 
@@ -43,22 +50,31 @@ export function summarize(samples: Float64Array): LatencySummary {
 export interface LoadReport {
   /** `jsonrpc` or `etcd`. */
   readonly target: string;
+  /** The {@link WorkloadKind}: `command`, `query`, `local` or `mix`. */
   readonly workload: string;
+  /** The servers as `host:port`, in the order given; slot k talked to server k % S. */
   readonly servers: readonly string[];
   /** Requests asked for (excluding warm-up). */
   readonly count: number;
+  /** Requests kept in flight at once (C): closed-loop virtual clients, each sending on its previous answer. */
   readonly concurrency: number;
+  /** Bytes per written value (ASCII strings), or 0 for random u32 numbers (see {@link WorkloadOptions.valueSize}). */
   readonly valueSize: number;
+  /** The PRNG seed used (given or drawn at random): pass it back to replay the same keys and values. */
   readonly seed: number;
   /** Requests that got an answer or failed (equals `count` unless the run hit its time limit). */
   readonly completed: number;
+  /** Measured requests answered successfully (a JSON-RPC `result`, or HTTP 200 from etcd). */
   readonly ok: number;
+  /** Measured requests that failed: error answers, closed connections and timeouts (`completed - ok`). */
   readonly errors: number;
   /** Errors by kind (message with numbers elided), most frequent first when printed. */
   readonly errorKinds: Readonly<Record<string, number>>;
+  /** Wall-clock seconds of the measured phase, first send to last completion (connecting and warm-up excluded). */
   readonly elapsedSec: number;
   /** Successful requests per second. */
   readonly throughput: number;
+  /** Latency of the successful measured requests in ms, from hand-off to the transport to the completion callback. */
   readonly latencyMs: LatencySummary;
   /** CPU time this client process spent (user + system), to tell a client-bound run from a server-bound one. */
   readonly clientCpuSec: number;

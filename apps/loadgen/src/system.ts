@@ -4,10 +4,13 @@ import { join } from 'node:path';
 
 /** Result of {@link measureFsyncRate}. */
 export interface FsyncRate {
+  /** Append + fdatasync pairs completed (100 bytes each, to one file). */
   readonly ops: number;
+  /** Measured wall-clock seconds (a little over the `seconds` asked for: the last sync finishes). */
   readonly seconds: number;
   /** fdatasync calls per second. */
   readonly perSecond: number;
+  /** Mean ms per append + fdatasync (`1000 / perSecond`): about the least an unbatched durable write can take. */
   readonly meanMs: number;
 }
 

@@ -25,7 +25,9 @@ export interface Transport {
 
 /** A parsed `host:port` (`:4000` means `127.0.0.1:4000`, like jlot). */
 export interface Endpoint {
+  /** Host name or IP address (IPv6 without brackets); `127.0.0.1` when the text gave only a port. */
   readonly host: string;
+  /** TCP port, 1 to 65535. */
   readonly port: number;
 }
 

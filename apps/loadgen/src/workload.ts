@@ -45,7 +45,9 @@ const ALPHA = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
 /** Options of {@link Workload}. */
 export interface WorkloadOptions {
+  /** `command` (puts), `query` (linearizable gets), `local` (local gets) or `mix` (half puts, half queries). */
   readonly kind: WorkloadKind;
+  /** Seed of the mulberry32 PRNG: the same seed, kind and `valueSize` give the same operations on every target. */
   readonly seed: number;
   /**
    * 0 (the default): values are random u32 numbers, as in raftpico's benchmark. Otherwise values are strings of
@@ -57,7 +59,9 @@ export interface WorkloadOptions {
 
 /** Produces the operation for each request index, deterministically from the seed. */
 export class Workload {
+  /** The kind given, checked against {@link WORKLOADS}: decides what {@link Workload.next} returns. */
   readonly kind: WorkloadKind;
+  /** Characters (= bytes: ASCII) of each string value, 0 to 16 MiB; 0 means values are random u32 numbers. */
   readonly valueSize: number;
   private readonly prng: Prng;
   private readonly filler: string;
