@@ -10,6 +10,7 @@ import { ConnectionError, ErrorCode, RpcClient, RpcError } from '@raft/node-tcp'
 
 /** Collects history events with monotonic timestamps (ns since the recorder was created). */
 export class Recorder {
+  /** Every event so far, in recording order (the order of the history file); `time` is ns since creation. */
   readonly events: HistoryEvent[] = [];
   private readonly t0 = process.hrtime.bigint();
 
@@ -54,12 +55,26 @@ export function classifyError(e: unknown): 'fail' | 'info' {
 export interface WorkerOptions {
   /** Listen addresses of the nodes currently worth trying (called before each connection). */
   readonly targets: () => string[];
+  /**
+   * Concurrent clients. Worker w is history process w, one operation at a time, on its own connection to a node
+   * picked from `targets()` (a new one after an unknown outcome or a broken connection).
+   */
   readonly workers: number;
+  /** Size of the key space: keys `k0` .. `k<keys-1>`, picked uniformly. Few keys mean more contention per key. */
   readonly keys: number;
+  /**
+   * The `timeoutMs` sent with each `Apply` (the server gives up after it); the client waits 2 s longer. A write that
+   * times out is recorded as `info` (it may still apply), a read as `fail`.
+   */
   readonly opTimeoutMs: number;
   /** Workers stop starting operations once this returns true. */
   readonly stop: () => boolean;
+  /**
+   * Uniform in [0, 1): picks targets, keys, operations and pauses. Seed it to repeat the choices (the interleaving
+   * still depends on timing).
+   */
   readonly rand: () => number;
+  /** Where every invocation and completion is recorded (the history that is checked afterwards). */
   readonly recorder: Recorder;
   /** Upper bound on operations (all workers together), so a run is bounded in count as well as time. */
   readonly maxOps: number;

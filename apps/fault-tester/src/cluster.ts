@@ -19,6 +19,7 @@ const KVS_CLI = join(REPO_ROOT, 'packages', 'kvs-app', 'src', 'cli.ts');
 
 /** Raised when the cluster cannot be started or an admin call keeps failing. */
 export class ClusterError extends Error {
+  /** Always `CLUSTER`: tells this error from node-tcp's and the checker's. */
   readonly code = 'CLUSTER' as const;
   constructor(message: string) {
     super(message);
@@ -28,27 +29,39 @@ export class ClusterError extends Error {
 
 /** One node: its id (the proxy address peers dial), the address it really listens on, its process. */
 export interface NodeHandle {
+  /** Position in {@link Cluster.nodes}, 0-based; logs and summaries call the node `n<index>`. */
   readonly index: number;
+  /** Its Raft node id: the address of its proxy, which every peer dials (so peer traffic can be cut). */
   readonly id: string;
+  /** `127.0.0.1:<port>` where the node really listens; clients dial it directly, bypassing the proxy. */
   readonly listen: string;
+  /** Its data directory (`<dir>/data/n<i>`); removing it (wipe) makes the node start with an empty log. */
   dataDir: string;
+  /** The running process, or `null` while the node is down (killed, crashed or stopped). */
   proc: ChildProcess | null;
+  /** Stopped with SIGSTOP (alive but frozen) until resumed with SIGCONT. */
   paused: boolean;
   /** Set just before the tester kills or stops it, so its exit is not counted as a crash. */
   expectExit: boolean;
   /** Exits nobody asked for: `code`/`signal`, with the time. */
   readonly crashes: { code: number | null; signal: string | null; at: string }[];
+  /** Processes started for this node so far (1 after the cluster is up; each restart adds one). */
   starts: number;
+  /** The process's stdout, appended to `<dir>/logs/n<i>.out.log` across restarts (a `---` line marks each start). */
   stdout: WriteStream;
+  /** The process's stderr, appended to `<dir>/logs/n<i>.err.log` (with `---` lines at each start and exit). */
   stderr: WriteStream;
 }
 
 /** Options of {@link Cluster.start}. */
 export interface ClusterOptions {
+  /** Nodes to start: node 0 creates the cluster, the others join it with AddServer. */
   readonly nodes: number;
   /** Run directory: data in `<dir>/data/n<i>`, logs in `<dir>/logs/n<i>.{out,err}.log`. */
   readonly dir: string;
+  /** Leader heartbeat interval in ms, passed to every node as `--heartbeat-ms`. Default: raft-kvs's (100). */
   readonly heartbeatMs?: number;
+  /** Minimum election timeout in ms (`--election-ms`; an election waits [t, 2t)). Default: raft-kvs's (1000). */
   readonly electionMs?: number;
   /** Log a line per event (default: nothing). */
   readonly log?: (msg: string) => void;
@@ -67,7 +80,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A running cluster. */
 export class Cluster {
+  /** The proxies every peer link goes through (one per node): partitions are rules set on it. */
   readonly proxies = new ProxyNetwork();
+  /** One handle per node, in index order (`nodes[i].index === i`); the list never changes, the processes do. */
   readonly nodes: NodeHandle[] = [];
   private readonly log: (msg: string) => void;
 

@@ -22,10 +22,17 @@ export type FaultKind = (typeof FAULTS)[number];
 
 /** One fault injected, for the summary. */
 export interface FaultRecord {
+  /**
+   * Which fault: `kill` (SIGKILL, then restart), `pause` (SIGSTOP / SIGCONT), `partition-majority`, `isolate-leader`,
+   * `bridge` and `one-way` (proxy rules), `membership` (remove, wipe and re-add a node) or `snapshot` (TakeSnapshot
+   * on every live node).
+   */
   readonly kind: FaultKind;
   /** Seconds since the run started. */
   readonly at: number;
+  /** Wall-clock ms from injecting the fault until it was healed (for kill and membership: until the node is back). */
   readonly ms: number;
+  /** What was done, naming nodes `n<index>` (e.g. `SIGSTOP n2 for 3000 ms`, or `no leader to isolate`). */
   readonly detail: string;
   /** Set when the fault could not be carried out as planned (e.g. RemoveServer timed out). */
   readonly problem?: string;
@@ -35,12 +42,20 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Options of {@link runNemesis}. */
 export interface NemesisOptions {
+  /** The cluster to hurt: faults act on its processes and on its proxy rules. */
   readonly cluster: Cluster;
+  /**
+   * Uniform in [0, 1): decides the order of kinds, targets, durations and the 1 to 3 s gaps between faults. Seeded,
+   * it repeats the same choices (not the cluster's timing).
+   */
   readonly rand: () => number;
   /** Stop starting faults after this `Date.now()`. */
   readonly until: number;
+  /** `Date.now()` when the run started: each record's `at` counts from it. */
   readonly startedAt: number;
+  /** Kinds to inject, in rounds that are a seeded shuffle of them all. Default: every kind in {@link FAULTS}. */
   readonly kinds?: readonly FaultKind[];
+  /** Receives one line per fault, `[nemesis] t=<s>s <kind>: <detail>`. Default: nothing. */
   readonly log?: (msg: string) => void;
 }
 

@@ -26,13 +26,22 @@ export interface RunOptions {
   readonly nodes: number;
   /** Seconds of faults (clients run during them, plus a few seconds before and after). */
   readonly faultSeconds: number;
+  /**
+   * Seeds the nemesis (kinds, targets, durations) and, derived from it, the clients' choices. The same seed repeats
+   * the choices, not the timing.
+   */
   readonly seed: number;
   /** Run directory (data, logs, history.jsonl, summary.json). */
   readonly dir: string;
+  /** Concurrent client workers, each one history process. Default 5. */
   readonly workers?: number;
+  /** Keys `k0` .. `k<keys-1>` the clients use: fewer keys, more conflicting operations per key. Default 5. */
   readonly keys?: number;
+  /** Server-side timeout of each client operation in ms (see {@link WorkerOptions.opTimeoutMs}). Default 3000. */
   readonly opTimeoutMs?: number;
+  /** Cap on client operations over the whole run, so it is bounded in size as well as time. Default 200 000. */
   readonly maxOps?: number;
+  /** Fault kinds to inject. Default: all of {@link FAULTS}. */
   readonly faults?: readonly FaultKind[];
   /** Progress lines (default: none). */
   readonly log?: (msg: string) => void;
@@ -44,16 +53,33 @@ export interface RunOptions {
 
 /** What a run found. `passed` is true only when every check passed and the checker said `linearizable`. */
 export interface RunSummary {
+  /** The seed of the run; `replay` reruns with it. */
   readonly seed: number;
+  /** Number of nodes in the cluster ({@link RunOptions.nodes}). */
   readonly nodes: number;
+  /** Seconds of fault injection asked for ({@link RunOptions.faultSeconds}). */
   readonly faultSeconds: number;
+  /** The run directory; `data/` and `logs/` in it are removed when the run passes, unless `keepAll`. */
   readonly dir: string;
+  /** Wall-clock seconds of the whole run, from starting the cluster to writing the summary (checking included). */
   readonly durationSeconds: number;
+  /** Operations in the history (final reads included): `total`, per status, and `byF` keyed `<f> <status>`. */
   readonly ops: { total: number; ok: number; fail: number; info: number; byF: Record<string, number> };
+  /** The faults injected: `total`, counts `byKind`, how many hit a `problem`, and the full `list`. */
   readonly faults: { total: number; byKind: Record<string, number>; problems: number; list: FaultRecord[] };
+  /** Proxy counts: `connections` accepted, `identified` as peers from their handshake, `resets` by partition rules. */
   readonly proxy: { connections: number; identified: number; resets: number };
+  /**
+   * The checker's `verdict` (`not checked` if the run aborted first), its `elapsedMs`, the formatted `report`, and a
+   * `note` when the verdict comes from a re-check that ignores put `prev` values.
+   */
   readonly linearizability: { verdict: string; note?: string; elapsedMs: number; report: string };
+  /** One line per key whose final value no write that could be the last one explains: an acknowledged write lost. */
   readonly lostAcknowledgedWrites: string[];
+  /**
+   * Whether, after healing, all nodes reported one applied index (the leader's commit index), one state hash and one
+   * set of voters within 90 s, and then held the same data; `detail` says what was reached or what differed.
+   */
   readonly convergence: {
     converged: boolean;
     detail: string;
@@ -62,9 +88,16 @@ export interface RunSummary {
     /** Each node's `counters.leaderChanges` at the end (since its last start): evidence the faults bit. */
     leaderChanges?: number[];
   };
+  /** One line per exit no fault asked for (`n<i> exited on its own at <time> ...`); any fails the run. */
   readonly crashes: string[];
+  /** What went wrong in the tester's own steps (healing, final reads, stopping, an aborted run); any fails the run. */
   readonly problems: string[];
+  /**
+   * True only when the checker said `linearizable`, no acknowledged write was lost, the nodes converged, none crashed
+   * and `problems` is empty.
+   */
   readonly passed: boolean;
+  /** Shell command rerunning the same seed, node count and fault time (timing differs: a failure may not recur). */
   readonly replay: string;
 }
 
