@@ -35,6 +35,16 @@ const OPS = ['Put', 'Get', 'Delete', 'List', 'Cas'] as const;
 const fail = (error: string): ParseResult => ({ ok: false, error });
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+const byKey = (a: [string, Json], b: [string, Json]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+/** Resolves on a later turn of the event loop (after pending I/O callbacks where `setImmediate` exists). */
+const nextTurn = (): Promise<void> =>
+  new Promise((resolve) => {
+    const g = globalThis as { setImmediate?: (f: () => void) => unknown };
+    if (g.setImmediate !== undefined) g.setImmediate(resolve);
+    else setTimeout(resolve, 0);
+  });
+
 /** Validates and parses one input. Never throws. */
 export function parseKvsInput(input: unknown): ParseResult {
   if (input === 'List') return { ok: true, op: { op: 'List' } };
@@ -164,8 +174,53 @@ export class KvsStore {
 
   /** The whole map as bytes (JSON of sorted [key, value] pairs, so equal states give equal bytes). */
   snapshot(): Uint8Array {
-    const pairs = [...this.map.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return new TextEncoder().encode(JSON.stringify(pairs));
+    return new TextEncoder().encode(JSON.stringify(this.sortedPairs()));
+  }
+
+  /**
+   * The same bytes as {@link KvsStore.snapshot}, produced without blocking the event loop for long.
+   *
+   * The map's contents are captured when this is called (a copy of its [key, value] pairs: O(keys), not O(bytes));
+   * changes made afterwards do not show in the result. The JSON is then written in slices of about `sliceBytes`
+   * characters, each encoded to UTF-8 on its own, with `pause()` awaited between slices. This is what lets a
+   * server keep answering heartbeats while it snapshots a large state: serialising hundreds of MiB in one go blocks
+   * for seconds, long enough for followers to start an election. It also avoids building one giant string, which
+   * V8 caps at about 512 MiB. Values are never mutated in place (Put and Cas replace them), so sharing them with
+   * the copy is safe.
+   */
+  async snapshotInSlices(sliceBytes = 1 << 20, pause: () => Promise<void> = nextTurn): Promise<Uint8Array> {
+    const pairs = [...this.map.entries()];
+    await pause();
+    pairs.sort(byKey);
+    const encoder = new TextEncoder();
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    let text = '[';
+    for (let i = 0; i < pairs.length; i++) {
+      text += (i === 0 ? '' : ',') + JSON.stringify(pairs[i]);
+      if (text.length >= sliceBytes) {
+        const chunk = encoder.encode(text);
+        chunks.push(chunk);
+        total += chunk.length;
+        text = '';
+        await pause();
+      }
+    }
+    const last = encoder.encode(`${text}]`);
+    chunks.push(last);
+    total += last.length;
+    if (chunks.length === 1) return last;
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  }
+
+  private sortedPairs(): [string, Json][] {
+    return [...this.map.entries()].sort(byKey);
   }
 
   /** Replaces the map with a snapshot's contents. Throws on bytes that are not a snapshot. */

@@ -34,8 +34,9 @@ export function createKvsMachine(): Machine<unknown, Json> & { readonly store: K
       if (!parsed.ok) throw new TypeError(parsed.error);
       return store.execute(parsed.op);
     },
-    snapshot(): Uint8Array {
-      return store.snapshot();
+    // Captures the map now, serialises it in slices so heartbeats keep flowing while a large state is written.
+    snapshot(): Promise<Uint8Array> {
+      return store.snapshotInSlices();
     },
     restore(snapshot): void {
       if (!(snapshot instanceof Uint8Array)) throw new TypeError('kvs snapshot must be bytes');

@@ -77,6 +77,48 @@ describe('kvs snapshots', () => {
     );
   });
 
+  it('snapshotInSlices gives the bytes of snapshot(), captured at the call even if the store changes meanwhile', async () => {
+    const keys = fc.string({ minLength: 1, maxLength: 6 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(keys, fc.jsonValue()), { maxLength: 60 }),
+        fc.array(fc.tuple(keys, fc.jsonValue()), { minLength: 1, maxLength: 10 }),
+        fc.integer({ min: 1, max: 300 }),
+        async (before, after, sliceBytes) => {
+          const s = new KvsStore();
+          for (const [k, v] of before) run(s, { Put: [k, JSON.parse(JSON.stringify(v ?? null))] });
+          const expected = Buffer.from(s.snapshot());
+          let pauses = 0;
+          // Changes made while the slices are written (between pauses) must not show in the result.
+          const pending = s.snapshotInSlices(sliceBytes, async () => {
+            pauses++;
+            const change = after[pauses % after.length];
+            run(s, { Put: [change[0], JSON.parse(JSON.stringify(change[1] ?? null))] });
+            run(s, { Delete: before[0]?.[0] ?? 'x' });
+          });
+          expect(Buffer.from(await pending)).toEqual(expected);
+          expect(pauses).toBeGreaterThanOrEqual(1);
+          const copy = new KvsStore();
+          copy.restore(Buffer.from(expected));
+          expect(Buffer.from(copy.snapshot())).toEqual(expected);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('snapshotInSlices splits a large state into many slices', async () => {
+    const s = new KvsStore();
+    for (let i = 0; i < 2000; i++) run(s, { Put: [`k${i}`, 'v'.repeat(500)] });
+    let pauses = 0;
+    const bytes = await s.snapshotInSlices(64 * 1024, async () => {
+      pauses++;
+    });
+    expect(Buffer.from(bytes).equals(s.snapshot())).toBe(true);
+    // ~1 MB of JSON in 64 KiB slices: one pause after the copy, then one per slice.
+    expect(pauses).toBeGreaterThan(10);
+  });
+
   it('refuses bytes that are not a snapshot', () => {
     expect(() => new KvsStore().restore(new TextEncoder().encode('{"x":1}'))).toThrow(/pairs/);
   });

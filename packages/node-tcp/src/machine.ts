@@ -38,8 +38,15 @@ export interface Machine<I = unknown, O = unknown> {
    * must leave the state unchanged (every member throws the same way, so they stay equal).
    */
   apply(input: I, ctx: ApplyContext): O;
-  /** The whole state, as bytes or as any JSON value (must be equal on members that applied the same commands). */
-  snapshot(): Uint8Array | JsonValue;
+  /**
+   * The whole state, as bytes or as any JSON value (must be equal on members that applied the same commands).
+   *
+   * May return a promise, so that a large state is serialised in slices without blocking the event loop (a loop
+   * blocked for longer than the election timeout makes followers elect a new leader). The state must still be
+   * **captured synchronously**, when `snapshot()` is called: the server records the snapshot's index at that moment
+   * and keeps applying commands while the promise is pending, and none of them may show in the result.
+   */
+  snapshot(): Uint8Array | JsonValue | Promise<Uint8Array | JsonValue>;
   /** Replace the whole state with what {@link Machine.snapshot} returned (bytes come back as a `Uint8Array`). */
   restore(snapshot: Uint8Array | JsonValue): void;
   /**
@@ -188,11 +195,16 @@ export class ReplicatedMachine {
     }
   }
 
-  /** The replicated state (machine snapshot plus sessions) as bytes. */
-  snapshot(): Uint8Array {
+  /**
+   * The replicated state (machine snapshot plus sessions) as bytes. The state is captured synchronously, at the
+   * call (the session table is copied and the machine's `snapshot()` is called before this returns); only the
+   * encoding may finish later.
+   */
+  async snapshot(): Promise<Uint8Array> {
     const s: [string, number, string | null, string | null][] = [];
     for (const [client, v] of this.sessions) s.push([client, v.seq, v.output, v.error]);
-    const m = this.machine.snapshot();
+    const taken = this.machine.snapshot();
+    const m = taken instanceof Promise ? await taken : taken;
     // JSON snapshots travel as text: MessagePack refuses some keys (`__proto__`) that JSON allows.
     return m instanceof Uint8Array
       ? encode({ v: SNAPSHOT_VERSION, b: m, s })
@@ -219,13 +231,16 @@ export class ReplicatedMachine {
     this.sessions = sessions;
   }
 
-  /** A hash of the replicated state: equal on members that applied the same commands. */
-  stateHash(): string {
+  /**
+   * A hash of the replicated state: equal on members that applied the same commands. Like {@link snapshot}, the
+   * state is captured at the call; without the machine's own `stateHash` the hash is of the snapshot's bytes.
+   */
+  stateHash(): Promise<string> {
     const own = this.machine.stateHash?.();
-    if (own === undefined) return createHash('sha256').update(this.snapshot()).digest('hex');
+    if (own === undefined) return this.snapshot().then((bytes) => createHash('sha256').update(bytes).digest('hex'));
     const h = createHash('sha256').update(own);
     for (const [client, v] of this.sessions) h.update(`\n${client}\t${v.seq}\t${v.output}\t${v.error}`);
-    return h.digest('hex');
+    return Promise.resolve(h.digest('hex'));
   }
 }
 

@@ -613,7 +613,7 @@ export class RaftServer extends EventEmitter {
     this.frontend = new RpcFrontend(
       {
         dispatch: (m, p, d) => this.dispatch(m, p, d),
-        stateJson: () => JSON.stringify(this.state(false)),
+        stateJson: () => JSON.stringify(this.state()),
         counters: this.counters,
       },
       { maxLineBytes: this.o.maxLineBytes, maxOutputBytes: 8 * 1024 * 1024, logger: this.log },
@@ -941,16 +941,28 @@ export class RaftServer extends EventEmitter {
     } catch (e) {
       return Promise.reject(e);
     }
-    let data: Uint8Array;
+    // The state machine captures its state at `index` now; encoding it may take several turns of the event loop
+    // (a large state is serialised in slices so heartbeats keep flowing), and commands go on being applied meanwhile.
+    let taken: Promise<Uint8Array>;
     try {
-      data = this.rm.snapshot();
+      taken = this.rm.snapshot();
     } catch (e) {
       this.log.error('the state machine failed to produce a snapshot', { index, error: String(e) });
       return Promise.reject(e);
     }
     const t0 = Date.now();
-    this.snapshotting = this.storage
-      .saveSnapshot(meta, data)
+    let bytes = 0;
+    this.snapshotting = taken
+      .then(
+        (data) => {
+          bytes = data.length;
+          return this.storage.saveSnapshot(meta, data);
+        },
+        (e) => {
+          this.log.error('the state machine failed to produce a snapshot', { index, error: String(e) });
+          throw new SnapshotProductionError(e);
+        },
+      )
       .then(async () => {
         if (!this.running) return;
         this.snapshotMeta = meta;
@@ -959,11 +971,13 @@ export class RaftServer extends EventEmitter {
         if (!r.ok) this.log.warn('log compaction refused', { index: meta.index, error: r.error.message });
         this.kick();
         await this.storage.compact(meta.index);
-        this.log.info('snapshot taken', { index: meta.index, bytes: data.length, ms: Date.now() - t0 });
+        this.log.info('snapshot taken', { index: meta.index, bytes, ms: Date.now() - t0 });
       })
       .catch((e) => {
-        if (this.running) this.fatal(e);
-        throw e;
+        // A machine that cannot snapshot is reported to the caller (and auto-snapshot retries later); a storage
+        // failure is fatal, as everywhere else.
+        if (this.running && !(e instanceof SnapshotProductionError)) this.fatal(e);
+        throw e instanceof SnapshotProductionError ? e.cause : e;
       })
       .finally(() => {
         this.snapshotting = null;
@@ -1533,7 +1547,16 @@ export class RaftServer extends EventEmitter {
           done(fail(errors.shuttingDown()));
           return;
         }
-        done(okJson(this.state(obj.stateHash === true)));
+        const state = this.state();
+        if (obj.stateHash !== true) {
+          done(okJson(state));
+          return;
+        }
+        // The hash captures the replicated state now (at state.appliedIndex); only the hashing finishes later.
+        this.rm.stateHash().then(
+          (stateHash) => done(okJson({ ...state, stateHash })),
+          (e) => done(fail(errors.internal(`cannot hash the state: ${(e as Error)?.message ?? String(e)}`))),
+        );
         return;
       }
       default:
@@ -1647,7 +1670,7 @@ export class RaftServer extends EventEmitter {
   // State
   // ---------------------------------------------------------------------------------------------------------------
 
-  private state(withHash: boolean): ServerState {
+  private state(): ServerState {
     const n = this.node;
     const c = n.config;
     const s: ServerState = {
@@ -1688,7 +1711,6 @@ export class RaftServer extends EventEmitter {
       }
       s.followers = f;
     }
-    if (withHash) s.stateHash = this.rm.stateHash();
     return s;
   }
 
@@ -1761,6 +1783,13 @@ export class RaftServer extends EventEmitter {
   /** Call any JSON-RPC method by name with its params (as a client would). */
   call<T = unknown>(method: string, params?: unknown): Promise<T> {
     return this.promise((done) => this.dispatch(method, params, done));
+  }
+}
+
+/** Marks a failure of the state machine's own `snapshot()` (not of storage) inside the snapshot chain. */
+class SnapshotProductionError extends Error {
+  constructor(cause: unknown) {
+    super(`the state machine failed to produce a snapshot: ${String(cause)}`, { cause });
   }
 }
 
