@@ -45,6 +45,67 @@ const nextTurn = (): Promise<void> =>
     else setTimeout(resolve, 0);
   });
 
+const NOT_A_SNAPSHOT = 'kvs snapshot must be a JSON array of [key, value] pairs';
+
+/**
+ * Splits the bytes of a JSON array into groups of whole elements of about `sliceBytes` each and parses every group,
+ * without ever decoding the whole array into one string. The scan tracks only what JSON needs to find top-level
+ * commas: nesting depth outside strings, and strings with their backslash escapes. Anything malformed ends in a
+ * `JSON.parse` error or a {@link NOT_A_SNAPSHOT} TypeError.
+ */
+function* pairGroups(data: Uint8Array, sliceBytes: number): Generator<unknown[]> {
+  const decoder = new TextDecoder();
+  const parseGroup = (from: number, to: number): unknown[] => {
+    const group: unknown = JSON.parse(`[${decoder.decode(data.subarray(from, to))}]`);
+    if (!Array.isArray(group)) throw new TypeError(NOT_A_SNAPSHOT);
+    return group;
+  };
+  let i = 0;
+  while (i < data.length && isSpace(data[i])) i++;
+  if (data[i] !== 0x5b /* [ */) throw new TypeError(NOT_A_SNAPSHOT);
+  const first = i + 1;
+  let start = first;
+  let depth = 0;
+  for (i = start; i < data.length; i++) {
+    const c = data[i];
+    if (c === 0x22 /* " */) {
+      i = closingQuote(data, i + 1);
+      continue;
+    }
+    if (c === 0x5b || c === 0x7b /* [ { */) depth++;
+    else if (c === 0x5d || c === 0x7d /* ] } */) {
+      if (depth === 0) {
+        // The array's closing bracket: only whitespace may follow.
+        for (let j = i + 1; j < data.length; j++) if (!isSpace(data[j])) throw new TypeError(NOT_A_SNAPSHOT);
+        if (i > start) yield parseGroup(start, i);
+        else if (start > first) throw new TypeError(NOT_A_SNAPSHOT); // a comma right before the bracket
+        return;
+      }
+      depth--;
+    } else if (c === 0x2c /* , */ && depth === 0 && i - start >= sliceBytes) {
+      yield parseGroup(start, i);
+      start = i + 1;
+    }
+  }
+  throw new TypeError(NOT_A_SNAPSHOT);
+}
+
+/**
+ * The index of the quote that ends the JSON string whose contents start at `from`. Jumps from quote to quote with
+ * the native `indexOf` (the values are mostly long strings); a quote preceded by an odd number of backslashes is
+ * escaped. UTF-8 continuation bytes are all >= 0x80, so a byte 0x22 or 0x5c is always that ASCII character.
+ */
+function closingQuote(data: Uint8Array, from: number): number {
+  for (let q = data.indexOf(0x22, from); q !== -1; q = data.indexOf(0x22, q + 1)) {
+    let backslashes = 0;
+    while (q - 1 - backslashes >= from && data[q - 1 - backslashes] === 0x5c) backslashes++;
+    if (backslashes % 2 === 0) return q;
+  }
+  throw new TypeError(NOT_A_SNAPSHOT);
+}
+
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
 /** Validates and parses one input. Never throws. */
 export function parseKvsInput(input: unknown): ParseResult {
   if (input === 'List') return { ok: true, op: { op: 'List' } };
@@ -139,7 +200,7 @@ export function canonicalJson(v: Json): string {
 
 /** The replicated map. Deterministic: the same operations in the same order give the same state and outputs. */
 export class KvsStore {
-  private readonly map = new Map<string, Json>();
+  private map = new Map<string, Json>();
 
   /** Number of keys. */
   get size(): number {
@@ -223,16 +284,29 @@ export class KvsStore {
     return [...this.map.entries()].sort(byKey);
   }
 
-  /** Replaces the map with a snapshot's contents. Throws on bytes that are not a snapshot. */
-  restore(data: Uint8Array): void {
-    const pairs: unknown = data.length === 0 ? [] : JSON.parse(new TextDecoder().decode(data));
-    if (!Array.isArray(pairs)) throw new TypeError('kvs snapshot must be a JSON array of [key, value] pairs');
-    this.map.clear();
-    for (const p of pairs) {
-      if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string') {
-        throw new TypeError('kvs snapshot must be a JSON array of [key, value] pairs');
-      }
-      this.map.set(p[0], p[1] as Json);
+  /**
+   * Replaces the map with a snapshot's contents. Throws on bytes that are not a snapshot (and then leaves the map as
+   * it was).
+   *
+   * Snapshots larger than `sliceBytes` are parsed a group of pairs at a time: the bytes are scanned for the commas
+   * between top-level elements and each ~`sliceBytes` group is decoded and parsed on its own. One string for the
+   * whole snapshot would hit V8's string limit (about 512 MiB) long before memory runs out, and
+   * {@link KvsStore.snapshotInSlices} can write snapshots larger than that.
+   */
+  restore(data: Uint8Array, sliceBytes = 64 << 20): void {
+    const pairs: unknown[] = [];
+    if (data.length > sliceBytes) {
+      for (const group of pairGroups(data, sliceBytes)) pairs.push(...group);
+    } else if (data.length > 0) {
+      const all: unknown = JSON.parse(new TextDecoder().decode(data));
+      if (!Array.isArray(all)) throw new TypeError(NOT_A_SNAPSHOT);
+      for (const p of all) pairs.push(p);
     }
+    const map = new Map<string, Json>();
+    for (const p of pairs) {
+      if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string') throw new TypeError(NOT_A_SNAPSHOT);
+      map.set(p[0], p[1] as Json);
+    }
+    this.map = map;
   }
 }
