@@ -952,10 +952,18 @@ export class RaftServer extends EventEmitter {
     }
     const t0 = Date.now();
     let bytes = 0;
+    // A leader's snapshot installed while this one was being encoded is newer: keep it, drop this one (storage would
+    // refuse an older snapshot, and its log no longer holds the entries between the two).
+    const superseded = () => !this.running || (this.snapshotMeta?.index ?? 0) >= meta.index;
+    let skipped = false;
     this.snapshotting = taken
       .then(
         (data) => {
           bytes = data.length;
+          if (superseded()) {
+            skipped = true;
+            return;
+          }
           return this.storage.saveSnapshot(meta, data);
         },
         (e) => {
@@ -964,7 +972,11 @@ export class RaftServer extends EventEmitter {
         },
       )
       .then(async () => {
-        if (!this.running) return;
+        if (skipped) {
+          this.log.info('snapshot dropped: a newer one was installed meanwhile', { index: meta.index });
+          return;
+        }
+        if (superseded()) return;
         this.snapshotMeta = meta;
         this.counters.snapshotsTaken++;
         const r = this.node.compactLog(meta);
