@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type ApplyContext, createServer, type Machine, silentLogger } from '../src/index.js';
-import { FAST } from './helpers.js';
+import { Cluster, FAST, freePort, waitFor } from './helpers.js';
 
 /**
  * A machine whose state is the list of applied commands with their log indexes. Its snapshot captures the list
@@ -17,8 +17,10 @@ class SlowSnapshotMachine implements Machine {
     if (ctx.kind === 'Command') this.items.push([ctx.index, input]);
     return this.items.length;
   }
+  constructor(private readonly slow = true) {}
   snapshot(): Promise<Uint8Array> {
     const captured = JSON.stringify(this.items);
+    if (!this.slow) return Promise.resolve(new TextEncoder().encode(captured));
     return new Promise((resolve) => {
       this.release = () => resolve(new TextEncoder().encode(captured));
     });
@@ -64,6 +66,56 @@ describe('asynchronous machine snapshots', () => {
     } finally {
       await a.kill().catch(() => {});
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('drop a snapshot still being encoded when a newer one from the leader is installed meanwhile', async () => {
+    const c = await Cluster.create();
+    const start = async (machine: SlowSnapshotMachine) => {
+      const address = `127.0.0.1:${await freePort()}`;
+      const s = createServer({
+        address,
+        dataDir: c.dataDir(address),
+        machine,
+        logger: silentLogger,
+        storageSync: false,
+        ...FAST,
+      });
+      c.servers.set(address, s);
+      await s.start();
+      return s;
+    };
+    try {
+      const a = await start(new SlowSnapshotMachine(false));
+      await a.createCluster();
+      const b = await start(new SlowSnapshotMachine(false));
+      await a.addServer(b.id);
+      // f's machine snapshots slowly: f gets a few commands, then is asked for a snapshot it cannot finish yet.
+      const slow = new SlowSnapshotMachine();
+      const f = await start(slow);
+      await a.addServer(f.id);
+      for (let i = 0; i < 5; i++) await a.apply({ n: i });
+      await waitFor(() => slow.items.length === 5, 10_000, 'f applying the commands');
+      const pending = f.takeSnapshot();
+      await expect.poll(() => slow.release !== null).toBe(true);
+      // Remove f, move the cluster on and compact its log, then add f back: the leader can only catch f up with
+      // a snapshot, newer than the one f is still encoding.
+      await a.removeServer(f.id);
+      for (let i = 5; i < 30; i++) await a.apply({ n: i });
+      await a.takeSnapshot();
+      await b.takeSnapshot();
+      await a.addServer(f.id);
+      await waitFor(async () => (await f.getServerState()).counters.snapshotsInstalled > 0, 10_000, 'f installing');
+      const installed = (await f.getServerState()).snapshotIndex;
+      expect(installed).toBeGreaterThan(0);
+      slow.release?.();
+      const r = await pending;
+      expect(f.isRunning).toBe(true);
+      expect(r.snapshotIndex).toBe(installed);
+      expect((await f.getServerState()).snapshotIndex).toBe(installed);
+      expect(await f.query('any')).toBe(30);
+    } finally {
+      await c.cleanup();
     }
   });
 
