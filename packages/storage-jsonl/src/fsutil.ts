@@ -46,6 +46,11 @@ export function fdatasync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
+/** `fdatasync(2)` on the calling thread: blocks the event loop until the data is on disk. */
+export function fdatasyncSync(fd: number): void {
+  fs.fdatasyncSync(fd);
+}
+
 /** `fsync(2)`. */
 export function fsync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));

@@ -15,7 +15,18 @@ import type { HardState, SnapshotMeta } from '@raft/core';
 import { crcHex } from './crc32.js';
 import { StorageError } from './errors.js';
 import { encodeLine, type SnapshotMetaRecord, segmentFileName, segmentHeaderBody } from './format.js';
-import { close, fdatasync, fsync, fsyncDir, ioError, isNotFound, open, writeAll, writeAllSync } from './fsutil.js';
+import {
+  close,
+  fdatasync,
+  fdatasyncSync,
+  fsync,
+  fsyncDir,
+  ioError,
+  isNotFound,
+  open,
+  writeAll,
+  writeAllSync,
+} from './fsutil.js';
 import type { ScanResult } from './recovery.js';
 import { type WrittenData, writeSnapshotMeta } from './snapshot-files.js';
 import type { Counters } from './stats.js';
@@ -91,6 +102,8 @@ export class SegmentWriter {
     /** The snapshot in effect on disk. */
     public snapshot: SnapshotMetaRecord | null,
     private readonly counters: Counters,
+    /** Log appends call fdatasync synchronously (see `StorageOptions.blockingFsync`). */
+    private readonly blockingFsync: boolean,
   ) {
     this.fd = fd;
     this.lastWritten = lastWritten;
@@ -107,6 +120,7 @@ export class SegmentWriter {
     sync: boolean,
     segmentBytes: number,
     counters: Counters,
+    blockingFsync = false,
   ): Promise<SegmentWriter> {
     let dirty = false;
     if (scan.torn) {
@@ -179,6 +193,7 @@ export class SegmentWriter {
       scan.hardState,
       scan.snapshot,
       counters,
+      blockingFsync,
     );
   }
 
@@ -236,7 +251,8 @@ export class SegmentWriter {
         this.counters.fsyncs++;
         this.syncingBatch = true;
         try {
-          await fdatasync(this.fd);
+          if (this.blockingFsync) fdatasyncSync(this.fd);
+          else await fdatasync(this.fd);
           if (rotated) {
             // The new file's directory entry must be durable too, or a crash could lose the whole segment.
             this.counters.fsyncs++;

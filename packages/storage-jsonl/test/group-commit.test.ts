@@ -238,3 +238,52 @@ describe('group commit', () => {
     await r.close();
   });
 });
+
+describe('blockingFsync', () => {
+  const realSync = fs.fdatasyncSync;
+  afterEach(() => {
+    (fs as { fdatasyncSync: unknown }).fdatasyncSync = realSync;
+  });
+
+  it('makes appends durable with synchronous fdatasyncs, in order, each acknowledged after one that covers it', async () => {
+    const dir = await tempDir();
+    const s = await openStorage<Uint8Array>(dir, { blockingFsync: true });
+    const covered = new Map<number, number>();
+    let syncCalls = 0;
+    (fs as { fdatasyncSync: unknown }).fdatasyncSync = (fd: number): void => {
+      syncCalls++;
+      const size = fs.fstatSync(fd).size;
+      realSync(fd);
+      covered.set(fd, Math.max(covered.get(fd) ?? 0, size));
+    };
+    // The asynchronous fdatasync must not be used for appends in this mode.
+    const probe = installProbe();
+    const before = s.stats();
+    const resolved: { index: number; covered: number }[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let k = 0; k < 20; k++) {
+        const index = ++next;
+        await s.appendEntries([cmd(index, 1)]);
+        resolved.push({ index, covered: [...covered.values()][0] ?? 0 });
+      }
+    };
+    await worker(); // one writer: one fdatasync per append
+    await Promise.all(Array.from({ length: 50 }, worker)); // many: still coalesced into batches
+    const after = s.stats();
+    expect(probe.calls).toBe(0);
+    expect(syncCalls).toBe(after.flushes - before.flushes);
+    expect(syncCalls).toBeLessThan(20 + 50 * 20);
+    expect(resolved.map((r) => r.index)).toEqual(Array.from({ length: 20 + 50 * 20 }, (_, k) => k + 1));
+    const ends = lineEnds(join(dir, s.segments()[0].file));
+    for (const r of resolved) {
+      expect(r.covered, `entry ${r.index} acknowledged before its fdatasync`).toBeGreaterThanOrEqual(
+        ends.get(r.index)!,
+      );
+    }
+    await s.close();
+    const reopened = await openStorage(dir);
+    expect(reopened.state.entries.length).toBe(20 + 50 * 20);
+    await reopened.close();
+  });
+});
