@@ -329,11 +329,18 @@ export class RaftNode<C = Uint8Array> {
 
   /**
    * Bootstraps a new cluster whose initial voters are `voters` (default: just this node). Every initial voter
-   * must make the same call; a single-voter cluster elects this node at once. Refused if the node already has a
-   * term or a log.
+   * must make the same call; a single-voter cluster elects this node at once. Refused (`ALREADY_INITIALIZED`) if
+   * the node already has a log, a term above 1, or a vote for another node; accepted again after a crash that kept
+   * only the hard state of an earlier `createCluster` (term 1, no vote or its own), so the call can be retried.
    */
   createCluster(voters: readonly NodeId[] = [this.id]): Result<void> {
-    if (this.term > 0 || this.log.lastIndex > 0) {
+    // What an interrupted bootstrap leaves behind may bootstrap again: the hard state (term 1, and the vote for
+    // itself in a one-voter cluster) is persisted separately from the configuration entry, so a crash between the two
+    // leaves term 1 and an empty log. Refusing then would strand the node for good (it has no configuration to campaign
+    // with, and every retry of createCluster would fail). Anything more (a log, a later term, a vote for another
+    // node) means it already took part in a cluster.
+    const interrupted = this.term === 1 && (this.vote === null || this.vote === this.id);
+    if ((this.term > 0 && !interrupted) || this.log.lastIndex > 0) {
       return err('ALREADY_INITIALIZED', 'this node already belongs to a cluster (it has a term or a log)');
     }
     const problem = validateConfig(voters, []);

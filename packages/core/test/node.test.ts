@@ -28,6 +28,36 @@ describe('bootstrap and election', () => {
     }
   });
 
+  it('bootstraps again after a crash that kept the hard state of createCluster but lost its configuration entry', () => {
+    const voters = ['n1', 'n2', 'n3'];
+    // Durable state after the crash: term 1 and no vote (persisted), the config entry lost.
+    const n1 = RaftNode.restart('n1', { hardState: { term: 1, votedFor: null }, snapshot: null, entries: [] });
+    expect(n1.config.voters).toEqual([]);
+    const r = n1.createCluster(voters);
+    expect(r.ok).toBe(true);
+    expect(n1.currentTerm).toBe(1);
+    expect(n1.config.voters).toEqual(voters);
+    // A one-voter bootstrap also persists a vote for itself.
+    const solo = RaftNode.restart('a', { hardState: { term: 1, votedFor: 'a' }, snapshot: null, entries: [] });
+    expect(solo.createCluster(['a']).ok).toBe(true);
+    expect(solo.role).toBe('leader');
+    // But not a node that took part in a cluster: a later term, a vote for another node, or any log.
+    const refused = [
+      RaftNode.restart('n1', { hardState: { term: 2, votedFor: null }, snapshot: null, entries: [] }),
+      RaftNode.restart('n1', { hardState: { term: 1, votedFor: 'n2' }, snapshot: null, entries: [] }),
+      RaftNode.restart('n1', {
+        hardState: { term: 1, votedFor: null },
+        snapshot: null,
+        entries: [{ index: 1, term: 1, type: 'config', config: { voters, learners: [] } }],
+      }),
+    ];
+    for (const n of refused) {
+      const again = n.createCluster(voters);
+      expect(again.ok).toBe(false);
+      if (!again.ok) expect(again.error.code).toBe('ALREADY_INITIALIZED');
+    }
+  });
+
   it('elects a leader through PreVote and replicates to every node', () => {
     const h = cluster(ids);
     expect(h.leader()?.id).toBe('n1');

@@ -397,6 +397,19 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
     sim.network.options.dropRate = 0;
     sim.network.options.duplicateRate = 0;
     for (const id of ids) sim.restart(id);
+    // createCluster is a request like any other: a crash before its configuration entry was persisted loses it, and
+    // the operator sends it again. When no node kept it there is no cluster yet, so do what the operator would.
+    const bootstrapLost = ids.every((id) => {
+      const raft = sim.node(id).raft;
+      return (raft?.config?.voters.length ?? 0) === 0 && (raft?.lastLogIndex ?? 0) === 0;
+    });
+    if (bootstrapLost) {
+      const voters = ids.slice(0, profile.voters);
+      for (const v of voters) {
+        const r = sim.node(v).input((raft) => raft.createCluster([...voters]));
+        if (!r.ok) throw new SafetyViolation('liveness', `createCluster again on ${v} failed: ${r.error.message}`);
+      }
+    }
     let leaderAfterMs = -1;
     let commitAfterMs = -1;
     let commitBoundMs = -1;

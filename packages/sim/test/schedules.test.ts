@@ -57,6 +57,14 @@ describe('random schedules', () => {
     );
   });
 
+  it('ends live when every voter crashed before persisting the bootstrap configuration (seed 1621778730)', () => {
+    // Found by `pnpm soak`: all three voters crashed at time 0, keeping term 1 but losing the configuration entry.
+    // The core refused a second createCluster (it had a term), so no node could ever campaign.
+    const r = runSchedule({ seed: 1621778730, steps: 200 });
+    expect(r.commitAfterMs).toBeGreaterThanOrEqual(0);
+    expect(r.committed).toBeGreaterThan(0);
+  });
+
   it('replay: runs RAFT_SIM_SEED (default seed 1) with a full trace and prints it on failure', () => {
     const seed = REPLAY_SEED ?? 1;
     let failure: ScheduleFailure | null = null;
