@@ -83,33 +83,100 @@ export interface WorkerOptions {
    * applied: deliberately not linearizable, to show the checker catches stale reads end to end).
    */
   readonly readKind?: 'Query' | 'LocalQuery';
+  /**
+   * How long a command whose outcome is unknown (a timeout, a lost connection) is retried, on a fresh connection to
+   * some live node, with the same `clientId` and `seq` before it is recorded as `info`. Default 10 000 ms; 0 records
+   * `info` at once. node-tcp applies a `(clientId, seq)` at most once and answers a retry with the original output,
+   * so an `ok` after retries is that one application: the operation spans from its invocation to that answer. Each
+   * worker is one client session with one command outstanding. This turns most unknown outcomes into definite
+   * ones (an `info` can be linearized anywhere after its invocation, which is what makes checking expensive), and
+   * exercises exactly-once delivery under faults.
+   */
+  readonly retryUnknownMs?: number;
+}
+
+/** What the workers did besides the history: retries of commands with an unknown outcome. */
+export interface WorkerStats {
+  /** Commands whose first attempt had an unknown outcome, so they were retried with the same `(clientId, seq)`. */
+  unknownRetried: number;
+  /** Of those, how many got a definite answer (recorded as `ok`); the others are `info`. */
+  resolvedByRetry: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Runs the workers until `stop()`; resolves when every worker has finished its last operation. */
-export async function runWorkers(o: WorkerOptions): Promise<void> {
+/**
+ * Runs the workers until `stop()`; resolves when every worker has finished its last operation (an unknown outcome
+ * being retried counts as unfinished, up to {@link WorkerOptions.retryUnknownMs}).
+ */
+export async function runWorkers(o: WorkerOptions): Promise<WorkerStats> {
   let started = 0;
+  const stats: WorkerStats = { unknownRetried: 0, resolvedByRetry: 0 };
+  const retryMs = o.retryUnknownMs ?? 10_000;
+  // Unique per run, so sessions of an earlier run on the same data never collide with these.
+  const session = `ft-${process.pid}-${Date.now().toString(36)}`;
   const worker = async (w: number): Promise<void> => {
     let client: RpcClient | null = null;
     let n = 0;
+    let seq = 0;
+    const clientId = `${session}-w${w}`;
     const lastSeen = new Map<string, Json>();
     const drop = async () => {
       const c = client;
       client = null;
       await c?.close().catch(() => {});
     };
-    while (!o.stop() && started < o.maxOps) {
-      if (client === null) {
-        const targets = o.targets();
-        if (targets.length === 0) {
+    /** A connection to a random live node, or null if none could be made right now. */
+    const connect = async (): Promise<RpcClient | null> => {
+      const targets = o.targets();
+      if (targets.length === 0) return null;
+      const target = targets[Math.floor(o.rand() * targets.length)];
+      try {
+        return await RpcClient.connect(target, { timeoutMs: o.opTimeoutMs + 2_000, connectTimeoutMs: 2_000 });
+      } catch {
+        return null;
+      }
+    };
+    /**
+     * Retry a command whose outcome is unknown until a definite answer or the deadline. Errors from the retries
+     * prove nothing (an earlier attempt may still commit), so only an answer ends it.
+     */
+    const retry = async <T>(params: Record<string, unknown>): Promise<{ ok: true; result: T } | { ok: false }> => {
+      stats.unknownRetried++;
+      const deadline = Date.now() + retryMs;
+      while (Date.now() < deadline) {
+        await drop();
+        client = await connect();
+        if (client === null) {
           await sleep(100);
           continue;
         }
-        const target = targets[Math.floor(o.rand() * targets.length)];
         try {
-          client = await RpcClient.connect(target, { timeoutMs: o.opTimeoutMs + 2_000, connectTimeoutMs: 2_000 });
+          const result = await client.request<T>('Apply', params);
+          stats.resolvedByRetry++;
+          return { ok: true, result };
         } catch {
+          await sleep(50 + Math.floor(o.rand() * 100));
+        }
+      }
+      return { ok: false };
+    };
+    /** Send a command; on an unknown outcome, retry it with the same session and seq (see `retryUnknownMs`). */
+    const command = async <T>(input: Json): Promise<T> => {
+      const params = { kind: 'Command', input, clientId, seq: ++seq, timeoutMs: o.opTimeoutMs };
+      try {
+        return await (client as RpcClient).request<T>('Apply', params);
+      } catch (e) {
+        if (retryMs <= 0 || classifyError(e) !== 'info') throw e;
+        const r = await retry<T>(params);
+        if (r.ok) return r.result;
+        throw e;
+      }
+    };
+    while (!o.stop() && started < o.maxOps) {
+      if (client === null) {
+        client = await connect();
+        if (client === null) {
           await sleep(100);
           continue;
         }
@@ -133,20 +200,12 @@ export async function runWorkers(o: WorkerOptions): Promise<void> {
           lastSeen.set(key, v);
         } else if (f === 'put') {
           o.recorder.record({ ...base, type: 'invoke', value });
-          const prev = await client.request<Json>('Apply', {
-            kind: 'Command',
-            input: { Put: [key, value] },
-            timeoutMs: o.opTimeoutMs,
-          });
+          const prev = await command<Json>({ Put: [key, value] });
           o.recorder.record({ ...base, type: 'ok', value, prev });
           lastSeen.set(key, value);
         } else {
           o.recorder.record({ ...base, type: 'invoke', value: [expected, value] });
-          const applied = await client.request<boolean>('Apply', {
-            kind: 'Command',
-            input: { Cas: [key, expected, value] },
-            timeoutMs: o.opTimeoutMs,
-          });
+          const applied = await command<boolean>({ Cas: [key, expected, value] });
           o.recorder.record({ ...base, type: 'ok', value: [expected, value], applied: applied === true });
           if (applied === true) lastSeen.set(key, value);
           else lastSeen.delete(key);
@@ -165,4 +224,5 @@ export async function runWorkers(o: WorkerOptions): Promise<void> {
     await drop();
   };
   await Promise.all(Array.from({ length: o.workers }, (_, w) => worker(w)));
+  return stats;
 }

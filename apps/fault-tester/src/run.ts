@@ -16,7 +16,7 @@ import {
   pairOperations,
   writeHistoryFile,
 } from '@raft/linearizability';
-import { Recorder, runWorkers } from './clients.js';
+import { Recorder, runWorkers, type WorkerStats } from './clients.js';
 import { Cluster, type NodeHandle } from './cluster.js';
 import { type FaultKind, type FaultRecord, runNemesis } from './nemesis.js';
 
@@ -63,8 +63,20 @@ export interface RunSummary {
   readonly dir: string;
   /** Wall-clock seconds of the whole run, from starting the cluster to writing the summary (checking included). */
   readonly durationSeconds: number;
-  /** Operations in the history (final reads included): `total`, per status, and `byF` keyed `<f> <status>`. */
-  readonly ops: { total: number; ok: number; fail: number; info: number; byF: Record<string, number> };
+  /**
+   * Operations in the history (final reads included): `total`, per status, and `byF` keyed `<f> <status>`;
+   * `retried`: commands whose first attempt had an unknown outcome and were retried with the same `(clientId, seq)`,
+   * `resolvedByRetry`: how many of those ended `ok` (see `WorkerOptions.retryUnknownMs`).
+   */
+  readonly ops: {
+    total: number;
+    ok: number;
+    fail: number;
+    info: number;
+    byF: Record<string, number>;
+    retried: number;
+    resolvedByRetry: number;
+  };
   /** The faults injected: `total`, counts `byKind`, how many hit a `problem`, and the full `list`. */
   readonly faults: { total: number; byKind: Record<string, number>; problems: number; list: FaultRecord[] };
   /** Proxy counts: `connections` accepted, `identified` as peers from their handshake, `resets` by partition rules. */
@@ -145,6 +157,7 @@ export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
   let linNote: string | undefined;
   const lost: string[] = [];
   let convergence: RunSummary['convergence'] = { converged: false, detail: 'not reached' };
+  let workerStats: WorkerStats = { unknownRetried: 0, resolvedByRetry: 0 };
   try {
     const clients = runWorkers({
       targets: liveTargets,
@@ -170,7 +183,7 @@ export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
     await heal(cluster, problems, log);
     await sleep(3_000); // clients see the healed cluster too
     stopClients = true;
-    await clients;
+    workerStats = await clients;
     log(`[run] clients stopped after ${recorder.events.length} events`);
 
     convergence = await waitConvergence(cluster, 90_000);
@@ -243,6 +256,8 @@ export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
       fail: ops.filter((x) => x.status === 'fail').length,
       info: ops.filter((x) => x.status === 'info').length,
       byF,
+      retried: workerStats.unknownRetried,
+      resolvedByRetry: workerStats.resolvedByRetry,
     },
     faults: { total: faults.length, byKind, problems: faults.filter((f) => f.problem).length, list: faults },
     proxy: { ...cluster.proxies.stats },

@@ -12,7 +12,9 @@ export function formatSummary(s: RunSummary): string {
     `operations: ${s.ops.total} (ok ${s.ops.ok}, fail ${s.ops.fail}, info ${s.ops.info}); ${Object.entries(s.ops.byF)
       .sort()
       .map(([k, v]) => `${k} ${v}`)
-      .join(', ')}`,
+      .join(
+        ', ',
+      )}; unknown outcomes retried with the same clientId/seq: ${s.ops.retried} (${s.ops.resolvedByRetry} resolved)`,
     `faults: ${s.faults.total} (${Object.entries(s.faults.byKind)
       .sort()
       .map(([k, v]) => `${k} ${v}`)
