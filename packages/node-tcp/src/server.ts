@@ -308,6 +308,12 @@ class Pending {
   retry: () => void = () => undefined;
   /** Whether repeating the request cannot do harm (exactly-once commands, membership changes). */
   idempotent = false;
+  /**
+   * An earlier attempt may have taken effect: it was forwarded and the connection was lost before the answer, and
+   * the request is being retried. From then on no answer may say "not applied": that would only be true of the
+   * retry (see {@link Pending.settle}).
+   */
+  maybeApplied = false;
   /** The id of the forwarded copy while `phase` is `forwarded`. */
   forwardId = 0;
   /** What a timeout means for this request, when the generic text would mislead. */
@@ -329,6 +335,7 @@ class Pending {
 
   settle(o: ApplyOutcome): void {
     if (this.settled) return;
+    if (this.maybeApplied && !o.ok && saysNotApplied(o.error)) o = fail(earlierAttemptUnknown(this.what, o.error));
     this.settled = true;
     clearTimeout(this.timer);
     this.release();
@@ -1385,8 +1392,11 @@ export class RaftServer extends EventEmitter {
       const p = this.forwards.get(id);
       if (p === undefined) continue;
       this.forwards.delete(id);
-      if (p.idempotent) this.waitLeader(p);
-      else {
+      if (p.idempotent) {
+        // It may have reached the leader and be applied: retry (harmless), but never report "not applied" now.
+        p.maybeApplied = true;
+        this.waitLeader(p);
+      } else {
         p.settle(
           fail(
             new RpcError(
@@ -1803,6 +1813,29 @@ class SnapshotProductionError extends Error {
   constructor(cause: unknown) {
     super(`the state machine failed to produce a snapshot: ${String(cause)}`, { cause });
   }
+}
+
+/** Errors that tell the client its request was certainly not applied. */
+function saysNotApplied(e: RpcError): boolean {
+  if (e.code === ErrorCode.MACHINE_ERROR) return false; // the command was applied, and the machine refused it
+  const data = e.data as { notApplied?: unknown } | undefined;
+  if (data?.notApplied === true) return true;
+  return (
+    e.code === ErrorCode.NO_LEADER ||
+    e.code === ErrorCode.PROPOSAL_LOST ||
+    e.code === ErrorCode.NOT_A_MEMBER ||
+    e.code === ErrorCode.OVERLOADED
+  );
+}
+
+/** What a retried request reports when its retry failed but an earlier attempt's outcome is unknown. */
+function earlierAttemptUnknown(what: string, retryError: RpcError): RpcError {
+  return new RpcError(
+    ErrorCode.TIMEOUT,
+    `${what}: the connection to the leader was lost before it answered an earlier attempt, which may have been applied; ` +
+      `the retry failed (${retryError.message}). The outcome is unknown: send it again with the same clientId and seq to learn it`,
+    { notApplied: false },
+  );
 }
 
 function proposalLost(): RpcError {
