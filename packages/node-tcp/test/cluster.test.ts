@@ -197,3 +197,37 @@ describe('failures and membership', () => {
     }
   });
 });
+
+describe('exactly-once retries', () => {
+  it('never answers "not applied" for a retried command whose first forwarded attempt was applied', async () => {
+    c = await Cluster.create();
+    const [a, b, d] = await threeNodes(c);
+    // The leader applies the command, then dies (with the third node) before it can answer the forwarding node:
+    // b's forwarded attempt is lost in flight, b retries it, and no leader can be found for the rest of the timeout.
+    const m = c.machines.get(a.id) as KvMachine;
+    const apply = m.apply.bind(m);
+    m.apply = (input, ctx) => {
+      const out = apply(input, ctx);
+      const put = (input as { Put?: [string, unknown] }).Put;
+      if (ctx.kind === 'Command' && put?.[0] === 'boom') {
+        void a.kill();
+        void d.kill();
+      }
+      return out;
+    };
+    const err = await b.apply({ Put: ['boom', 1] }, { clientId: 'client-1', seq: 1, timeoutMs: 1500 }).then(
+      () => null,
+      (e: unknown) => e as { code: number; message: string; data?: { notApplied?: boolean } },
+    );
+    expect(err).not.toBeNull();
+    expect(err?.message).toMatch(/outcome is unknown/);
+    expect(err?.data?.notApplied).toBe(false);
+    // It was applied: once the others are back, the same clientId and seq return the original answer.
+    c.servers.delete(a.id);
+    c.servers.delete(d.id);
+    await c.start(a.id);
+    await c.start(d.id);
+    await waitFor(async () => (await b.query({ Get: 'boom' }).catch(() => null)) === 1, 15_000, 'boom applied');
+    expect(await b.apply({ Put: ['boom', 1] }, { clientId: 'client-1', seq: 1 })).toBe(null);
+  });
+});
