@@ -6,7 +6,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { LoadgenError } from './errors.js';
-import type { Completion, Endpoint, Transport } from './transport.js';
+import { type Completion, type Endpoint, type Transport, whenConnected } from './transport.js';
 import type { Op } from './workload.js';
 
 /** Options of {@link EtcdTransport}. */
@@ -42,16 +42,7 @@ class HttpConnection {
   }
 
   open(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const s = this.attach();
-      const onError = (err: Error) =>
-        reject(new LoadgenError('CONNECT', `cannot connect to ${this.hostHeader}: ${err.message}`, { cause: err }));
-      s.once('error', onError);
-      s.once('connect', () => {
-        s.off('error', onError);
-        resolve();
-      });
-    });
+    return whenConnected(this.attach(), this.endpoint);
   }
 
   private attach(): Socket {

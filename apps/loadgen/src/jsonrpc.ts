@@ -4,7 +4,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { LoadgenError } from './errors.js';
-import type { Completion, Endpoint, Transport } from './transport.js';
+import { type Completion, type Endpoint, type Transport, whenConnected } from './transport.js';
 import type { Op } from './workload.js';
 
 /** Options of {@link JsonRpcTransport}. */
@@ -34,21 +34,7 @@ class Connection {
   constructor(private readonly endpoint: Endpoint) {}
 
   open(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const s = this.attach();
-      const onError = (err: Error) => {
-        reject(
-          new LoadgenError('CONNECT', `cannot connect to ${this.endpoint.host}:${this.endpoint.port}: ${err.message}`, {
-            cause: err,
-          }),
-        );
-      };
-      s.once('error', onError);
-      s.once('connect', () => {
-        s.off('error', onError);
-        resolve();
-      });
-    });
+    return whenConnected(this.attach(), this.endpoint);
   }
 
   /** Creates the socket; also used to reconnect lazily after the server closed a connection. */

@@ -1,4 +1,5 @@
 /** The seam between the shared load loop and a wire protocol (JSON-RPC lines, or etcd's HTTP/JSON gateway). */
+import type { Socket } from 'node:net';
 import { LoadgenError } from './errors.js';
 import type { Op } from './workload.js';
 
@@ -47,4 +48,21 @@ export function parseEndpoint(text: string): Endpoint {
 /** Normalises an error text into a kind for counting: digits collapse so that ids and indices do not split kinds. */
 export function errorKind(message: string): string {
   return message.replace(/\d+/g, 'N').slice(0, 160);
+}
+
+/** Resolves once `socket` is connected; rejects with a `CONNECT` {@link LoadgenError} naming `endpoint` if it fails. */
+export function whenConnected(socket: Socket, endpoint: Endpoint): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) =>
+      reject(
+        new LoadgenError('CONNECT', `cannot connect to ${endpoint.host}:${endpoint.port}: ${err.message}`, {
+          cause: err,
+        }),
+      );
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
 }

@@ -203,8 +203,8 @@ export class ReplicatedMachine {
   async snapshot(): Promise<Uint8Array> {
     const s: [string, number, string | null, string | null][] = [];
     for (const [client, v] of this.sessions) s.push([client, v.seq, v.output, v.error]);
-    const taken = this.machine.snapshot();
-    const m = taken instanceof Promise ? await taken : taken;
+    // The call runs now, before the first await: that is when the machine captures its state.
+    const m = await this.machine.snapshot();
     // JSON snapshots travel as text: MessagePack refuses some keys (`__proto__`) that JSON allows.
     return m instanceof Uint8Array
       ? encode({ v: SNAPSHOT_VERSION, b: m, s })

@@ -962,24 +962,19 @@ export class RaftServer extends EventEmitter {
     // A leader's snapshot installed while this one was being encoded is newer: keep it, drop this one (storage would
     // refuse an older snapshot, and its log no longer holds the entries between the two).
     const superseded = () => !this.running || (this.snapshotMeta?.index ?? 0) >= meta.index;
-    let skipped = false;
     this.snapshotting = taken
       .then(
-        (data) => {
+        (data): Promise<boolean> | boolean => {
           bytes = data.length;
-          if (superseded()) {
-            skipped = true;
-            return;
-          }
-          return this.storage.saveSnapshot(meta, data);
+          return superseded() ? false : this.storage.saveSnapshot(meta, data).then(() => true);
         },
         (e) => {
           this.log.error('the state machine failed to produce a snapshot', { index, error: String(e) });
           throw new SnapshotProductionError(e);
         },
       )
-      .then(async () => {
-        if (skipped) {
+      .then(async (saved) => {
+        if (!saved) {
           this.log.info('snapshot dropped: a newer one was installed meanwhile', { index: meta.index });
           return;
         }
@@ -1252,6 +1247,13 @@ export class RaftServer extends EventEmitter {
     this.route(p, op, hops, () => this.membershipOnLeader(p, op));
   }
 
+  /** Settle `p` once `check` returns an outcome (checked as the log applies); `kick` runs the driver for a new proposal. */
+  private waitMembership(p: Pending, check: () => ApplyOutcome | null, kick = false): void {
+    p.phase = 'proposed';
+    this.memberWaits.push({ p, check });
+    if (kick) this.kick();
+  }
+
   private membersResult(): ApplyOutcome {
     return okJson({ members: membersOf(this.node.committedConfig) });
   }
@@ -1268,16 +1270,13 @@ export class RaftServer extends EventEmitter {
         return;
       }
       if (isVoter(n.config, op.addr)) {
-        p.phase = 'proposed';
-        this.memberWaits.push({ p, check: done });
+        this.waitMembership(p, done);
         return;
       }
       const r = n.addServer(op.addr);
       if (r.ok) {
         this.armedPromotions.add(op.addr);
-        p.phase = 'proposed';
-        this.memberWaits.push({ p, check: done });
-        this.kick();
+        this.waitMembership(p, done, true);
         return;
       }
       this.refused(p, r.error.code, r.error.message);
@@ -1293,20 +1292,16 @@ export class RaftServer extends EventEmitter {
           p.settle(done() as ApplyOutcome);
           return;
         }
-        p.phase = 'proposed';
-        this.memberWaits.push({ p, check: done });
+        this.waitMembership(p, done);
         return;
       }
       if (!isMember(n.config, op.addr)) {
-        p.phase = 'proposed';
-        this.memberWaits.push({ p, check: done });
+        this.waitMembership(p, done);
         return;
       }
       const r = n.removeServer(op.addr);
       if (r.ok) {
-        p.phase = 'proposed';
-        this.memberWaits.push({ p, check: done });
-        this.kick();
+        this.waitMembership(p, done, true);
         return;
       }
       this.refused(p, r.error.code, r.error.message);
@@ -1334,9 +1329,7 @@ export class RaftServer extends EventEmitter {
       const r = n.transferLeadership(target);
       if (r.ok) {
         const t = target;
-        p.phase = 'proposed';
-        this.memberWaits.push({ p, check: () => (n.leaderId === t ? okJson({ leader: t }) : null) });
-        this.kick();
+        this.waitMembership(p, () => (n.leaderId === t ? okJson({ leader: t }) : null), true);
         return;
       }
       this.refused(p, r.error.code, r.error.message);
