@@ -13,6 +13,7 @@ export default defineConfig({
       '@raft/sim': pkg('sim'),
       '@raft/storage-jsonl': pkg('storage-jsonl'),
       '@raft/node-tcp': pkg('node-tcp'),
+      '@raft/runtime': pkg('runtime'),
       '@raft/kvs-app': pkg('kvs-app'),
       '@raft/linearizability': pkg('linearizability'),
     },

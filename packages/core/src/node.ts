@@ -163,6 +163,7 @@ export class RaftNode<C = Uint8Array> {
       snapshotChunkBytes: Math.max(1, options.snapshotChunkBytes ?? 1 << 20),
       readMode: options.readMode ?? 'readIndex',
       leaseTicks: Math.max(1, Math.min(options.leaseTicks ?? electionTicks - 2, electionTicks - 1)),
+      autoPromoteLearners: options.autoPromoteLearners ?? false,
     };
     this.bugs = options.unsafeBugs ?? {};
     this.timer = 'election';
@@ -608,7 +609,8 @@ export class RaftNode<C = Uint8Array> {
     this.ticks = 0;
     this.ticksSinceQuorumCheck = 0;
     this.transfer = null;
-    this.autoPromote = new Set();
+    // Pending promotions belong to the leader that armed them, unless every learner is a voter in the making.
+    this.autoPromote = new Set(this.opts.autoPromoteLearners ? this.config.learners : []);
     this.pendingReads = [];
     this.readsAwaitingNoop = [];
     this.syncProgress();
@@ -1049,7 +1051,9 @@ export class RaftNode<C = Uint8Array> {
   addLearner(id: NodeId): Result<{ index: Index }> {
     const c = this.config;
     if (isVoter(c, id) || c.learners.includes(id)) return err('INVALID_CONFIG', `${id} is already a member`);
-    return this.changeConfig({ voters: c.voters, learners: [...c.learners, id] });
+    const r = this.changeConfig({ voters: c.voters, learners: [...c.learners, id] });
+    if (r.ok && this.opts.autoPromoteLearners) this.autoPromote.add(id);
+    return r;
   }
 
   /**

@@ -411,6 +411,13 @@ export interface RaftOptions {
    */
   leaseTicks?: number;
   /**
+   * Promote every learner to voter once it has caught up with the commit index, whoever added it and across leader
+   * changes (a new leader arms all learners of its configuration). Without it (the default), only learners added
+   * with `addServer` on the current leader are promoted, and a new leader forgets those: use it when learners are
+   * only ever voters in the making, as in the TCP server. Default false.
+   */
+  autoPromoteLearners?: boolean;
+  /**
    * @internal Test-only switches that plant known protocol bugs, so the simulator's property tests can show they
    * catch them. Never set these outside tests.
    */

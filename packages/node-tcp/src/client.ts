@@ -6,8 +6,8 @@
  */
 
 import { connect, type Socket } from 'node:net';
+import type { ApplyKind } from '@raft/runtime';
 import { ConnectionError, ErrorCode, RpcError } from './errors.js';
-import type { ApplyKind } from './machine.js';
 import { splitAddress } from './transport.js';
 
 /** Options of {@link RpcClient.connect}. */

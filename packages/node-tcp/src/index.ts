@@ -1,27 +1,35 @@
 /**
- * `@raft/node-tcp`: run a `@raft/core` node on real sockets, timers and storage, with raftpico's JSON-RPC API.
+ * `@raft/node-tcp`: run a `@raft/runtime` node on real sockets, timers and storage, with raftpico's JSON-RPC API.
  * See docs/node-tcp.md and API.md.
  *
  * @packageDocumentation
  */
 
-export { type BatchResult, RpcClient, type RpcClientOptions } from './client.js';
-export { ConnectionError, ErrorCode, type ErrorCodeValue, RpcError, type RpcErrorData } from './errors.js';
-export { encodeFrame, FrameDecoder, FrameError, PEER_MAGIC, PEER_VERSION } from './frame.js';
-export { consoleLogger, type Logger, type LogLevel, silentLogger } from './logger.js';
 export {
   type ApplyContext,
   type ApplyKind,
   type ApplyOutcome,
   type Command,
+  consoleLogger,
+  ErrorCode,
+  type ErrorCodeValue,
+  type FollowerProgress,
   type JsonValue,
+  type Logger,
+  type LogLevel,
   type Machine,
   ReplicatedMachine,
-} from './machine.js';
+  RpcError,
+  type RpcErrorData,
+  silentLogger,
+} from '@raft/runtime';
+export { type BatchResult, RpcClient, type RpcClientOptions } from './client.js';
+export { ConnectionError } from './errors.js';
+export { encodeFrame, FrameDecoder, FrameError, PEER_MAGIC, PEER_VERSION } from './frame.js';
+export { METHODS, toRuntimeRequest } from './methods.js';
 export {
   type ApplyOptions,
   createServer,
-  type FollowerProgress,
   RaftServer,
   type RaftStorage,
   type ServerCounters,

@@ -6,10 +6,8 @@
  */
 
 import type { Socket } from 'node:net';
+import { type ApplyOutcome, ErrorCode, type Logger, RpcError, toJsonText } from '@raft/runtime';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { ErrorCode, RpcError } from './errors.js';
-import type { Logger } from './logger.js';
-import { type ApplyOutcome, toJsonText } from './machine.js';
 
 /** What the connection handlers need from the server. */
 export interface RpcDispatcher {

@@ -12,9 +12,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import type { Entry, Message, NodeId } from '@raft/core';
+import type { Command, Logger } from '@raft/runtime';
 import { encodeFrame, FrameDecoder, PEER_MAGIC, PEER_VERSION } from './frame.js';
-import type { Logger } from './logger.js';
-import type { Command } from './machine.js';
 import {
   checkForwardReply,
   checkForwardRequest,

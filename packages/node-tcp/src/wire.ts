@@ -9,22 +9,9 @@
  */
 
 import type { ClusterConfig, Entry, Message, NodeId, SnapshotMeta } from '@raft/core';
-import { type Command, isCommand } from './machine.js';
+import { type Command, type ForwardOp, type ForwardReply, type ForwardRequest, isCommand } from '@raft/runtime';
 
-/** A request a non-leader forwards to the leader. */
-export type ForwardOp =
-  | { readonly t: 'command'; readonly input: string; readonly clientId?: string; readonly seq?: number }
-  | { readonly t: 'addServer'; readonly addr: string }
-  | { readonly t: 'removeServer'; readonly addr: string }
-  | { readonly t: 'transfer'; readonly addr?: string };
-
-/** `[requestId, op, timeoutMs, hops]`. */
-export type ForwardRequest = [id: number, op: ForwardOp, timeoutMs: number, hops: number];
-
-/** `[requestId, 1, outputJsonText]` or `[requestId, 0, errorCode, message, data]`. */
-export type ForwardReply =
-  | [id: number, ok: 1, json: string]
-  | [id: number, ok: 0, code: number, message: string, data: Record<string, unknown> | null];
+export type { ForwardOp, ForwardReply, ForwardRequest };
 
 /** One item of a peer frame. */
 export type WireItem = [0, Message<Command>] | [1, ForwardRequest] | [2, ForwardReply];

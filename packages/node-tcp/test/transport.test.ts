@@ -1,10 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Entry, Message } from '@raft/core';
+import { type Command, silentLogger } from '@raft/runtime';
 import { describe, expect, it } from 'vitest';
 import { FrameDecoder } from '../src/frame.js';
-import { silentLogger } from '../src/logger.js';
-import type { Command } from '../src/machine.js';
 import { type PeerLink, PeerTransport } from '../src/transport.js';
 import type { WireItem } from '../src/wire.js';
 

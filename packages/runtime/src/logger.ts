@@ -1,5 +1,5 @@
 /**
- * The logging interface the server writes to, and the default implementations.
+ * The logging interface the runtime and the server write to, and the default implementations.
  *
  * @packageDocumentation
  */
@@ -33,9 +33,8 @@ export function consoleLogger(level: LogLevel = 'warn', name = ''): Logger {
   const out = (lvl: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
     if (LEVELS[lvl] < min) return;
     const extra = fields === undefined ? '' : ` ${safeJson(fields)}`;
-    process.stderr.write(
-      `${new Date().toISOString()} ${lvl.toUpperCase()} ${name ? `[${name}] ` : ''}${message}${extra}\n`,
-    );
+    // console.error, not process.stderr: the runtime runs in browsers too.
+    console.error(`${new Date().toISOString()} ${lvl.toUpperCase()} ${name ? `[${name}] ` : ''}${message}${extra}`);
   };
   return { debug: out('debug'), info: out('info'), warn: out('warn'), error: out('error') };
 }

@@ -4,9 +4,9 @@
  * @packageDocumentation
  */
 
-import { createHash } from 'node:crypto';
 import { decode, encode } from '@msgpack/msgpack';
 import { ErrorCode, RpcError } from './errors.js';
+import { after, type MaybePromise } from './sync.js';
 
 /** How an input reaches {@link Machine.apply}: through the log, as a linearizable read, or as a local read. */
 export type ApplyKind = 'Command' | 'Query' | 'LocalQuery';
@@ -200,15 +200,17 @@ export class ReplicatedMachine {
    * call (the session table is copied and the machine's `snapshot()` is called before this returns); only the
    * encoding may finish later.
    */
-  async snapshot(): Promise<Uint8Array> {
+  snapshot(): MaybePromise<Uint8Array> {
     const s: [string, number, string | null, string | null][] = [];
     for (const [client, v] of this.sessions) s.push([client, v.seq, v.output, v.error]);
-    // The call runs now, before the first await: that is when the machine captures its state.
-    const m = await this.machine.snapshot();
-    // JSON snapshots travel as text: MessagePack refuses some keys (`__proto__`) that JSON allows.
-    return m instanceof Uint8Array
-      ? encode({ v: SNAPSHOT_VERSION, b: m, s })
-      : encode({ v: SNAPSHOT_VERSION, j: toJsonText(m), s });
+    // The call runs now: that is when the machine captures its state. A machine that answers synchronously is
+    // encoded synchronously (the simulator relies on it); a promise is encoded when it settles.
+    return after(this.machine.snapshot(), (m) =>
+      // JSON snapshots travel as text: MessagePack refuses some keys (`__proto__`) that JSON allows.
+      m instanceof Uint8Array
+        ? encode({ v: SNAPSHOT_VERSION, b: m, s })
+        : encode({ v: SNAPSHOT_VERSION, j: toJsonText(m), s }),
+    );
   }
 
   /** Replace the replicated state with bytes from {@link ReplicatedMachine.snapshot}. */
@@ -237,11 +239,22 @@ export class ReplicatedMachine {
    */
   stateHash(): Promise<string> {
     const own = this.machine.stateHash?.();
-    if (own === undefined) return this.snapshot().then((bytes) => createHash('sha256').update(bytes).digest('hex'));
-    const h = createHash('sha256').update(own);
-    for (const [client, v] of this.sessions) h.update(`\n${client}\t${v.seq}\t${v.output}\t${v.error}`);
-    return Promise.resolve(h.digest('hex'));
+    if (own === undefined) return Promise.resolve(this.snapshot()).then(sha256Hex);
+    let text = own;
+    for (const [client, v] of this.sessions) text += `\n${client}\t${v.seq}\t${v.output}\t${v.error}`;
+    return sha256Hex(new TextEncoder().encode(text));
   }
+}
+
+/**
+ * SHA-256 through Web Crypto (`globalThis.crypto.subtle`), which Node 20 and every browser have: the runtime imports
+ * no Node API, so the same code hashes in the server, the simulator and the playground.
+ */
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  let hex = '';
+  for (const b of digest) hex += b.toString(16).padStart(2, '0');
+  return hex;
 }
 
 function staleSequence(clientId: string, seq: number, latest: number): RpcError {

@@ -1,0 +1,100 @@
+/**
+ * raftpico's JSON-RPC methods mapped onto the runtime's typed requests: parameter checks and nothing else. What a
+ * method does is decided by `@raft/runtime`.
+ *
+ * @packageDocumentation
+ */
+
+import { ErrorCode, errors, RpcError, type RuntimeRequest } from '@raft/runtime';
+import { splitAddress } from './transport.js';
+
+/** The JSON-RPC methods this server knows. */
+export const METHODS = [
+  'CreateCluster',
+  'AddServer',
+  'RemoveServer',
+  'Apply',
+  'TakeSnapshot',
+  'GetServerState',
+  'TransferLeadership',
+] as const;
+
+const invalidParams = errors.invalidParams;
+
+/**
+ * The runtime request a JSON-RPC call stands for, or the error to answer with. `GetServerState` maps to a `state`
+ * request (the server adds its own fields to the answer).
+ */
+export function toRuntimeRequest(method: string, params: unknown): RuntimeRequest | RpcError {
+  const obj = (params ?? {}) as Record<string, unknown>;
+  const isObj = params === undefined || (typeof params === 'object' && params !== null && !Array.isArray(params));
+  const timeout = (): { timeoutMs?: number } | RpcError => {
+    const t = obj.timeoutMs;
+    if (t === undefined) return {};
+    if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0 || t > 3_600_000) {
+      return invalidParams('"timeoutMs" must be a positive number of milliseconds (at most one hour)');
+    }
+    return { timeoutMs: t };
+  };
+  const addr = (): string | RpcError => {
+    if (!isObj || typeof obj.addr !== 'string' || splitAddress(obj.addr) === null) {
+      return invalidParams('"addr" must be a server address "host:port"');
+    }
+    return obj.addr;
+  };
+  switch (method) {
+    case 'Apply': {
+      if (!isObj || params === undefined) return invalidParams('Apply needs {"kind", "input"}');
+      const kind = obj.kind ?? 'Command';
+      if (kind !== 'Command' && kind !== 'Query' && kind !== 'LocalQuery') {
+        return invalidParams('"kind" must be "Command", "Query" or "LocalQuery"');
+      }
+      if (!('input' in obj) || obj.input === undefined) return invalidParams('"input" is missing');
+      const t = timeout();
+      if (t instanceof RpcError) return t;
+      const { clientId, seq } = obj;
+      if (clientId !== undefined || seq !== undefined) {
+        if (kind !== 'Command') return invalidParams('"clientId" and "seq" apply to commands only');
+        if (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > 256) {
+          return invalidParams('"clientId" must be a non-empty string of at most 256 characters');
+        }
+        if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) {
+          return invalidParams('"seq" must be a non-negative integer');
+        }
+        return { type: 'command', input: obj.input, clientId, seq, ...t };
+      }
+      if (kind === 'Command') return { type: 'command', input: obj.input, ...t };
+      if (kind === 'Query') return { type: 'query', input: obj.input, ...t };
+      return { type: 'localQuery', input: obj.input };
+    }
+    case 'CreateCluster':
+      return isObj ? { type: 'createCluster' } : invalidParams('CreateCluster takes no params (or an object)');
+    case 'AddServer':
+    case 'RemoveServer': {
+      const a = addr();
+      if (a instanceof RpcError) return a;
+      const t = timeout();
+      if (t instanceof RpcError) return t;
+      return { type: method === 'AddServer' ? 'addServer' : 'removeServer', addr: a, ...t };
+    }
+    case 'TransferLeadership': {
+      if (!isObj) return invalidParams('TransferLeadership takes {"addr"?}');
+      const t = timeout();
+      if (t instanceof RpcError) return t;
+      if (obj.addr === undefined) return { type: 'transferLeadership', ...t };
+      const a = addr();
+      if (a instanceof RpcError) return a;
+      return { type: 'transferLeadership', addr: a, ...t };
+    }
+    case 'TakeSnapshot':
+      return { type: 'takeSnapshot' };
+    case 'GetServerState':
+      if (!isObj) return invalidParams('GetServerState takes no params (or {"stateHash": true})');
+      return { type: 'state', stateHash: obj.stateHash === true };
+    default:
+      return new RpcError(
+        ErrorCode.METHOD_NOT_FOUND,
+        `method not found: ${JSON.stringify(method).slice(0, 100)}; known methods are ${METHODS.join(', ')}`,
+      );
+  }
+}

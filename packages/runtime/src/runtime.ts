@@ -1,0 +1,714 @@
+/**
+ * The runtime: one `@raft/core` node carried out against a {@link RaftStorage}, a {@link Transport}, a {@link Clock}
+ * and the user's `Machine`. This is the only place the core's actions are performed; the TCP server, the
+ * simulator and the playground all run it.
+ *
+ * Sections: lifecycle, the action loop and its durability gates, snapshots, and the state report. Client requests
+ * (routing, forwarding, membership waits) are in `requests.ts`, which works on this class's state.
+ *
+ * @packageDocumentation
+ */
+
+import {
+  type Action,
+  type ClusterConfig,
+  type Index,
+  isVoter,
+  type Message,
+  type NodeId,
+  RaftNode,
+  type RaftOptions,
+  type ReadId,
+  type Role,
+  type SnapshotMeta,
+  type Term,
+} from '@raft/core';
+import { ErrorCode, errors, RpcError } from './errors.js';
+import {
+  type Clock,
+  type ForwardReply,
+  type ForwardRequest,
+  type RaftStorage,
+  systemClock,
+  type Transport,
+} from './io.js';
+import { consoleLogger, type Logger } from './logger.js';
+import { type ApplyOutcome, type Command, ReplicatedMachine } from './machine.js';
+import { type ClientRequest, fail, proposalLost } from './request.js';
+import { Requests } from './requests.js';
+import { after, attempt, isThenable, Serial } from './sync.js';
+import {
+  type FollowerProgress,
+  newRuntimeCounters,
+  type RuntimeCounters,
+  type RuntimeOptions,
+  type RuntimeRequest,
+  type RuntimeState,
+} from './types.js';
+
+/** Resolved options (defaults filled in). */
+export interface ResolvedOptions {
+  /** See {@link RuntimeOptions.heartbeatMs}. */
+  readonly heartbeatMs: number;
+  /** See {@link RuntimeOptions.electionTimeoutMs}. */
+  readonly electionTimeoutMs: number;
+  /** See {@link RuntimeOptions.requestTimeoutMs}. */
+  readonly requestTimeoutMs: number;
+  /** See {@link RuntimeOptions.autoSnapshotEntries}. */
+  readonly autoSnapshotEntries: number;
+  /** See {@link RuntimeOptions.maxInflightRequests}. */
+  readonly maxInflightRequests: number;
+  /** See {@link RuntimeOptions.maxCommandBytes}. */
+  readonly maxCommandBytes: number;
+}
+
+/** Members of a configuration: voters, then learners, then outgoing voters of a joint configuration. */
+export function membersOf(c: ClusterConfig): string[] {
+  const out = [...c.voters];
+  for (const l of c.learners) if (!out.includes(l)) out.push(l);
+  for (const o of c.oldVoters ?? []) if (!out.includes(o)) out.push(o);
+  return out;
+}
+
+/** Whether `id` is a voter or learner of `c`. */
+export function isMember(c: ClusterConfig, id: NodeId): boolean {
+  return isVoter(c, id) || c.learners.includes(id);
+}
+
+/**
+ * One Raft node at work. Create it with the opened storage, call {@link RaftRuntime.start}, feed it what the
+ * transport receives ({@link RaftRuntime.receive}, {@link RaftRuntime.receiveForward}, ...) and ask it things through
+ * the typed API ({@link RaftRuntime.apply}, {@link RaftRuntime.query}, ...) or {@link RaftRuntime.submit}.
+ */
+export class RaftRuntime {
+  /** This node's id. */
+  readonly id: NodeId;
+  /** Resolved options. */
+  readonly o: ResolvedOptions;
+  /** Operator counters (see {@link RuntimeCounters}). */
+  readonly counters: RuntimeCounters;
+  /** @internal The core node (set by `start`). */
+  node!: RaftNode<Command>;
+  /** @internal The replicated machine: the user's machine plus exactly-once sessions. */
+  readonly rm: ReplicatedMachine;
+  /** @internal */
+  readonly clock: Clock;
+  /** @internal */
+  readonly log: Logger;
+  /** @internal */
+  readonly transport: Transport;
+  private readonly storage: RaftStorage;
+  private readonly requests: Requests;
+  private running = false;
+  private started = false;
+  /** @internal Set when the node stopped taking part (storage failed, or a bug). */
+  failure: RpcError | null = null;
+
+  // The action loop.
+  private scheduled = false;
+  private timer: unknown;
+  /** Hard states handed to storage, and how many of them are durable: sends wait for the one before them. */
+  private hsWritten = 0;
+  private hsDurable = 0;
+  private deferredSends: [number, Message<Command>][] = [];
+  /** @internal Highest index applied to the machine (or restored from a snapshot). */
+  appliedIndex = 0;
+  private lastLeader: NodeId | null = null;
+  private lastRole: Role = 'follower';
+
+  // Snapshots.
+  /** @internal The latest snapshot taken or installed. */
+  snapshotMeta: SnapshotMeta | null = null;
+  /** Callers waiting for the snapshot under way (`null`: none is). */
+  private snapshotWaiters: ((error?: unknown) => void)[] | null = null;
+  private autoSnapshotRetryAt = 0;
+  private receiver: ReturnType<RaftStorage['beginSnapshotReceive']> | null = null;
+  private readonly receiveChain = new Serial();
+
+  constructor(private readonly options: RuntimeOptions) {
+    this.id = options.id;
+    this.o = {
+      heartbeatMs: options.heartbeatMs ?? 100,
+      electionTimeoutMs: options.electionTimeoutMs ?? 1000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      autoSnapshotEntries: options.autoSnapshotEntries ?? 100_000,
+      maxInflightRequests: options.maxInflightRequests ?? 100_000,
+      maxCommandBytes: options.maxCommandBytes ?? 32 * 1024 * 1024,
+    };
+    if (this.o.heartbeatMs <= 0 || this.o.electionTimeoutMs < 2 * this.o.heartbeatMs) {
+      throw new RpcError(ErrorCode.INVALID_PARAMS, 'electionTimeoutMs must be at least twice heartbeatMs');
+    }
+    this.counters = options.counters ?? newRuntimeCounters();
+    this.clock = options.clock ?? systemClock;
+    this.log = options.logger ?? consoleLogger('warn', options.id);
+    this.transport = options.transport;
+    this.storage = options.storage;
+    this.rm = new ReplicatedMachine(options.machine, options.maxSessions ?? 100_000);
+    this.requests = new Requests(this);
+  }
+
+  /** Whether the runtime is running (started, not stopped; it may have failed). */
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Lifecycle
+  // ---------------------------------------------------------------------------------------------------------------
+
+  /**
+   * Restore the machine from the storage's latest snapshot, build the core node from what is durable, and start.
+   * A runtime cannot be started twice: its machine already holds applied state.
+   */
+  start(): PromiseLike<void> {
+    if (this.started) {
+      return Promise.reject(
+        new RpcError(
+          ErrorCode.SHUTTING_DOWN,
+          'a stopped runtime cannot be started again: create a new one with a fresh Machine on the same storage',
+        ),
+      );
+    }
+    this.started = true;
+    const st = this.storage.state;
+    if (st.snapshot === null) {
+      this.begin();
+      return Promise.resolve();
+    }
+    // A simulator's storage answers synchronously: then the node is up when this returns.
+    const begun = after(this.storage.readSnapshot(), (snap) => {
+      if (snap !== null) this.rm.restore(snap.data);
+      this.snapshotMeta = st.snapshot;
+      this.appliedIndex = st.snapshot?.index ?? 0;
+      this.begin();
+    });
+    return isThenable(begun) ? begun : Promise.resolve();
+  }
+
+  /** The synchronous part of `start`, once the machine holds the snapshot. */
+  private begin(): void {
+    const st = this.storage.state;
+    const raftOptions: RaftOptions = {
+      electionTicks: Math.max(2, Math.round(this.o.electionTimeoutMs / this.o.heartbeatMs)),
+      ...this.options.raft,
+    };
+    this.node =
+      st.hardState.term === 0 && st.snapshot === null && st.entries.length === 0
+        ? RaftNode.start<Command>(this.id, raftOptions)
+        : RaftNode.restart<Command>(this.id, st, raftOptions);
+    this.running = true;
+    this.lastLeader = this.node.leaderId;
+    this.lastRole = this.node.role;
+    this.log.info('runtime started', { id: this.id, term: this.node.currentTerm, applied: this.appliedIndex });
+    this.kick();
+  }
+
+  /**
+   * Stop: pending requests fail with `SHUTTING_DOWN`, timers stop. With `graceful`, an encoding snapshot is awaited;
+   * either way the storage is closed (a crash in a simulator simply drops the runtime instead).
+   */
+  stop(graceful = true): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    this.running = false;
+    this.clock.clearTimeout(this.timer);
+    this.requests.failAll(errors.shuttingDown());
+    const waiters = this.snapshotWaiters;
+    const snapshotDone =
+      graceful && waiters !== null ? new Promise<void>((r) => waiters.push(() => r())) : Promise.resolve();
+    return snapshotDone
+      .then(() => this.receiver?.abort())
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        this.receiver = null;
+        return this.storage.close();
+      })
+      .then(
+        () => undefined,
+        (e) => this.log.warn('closing storage failed', { error: (e as Error).message }),
+      );
+  }
+
+  /** @internal Storage failed: the node can no longer keep its promises, so it stops taking part (like a crash). */
+  fatal(e: unknown, as?: RpcError): void {
+    if (this.failure !== null || !this.running) return;
+    const message = (e as Error)?.message ?? String(e);
+    this.log.error('the node stops taking part in the cluster', { error: message });
+    this.failure = as ?? errors.storage(message);
+    this.clock.clearTimeout(this.timer);
+    this.requests.failAll(this.failure);
+    this.options.onEvent?.({ type: 'failed', error: this.failure });
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Inputs from the transport
+  // ---------------------------------------------------------------------------------------------------------------
+
+  /** Raft messages arrived from peers (already validated and addressed to this node). */
+  receive(messages: readonly Message<Command>[]): void {
+    if (!this.running || this.failure !== null) return;
+    for (const m of messages) {
+      try {
+        this.node.handleMessage(m);
+      } catch (e) {
+        // The message passed validation but the core refused it: drop it, keep serving.
+        this.log.warn('dropped a peer message the core refused', { from: m.from, type: m.type, error: String(e) });
+      }
+    }
+    this.kick();
+  }
+
+  /** A peer forwarded a client request to this node; `reply` carries the answer back. */
+  receiveForward(request: ForwardRequest, reply: (r: ForwardReply) => void): void {
+    this.requests.onForward(request, reply);
+  }
+
+  /** Answers to this node's forwarded requests arrived. */
+  forwardReplies(replies: readonly ForwardReply[]): void {
+    this.requests.onReplies(replies);
+  }
+
+  /** These forwarded requests certainly did not leave (the leader is unreachable): they may be retried. */
+  forwardsUnsent(requests: readonly ForwardRequest[]): void {
+    this.requests.onUnsent(requests);
+  }
+
+  /** The connection carrying these forwarded requests (by id) closed before their answers: outcome unknown. */
+  forwardsLost(ids: readonly number[]): void {
+    this.requests.onLost(ids);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // The action loop and its durability gates
+  // ---------------------------------------------------------------------------------------------------------------
+
+  /** @internal Run the loop soon: every input of this turn is batched into one drain of the core. */
+  kick(): void {
+    if (this.scheduled || !this.running) return;
+    this.scheduled = true;
+    this.clock.defer(() => this.run());
+  }
+
+  private run(): void {
+    this.scheduled = false;
+    if (!this.running || this.failure !== null) return;
+    try {
+      this.runActions();
+      this.transport.flush?.();
+    } catch (e) {
+      // A bug (here, in the core or in the Machine): stop taking part rather than crash the hosting process.
+      this.log.error('internal error in the action loop', { error: (e as Error)?.stack ?? String(e) });
+      this.fatal(e, errors.internal(`the node stopped taking part in the cluster: ${(e as Error)?.message ?? e}`));
+    }
+  }
+
+  private runActions(): void {
+    let configApplied = false;
+    let leaderChanged = false;
+    const actions: Action<Command>[] = this.node.takeActions();
+    for (const a of actions) {
+      switch (a.type) {
+        case 'persistHardState': {
+          // Gate: every send queued after this waits until this term/vote is durable (see `send`).
+          const seq = ++this.hsWritten;
+          this.storage.saveHardState(a.hardState).then(
+            () => {
+              this.hsDurable = Math.max(this.hsDurable, seq);
+              this.flushDeferred();
+            },
+            (e) => this.fatal(e),
+          );
+          break;
+        }
+        case 'appendEntries': {
+          const last = a.entries[a.entries.length - 1];
+          const n = a.entries.length;
+          // Written in the background; the core counts them (and acknowledges them) only once `persisted` says so.
+          this.storage.appendEntries(a.entries).then(
+            () => {
+              if (!this.running || this.failure !== null) return;
+              this.counters.appendBatches++;
+              this.counters.entriesPersisted += n;
+              this.node.persisted(last.index, last.term);
+              this.kick();
+            },
+            (e) => this.fatal(e),
+          );
+          break;
+        }
+        case 'send':
+          // A message may speak in a term (or carry a vote) whose hard state is not on disk yet: hold it back.
+          if (this.hsDurable < this.hsWritten || this.deferredSends.length > 0) {
+            this.deferredSends.push([this.hsWritten, a.message]);
+          } else this.transport.send(a.message);
+          break;
+        case 'setTimer': {
+          const ms =
+            a.kind === 'heartbeat'
+              ? this.o.heartbeatMs
+              : this.o.electionTimeoutMs + this.clock.random() * this.o.electionTimeoutMs;
+          this.clock.clearTimeout(this.timer);
+          this.timer = this.clock.setTimeout(() => this.onTimer(), ms);
+          break;
+        }
+        case 'apply':
+          for (const e of a.entries) {
+            this.appliedIndex = e.index;
+            if (e.type === 'command') this.applyCommand(e.index, e.term, e.command);
+            else {
+              if (e.type === 'config') configApplied = true;
+              this.requests.takeProposal(e.index)?.req.settle(fail(proposalLost()));
+            }
+          }
+          break;
+        case 'readReady':
+          this.requests.readReady(a.readId);
+          break;
+        case 'readFailed':
+          this.requests.readFailed(a.readId);
+          break;
+        case 'readSnapshotChunk':
+          this.readSnapshotChunk(a.to, a.snapshot, a.offset, a.maxBytes);
+          break;
+        case 'saveSnapshotChunk':
+          this.saveSnapshotChunk(a.snapshot, a.offset, a.data);
+          break;
+        case 'installSnapshot':
+          this.installSnapshot(a.snapshot);
+          break;
+        case 'stateChanged':
+          if (a.leaderId !== this.lastLeader || a.role !== this.lastRole) {
+            if (a.leaderId !== this.lastLeader) this.counters.leaderChanges++;
+            leaderChanged = true;
+            this.lastLeader = a.leaderId;
+            this.lastRole = a.role;
+            this.log.info('state changed', { role: a.role, term: a.term, leader: a.leaderId });
+            this.options.onEvent?.({ type: 'stateChanged', role: a.role, term: a.term, leader: a.leaderId });
+          }
+          break;
+      }
+    }
+    if (configApplied) {
+      const c = this.node.committedConfig;
+      this.options.onEvent?.({ type: 'membershipChanged', voters: [...c.voters], learners: [...c.learners] });
+    }
+    if (configApplied || leaderChanged) this.requests.checkMemberWaits();
+    if (leaderChanged && this.node.leaderId !== null) this.requests.drainWaiters();
+    this.maybeAutoSnapshot();
+  }
+
+  /** Sends held back behind a hard state go out once it is durable, in their original order. */
+  private flushDeferred(): void {
+    if (!this.running || this.failure !== null) return;
+    let i = 0;
+    const q = this.deferredSends;
+    while (i < q.length && q[i][0] <= this.hsDurable) this.transport.send(q[i++][1]);
+    this.deferredSends = i === q.length ? [] : q.slice(i);
+    if (i > 0) this.transport.flush?.();
+  }
+
+  private onTimer(): void {
+    if (!this.running || this.failure !== null) return;
+    this.node.handleTimeout();
+    this.kick();
+  }
+
+  private applyCommand(index: Index, term: Term, command: Command): void {
+    this.counters.commandsApplied++;
+    const prop = this.requests.takeProposal(index);
+    if (prop === undefined) {
+      this.rm.applyCommand(command, index, false);
+      return;
+    }
+    if (prop.term !== term) {
+      // Another leader's entry took this index: ours was truncated and will never be applied.
+      this.rm.applyCommand(command, index, false);
+      prop.req.settle(fail(proposalLost()));
+      return;
+    }
+    prop.req.settle(this.rm.applyCommand(command, index, true));
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Snapshots
+  // ---------------------------------------------------------------------------------------------------------------
+
+  private maybeAutoSnapshot(): void {
+    const every = this.o.autoSnapshotEntries;
+    if (every <= 0 || this.snapshotWaiters !== null || this.receiver !== null) return;
+    if (this.appliedIndex - (this.snapshotMeta?.index ?? 0) < every || this.appliedIndex < this.autoSnapshotRetryAt) {
+      return;
+    }
+    const at = this.appliedIndex;
+    this.takeSnapshotNow((e) => {
+      // Do not retry on every turn after a failure: wait for another `every` entries.
+      if (e !== undefined) this.autoSnapshotRetryAt = at + every;
+    });
+  }
+
+  /**
+   * @internal Snapshot the machine at the applied index, save it durably, then compact the log; `done` is told once
+   * with the error, if any (a call while one is under way joins it).
+   */
+  takeSnapshotNow(done: (error?: unknown) => void = () => undefined): void {
+    if (this.snapshotWaiters !== null) {
+      this.snapshotWaiters.push(done);
+      return;
+    }
+    const index = this.appliedIndex;
+    if (index <= (this.snapshotMeta?.index ?? 0) || index === 0) {
+      done();
+      return;
+    }
+    let meta: SnapshotMeta;
+    try {
+      meta = this.node.snapshotMeta(index);
+    } catch (e) {
+      done(e);
+      return;
+    }
+    const waiters = [done];
+    this.snapshotWaiters = waiters;
+    const finish = (error?: unknown) => {
+      this.snapshotWaiters = null;
+      for (const w of waiters) w(error);
+    };
+    const t0 = this.clock.now();
+    // A leader's snapshot installed while this one was being encoded is newer: keep it, drop this one (storage would
+    // refuse an older snapshot, and its log no longer holds the entries between the two).
+    const superseded = () => !this.running || (this.snapshotMeta?.index ?? 0) >= meta.index;
+    const machineFailed = (e: unknown) => {
+      this.log.error('the state machine failed to produce a snapshot', { index, error: String(e) });
+      finish(e);
+    };
+    const storageFailed = (e: unknown) => {
+      if (this.running) this.fatal(e);
+      finish(e);
+    };
+    // The machine captures its state at `index` now; encoding it may take several turns (a large state is
+    // serialised in slices so heartbeats keep flowing), and commands go on being applied meanwhile.
+    after<Uint8Array, void>(
+      attempt(() => this.rm.snapshot()),
+      (data) => {
+        if (superseded()) {
+          this.log.info('snapshot dropped: a newer one was installed meanwhile', { index: meta.index });
+          finish();
+          return;
+        }
+        after<void, void>(
+          attempt(() => this.storage.saveSnapshot(meta, data)),
+          () => {
+            if (superseded()) {
+              finish();
+              return;
+            }
+            // Gate: the log is compacted (in the core and on disk) only after the snapshot is durable.
+            this.snapshotMeta = meta;
+            this.counters.snapshotsTaken++;
+            const r = this.node.compactLog(meta);
+            if (!r.ok) this.log.warn('log compaction refused', { index: meta.index, error: r.error.message });
+            this.kick();
+            after<void, void>(
+              attempt(() => this.storage.compact(meta.index)),
+              () => {
+                this.log.info('snapshot taken', { index: meta.index, bytes: data.length, ms: this.clock.now() - t0 });
+                finish();
+              },
+              storageFailed,
+            );
+          },
+          storageFailed,
+        );
+      },
+      machineFailed,
+    );
+  }
+
+  private readSnapshotChunk(to: NodeId, meta: SnapshotMeta, offset: number, maxBytes: number): void {
+    this.storage.readSnapshotChunk(offset, maxBytes, meta.index).then(
+      (data) => {
+        if (!this.running || this.failure !== null) return;
+        if (offset === 0) this.counters.snapshotsSent++;
+        this.node.sendSnapshotChunk(to, meta, offset, data, data.length < maxBytes);
+        this.kick();
+      },
+      // The snapshot was replaced meanwhile: the core restarts the transfer with the new one.
+      (e) => this.log.debug?.('snapshot chunk unavailable', { to, index: meta.index, error: (e as Error).message }),
+    );
+  }
+
+  private saveSnapshotChunk(meta: SnapshotMeta, offset: number, data: Uint8Array): void {
+    if (offset === 0 || this.receiver === null) {
+      const old = this.receiver;
+      this.receiver = this.storage.beginSnapshotReceive(meta);
+      if (old !== null) this.log.debug?.('restarting snapshot reception', { index: meta.index });
+    }
+    const receiver = this.receiver;
+    this.receiveChain.push(
+      () => receiver.write(offset, data),
+      (e) => this.log.warn('saving a snapshot chunk failed', { error: (e as Error).message }),
+    );
+  }
+
+  private installSnapshot(meta: SnapshotMeta): void {
+    const receiver = this.receiver;
+    if (receiver === null) return;
+    // Gate: the machine is restored and the core told only once the snapshot is durable.
+    this.receiveChain.push(
+      () =>
+        after(receiver.finish(), () =>
+          after(this.storage.readSnapshot(), (snap) => {
+            if (this.receiver === receiver) this.receiver = null;
+            if (!this.running || snap === null) return;
+            this.rm.restore(snap.data);
+            this.appliedIndex = meta.index;
+            this.snapshotMeta = meta;
+            this.counters.snapshotsInstalled++;
+            this.node.snapshotInstalled(meta);
+            this.requests.snapshotCovers(meta.index);
+            this.log.info('snapshot installed', { index: meta.index, bytes: snap.data.length });
+            this.kick();
+          }),
+        ),
+      (e) => this.fatal(e),
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Requests (the typed API; the work is in requests.ts)
+  // ---------------------------------------------------------------------------------------------------------------
+
+  /** Hand a request to the runtime; `done` is called exactly once with its outcome. */
+  submit(request: RuntimeRequest, done: (o: ApplyOutcome) => void): void {
+    try {
+      this.requests.submit(request, done);
+    } catch (e) {
+      this.log.error('internal error while handling a request', {
+        type: request.type,
+        error: (e as Error)?.stack ?? String(e),
+      });
+      done(fail(errors.internal((e as Error)?.message ?? String(e))));
+    }
+  }
+
+  private promise<T>(request: RuntimeRequest): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.submit(request, (o) => {
+        if (!o.ok) reject(o.error);
+        else resolve((o.json !== undefined ? JSON.parse(o.json) : o.output) as T);
+      });
+    });
+  }
+
+  /** Run a command through the log; resolves with the machine's output. Any member may be asked. */
+  apply<O = unknown>(
+    input: unknown,
+    options: { clientId?: string; seq?: number; timeoutMs?: number } = {},
+  ): Promise<O> {
+    return this.promise({ type: 'command', input, ...options });
+  }
+
+  /** A linearizable read (ReadIndex); resolves with the machine's output. */
+  query<O = unknown>(input: unknown, options: { timeoutMs?: number } = {}): Promise<O> {
+    return this.promise({ type: 'query', input, ...options });
+  }
+
+  /** A read of this node's local state, with no freshness guarantee. */
+  localQuery<O = unknown>(input: unknown): Promise<O> {
+    return this.promise({ type: 'localQuery', input });
+  }
+
+  /** Make this (fresh) node a one-member cluster. */
+  createCluster(): Promise<{ members: string[] }> {
+    return this.promise({ type: 'createCluster' });
+  }
+
+  /** Add a server (as a learner, promoted once caught up); resolves with the members once it is a voter. */
+  addServer(addr: NodeId, options: { timeoutMs?: number } = {}): Promise<{ members: string[] }> {
+    return this.promise({ type: 'addServer', addr, ...options });
+  }
+
+  /** Remove a server; resolves with the members once the removal committed. */
+  removeServer(addr: NodeId, options: { timeoutMs?: number } = {}): Promise<{ members: string[] }> {
+    return this.promise({ type: 'removeServer', addr, ...options });
+  }
+
+  /** Move leadership to `addr` (default: the most caught-up other voter). */
+  transferLeadership(addr?: NodeId, options: { timeoutMs?: number } = {}): Promise<{ leader: string }> {
+    return this.promise(
+      addr === undefined
+        ? { type: 'transferLeadership', ...options }
+        : { type: 'transferLeadership', addr, ...options },
+    );
+  }
+
+  /** Snapshot the machine now and compact the log. */
+  takeSnapshot(): Promise<{ snapshotIndex: number }> {
+    return this.promise({ type: 'takeSnapshot' });
+  }
+
+  /** This node's state; with `stateHash`, a hash of the replicated state at `appliedIndex`. */
+  getState(options: { stateHash?: boolean } = {}): Promise<RuntimeState> {
+    return this.promise({ type: 'state', ...options });
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // State
+  // ---------------------------------------------------------------------------------------------------------------
+
+  /** This node's state now (synchronous; see {@link RaftRuntime.getState} for the hash). */
+  state(): RuntimeState {
+    const n = this.node;
+    const c = n.config;
+    const s: RuntimeState = {
+      id: this.id,
+      role: n.role,
+      membership: isVoter(c, this.id) ? 'voter' : c.learners.includes(this.id) ? 'learner' : 'none',
+      term: n.currentTerm,
+      votedFor: n.votedFor,
+      leader: n.leaderId,
+      members: membersOf(c),
+      voters: [...c.voters],
+      learners: [...c.learners],
+      commitIndex: n.commitIndex,
+      appliedIndex: this.appliedIndex,
+      firstLogIndex: n.firstLogIndex,
+      lastLogIndex: n.lastLogIndex,
+      lastLogTerm: n.lastLogTerm,
+      persistedIndex: n.persistedIndex,
+      snapshotIndex: this.snapshotMeta?.index ?? 0,
+      snapshotTerm: this.snapshotMeta?.term ?? 0,
+      sessions: this.rm.sessionCount,
+    };
+    if (c.oldVoters !== undefined) s.oldVoters = [...c.oldVoters];
+    if (n.role === 'leader') {
+      const f: Record<string, FollowerProgress> = {};
+      for (const [id, pr] of n.progress()) {
+        if (id === this.id) continue;
+        f[id] = {
+          matchIndex: pr.matchIndex,
+          nextIndex: pr.nextIndex,
+          lag: Math.max(0, n.lastLogIndex - pr.matchIndex),
+          state: pr.state,
+          inflight: pr.inflight,
+        };
+      }
+      s.followers = f;
+    }
+    return s;
+  }
+
+  /** @internal Whether this node is in the configuration (or an outgoing voter of a joint one). */
+  isMemberNow(): boolean {
+    return isMember(this.node.config, this.id) || (this.node.config.oldVoters ?? []).includes(this.id);
+  }
+
+  /** @internal Requests in flight (for tests). */
+  get inflight(): number {
+    return this.requests.inflight;
+  }
+}
+
+export type { ClientRequest, ReadId };
