@@ -34,7 +34,10 @@ export interface CheckOptions {
  * cannot either. It is the ops of a time window `[from, to]`: the history is cut after `to` (operations still
  * running there count as `info`) and before `from` at a quiescent point (no completed operation spans it, so the
  * key's value there is some value: `initial` is `any`), and then operations whose removal cannot help
- * (completed reads and compare-and-sets that did not apply) are dropped while it still fails.
+ * (completed reads and compare-and-sets that did not apply) are dropped while it still fails. It is minimal for
+ * those steps, not the smallest failing subset: every write in the window stays, so a window that must reach far
+ * back (to an info write an early operation proves took effect, or to the start of a chain of overlapping writes)
+ * gives a long witness.
  */
 export interface Witness {
   /** The key whose operations cannot be linearized. */
