@@ -18,6 +18,7 @@ export {
   type Machine,
   ReplicatedMachine,
 } from './machine.js';
+export type { ServerRecovery } from './recovery.js';
 export {
   type ApplyOptions,
   createServer,

@@ -41,6 +41,7 @@ import {
   ReplicatedMachine,
   toJsonText,
 } from './machine.js';
+import { copyRecovery, reportRecovery, type ServerRecovery } from './recovery.js';
 import { invalidParams, RpcFrontend } from './rpc.js';
 import { type PeerLink, PeerTransport, splitAddress } from './transport.js';
 import type { ForwardOp, ForwardReply, ForwardRequest } from './wire.js';
@@ -60,7 +61,8 @@ export type RaftStorage = Pick<
   | 'readSnapshot'
   | 'readSnapshotChunk'
   | 'close'
->;
+> &
+  Partial<Pick<JsonlStorage<Command>, 'recovery'>>;
 
 /** Options of {@link createServer}. Only `address`, `machine` and `dataDir` (or `storage`) are required. */
 export interface ServerOptions {
@@ -284,6 +286,8 @@ export interface ServerState {
   counters: ServerCounters;
   /** Wall-clock milliseconds since {@link RaftServer.start} brought this server up. */
   uptimeMs: number;
+  /** What recovery repaired in the data directory when this server started (see {@link ServerRecovery}). */
+  recovery: ServerRecovery;
 }
 
 /** Options of {@link RaftServer.apply}. */
@@ -395,6 +399,7 @@ export class RaftServer extends EventEmitter {
   private started = false;
   private failure: RpcError | null = null;
   private startedAt = 0;
+  private recovery: ServerRecovery = { repaired: [] };
 
   // Driver state.
   private scheduled = false;
@@ -574,6 +579,7 @@ export class RaftServer extends EventEmitter {
           sync: this.o.storageSync,
           codec: commandCodec,
         }));
+      this.recovery = reportRecovery(this.storage, this.log);
       const st = this.storage.state;
       if (st.snapshot !== null) {
         const snap = await this.storage.readSnapshot();
@@ -1710,6 +1716,7 @@ export class RaftServer extends EventEmitter {
       sessions: this.rm.sessionCount,
       counters: { ...this.counters },
       uptimeMs: Date.now() - this.startedAt,
+      recovery: copyRecovery(this.recovery),
     };
     if (c.oldVoters !== undefined) s.oldVoters = [...c.oldVoters];
     if (n.role === 'leader') {

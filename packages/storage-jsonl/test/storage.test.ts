@@ -11,7 +11,7 @@ describe('openStorage basics', () => {
     const s = await openStorage(dir);
     expect(s.state).toEqual({ hardState: { term: 0, votedFor: null }, snapshot: null, entries: [] });
     expect(s.lastIndex).toBe(0);
-    expect(s.recovery).toEqual({ tornFile: null, tornBytes: 0, removedFiles: [] });
+    expect(s.recovery).toEqual({ repaired: [], tornFile: null, tornBytes: 0, removedFiles: [] });
     await s.close();
     expect(fs.existsSync(join(dir, 'LOCK'))).toBe(false);
     expect(segmentFiles(dir)).toEqual(['log-0000000001.jsonl']);
@@ -241,6 +241,40 @@ describe('openStorage basics', () => {
         .map((f) => join(dir, f))
         .sort(),
     );
+    expect([...r.recovery.repaired].sort((a, b) => a.file.localeCompare(b.file))).toEqual([
+      {
+        action: 'deleted',
+        file: join(dir, 'log-0000000001.jsonl'),
+        offset: 0,
+        bytes: 5,
+        line: null,
+        reason: "segment older than the snapshot's first needed segment log-0000000007.jsonl: the snapshot replaced it",
+      },
+      {
+        action: 'deleted',
+        file: join(dir, 'snapshot-000000000099-9.bin'),
+        offset: 0,
+        bytes: 6,
+        line: null,
+        reason: 'snapshot data that snapshot.json does not name (an older or unfinished snapshot)',
+      },
+      {
+        action: 'deleted',
+        file: join(dir, 'snapshot-000000000099-9.bin.tmp'),
+        offset: 0,
+        bytes: 6,
+        line: null,
+        reason: 'temporary file of a write that a crash interrupted',
+      },
+      {
+        action: 'deleted',
+        file: join(dir, 'snapshot.json.tmp'),
+        offset: 0,
+        bytes: 4,
+        line: null,
+        reason: 'temporary file of a write that a crash interrupted',
+      },
+    ]);
     expect(r.state.snapshot?.index).toBe(12);
     expect(r.state.entries).toEqual([]);
     await r.close();
