@@ -283,6 +283,26 @@ describe('openStorage basics', () => {
     expect(left.filter((f) => f.endsWith('.tmp') || f.includes('-99-') || f === 'log-0000000001.jsonl')).toEqual([]);
   });
 
+  it('never writes a zero byte, even for strings holding U+0000 (recovery reads zeros as unwritten sectors)', async () => {
+    const dir = await tempDir();
+    const nul = '\u0000n\u0000';
+    const s = await openStorage<unknown>(dir, { sync: false, codec: { encode: (c) => c as never, decode: (j) => j } });
+    await s.saveHardState({ term: 1, votedFor: nul });
+    const config = { voters: [nul], learners: [] };
+    await s.appendEntries([
+      { index: 1, term: 1, type: 'command', command: { [nul]: nul } },
+      { index: 2, term: 1, type: 'config', config },
+    ]);
+    await s.saveSnapshot({ index: 1, term: 1, config }, new Uint8Array([1]));
+    await s.close();
+    for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.json') || n.endsWith('.jsonl')))
+      expect(fs.readFileSync(join(dir, name)).includes(0), name).toBe(false);
+    const r = await openStorage<unknown>(dir, { codec: { encode: (c) => c as never, decode: (j) => j } });
+    expect(r.state.hardState).toEqual({ term: 1, votedFor: nul });
+    expect(r.state.entries).toEqual([{ index: 2, term: 1, type: 'config', config }]);
+    await r.close();
+  });
+
   it('refuses a directory written by an incompatible format version', async () => {
     const dir = await tempDir();
     const { encodeLine } = await import('../src/format.js');
