@@ -105,9 +105,10 @@ describe('corruption', () => {
           expect(fs.readFileSync(path).equals(fs.readFileSync(join(pristine, name))), what).toBe(true);
           expect(plain(s.state.entries), what).toEqual(full.entries);
         } else {
-          // A complete line with a bad checksum is corruption, so only a flip that turned a byte of the last line
-          // into a zero, the mark of a sector a power loss left unwritten, can be taken for a torn write: the
-          // records before it are recovered unchanged, and the repair is reported.
+          // A complete line with a bad checksum is corruption, so only flips that turned a byte of the last line
+          // into a zero (the mark of a sector a power loss left unwritten), or that replaced the file's final
+          // newline and damaged the record before it (a line cut short, as far as anyone can tell), can be taken
+          // for a torn write: the records before it are recovered unchanged, and the repair is reported.
           outcomes.torn++;
           expect(name, what).toBe(segs[segs.length - 1]);
           expect(s.recovery.tornBytes, what).toBeGreaterThan(0);
