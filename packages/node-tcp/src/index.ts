@@ -27,6 +27,7 @@ export { type BatchResult, RpcClient, type RpcClientOptions } from './client.js'
 export { ConnectionError } from './errors.js';
 export { encodeFrame, FrameDecoder, FrameError, PEER_MAGIC, PEER_VERSION } from './frame.js';
 export { METHODS, toRuntimeRequest } from './methods.js';
+export type { ServerRecovery } from './recovery.js';
 export {
   type ApplyOptions,
   createServer,

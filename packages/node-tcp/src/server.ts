@@ -26,9 +26,10 @@ import {
   type RuntimeCounters,
   type RuntimeState,
 } from '@raft/runtime';
-import { type Codec, openStorage, type JsonValue as StorageJson } from '@raft/storage-jsonl';
+import { type Codec, openStorage, type RecoveryReport, type JsonValue as StorageJson } from '@raft/storage-jsonl';
 import { PEER_MAGIC } from './frame.js';
 import { toRuntimeRequest } from './methods.js';
+import { copyRecovery, reportRecovery, type ServerRecovery } from './recovery.js';
 import { RpcFrontend } from './rpc.js';
 import { PeerTransport, splitAddress } from './transport.js';
 
@@ -129,6 +130,8 @@ export interface ServerState extends RuntimeState {
   counters: ServerCounters;
   /** Wall-clock milliseconds since {@link RaftServer.start} brought this server up. */
   uptimeMs: number;
+  /** What recovery repaired in the data directory when this server started (see {@link ServerRecovery}). */
+  recovery: ServerRecovery;
 }
 
 /** Options of {@link RaftServer.apply}. */
@@ -171,6 +174,7 @@ export class RaftServer extends EventEmitter {
   private running = false;
   private started = false;
   private startedAt = 0;
+  private recovery: ServerRecovery = { repaired: [] };
   private flushQueued = false;
   private readonly flushOut = (): void => {
     this.flushQueued = false;
@@ -306,6 +310,8 @@ export class RaftServer extends EventEmitter {
       storage =
         o.storage ??
         (await openStorage<Command>(o.dataDir as string, { sync: o.storageSync ?? true, codec: commandCodec }));
+      // A storage of the user's may not report repairs; storage-jsonl does.
+      this.recovery = reportRecovery(storage as { recovery?: RecoveryReport }, this.log);
     } catch (e) {
       listener.close();
       this.listener = null;
@@ -486,6 +492,7 @@ export class RaftServer extends EventEmitter {
       clusterName: this.options.clusterName ?? 'raft',
       counters: { ...this.counters },
       uptimeMs: Date.now() - this.startedAt,
+      recovery: copyRecovery(this.recovery),
     };
   }
 

@@ -97,3 +97,73 @@ export class Serial {
     else this.next();
   }
 }
+
+/**
+ * A completion that a simulator settles from its own event queue: `then` callbacks run synchronously inside
+ * `resolve` / `reject` (or at once when it is already settled), never on the microtask queue. It is what a simulated
+ * storage returns, so that "the fsync finished" is an ordinary, ordered event of the simulation.
+ */
+export class Completion<T> implements PromiseLike<T> {
+  private state: 0 | 1 | 2 = 0;
+  private value: T | undefined;
+  private error: unknown;
+  private readonly waiting: [(v: T) => void, (e: unknown) => void][] = [];
+
+  /** An already settled completion. */
+  static resolved<T>(value: T): Completion<T> {
+    const c = new Completion<T>();
+    c.resolve(value);
+    return c;
+  }
+
+  /** Whether it has settled. */
+  get settled(): boolean {
+    return this.state !== 0;
+  }
+
+  /** Settle with `value` (ignored once settled). */
+  resolve(value: T): void {
+    if (this.state !== 0) return;
+    this.state = 1;
+    this.value = value;
+    for (const [ok] of this.waiting.splice(0)) ok(value);
+  }
+
+  /** Settle with `error` (ignored once settled). */
+  reject(error: unknown): void {
+    if (this.state !== 0) return;
+    this.state = 2;
+    this.error = error;
+    for (const [, bad] of this.waiting.splice(0)) bad(error);
+  }
+
+  // biome-ignore lint/suspicious/noThenProperty: this is a thenable on purpose (see the class comment).
+  then<A = T, B = never>(
+    onOk?: ((value: T) => A | PromiseLike<A>) | null,
+    onErr?: ((error: unknown) => B | PromiseLike<B>) | null,
+  ): Completion<A | B> {
+    const next = new Completion<A | B>();
+    const settle = (f: (() => A | B | PromiseLike<A | B>) | null) => {
+      try {
+        const r = f === null ? undefined : f();
+        if (isThenable<A | B>(r))
+          r.then(
+            (v) => next.resolve(v),
+            (e) => next.reject(e),
+          );
+        else next.resolve(r as A | B);
+      } catch (e) {
+        next.reject(e);
+      }
+    };
+    const ok = (v: T) => settle(onOk ? () => onOk(v) : () => v as unknown as A);
+    const bad = (e: unknown) => {
+      if (onErr) settle(() => onErr(e));
+      else next.reject(e);
+    };
+    if (this.state === 1) ok(this.value as T);
+    else if (this.state === 2) bad(this.error);
+    else this.waiting.push([ok, bad]);
+    return next;
+  }
+}

@@ -8,7 +8,8 @@
  * Machine-readable reasons a storage operation failed.
  *
  * - `CORRUPT_RECORD`: a line of a segment failed its checksum or is not a valid record, and it is not a torn tail
- *   (a valid record follows it, or it is in a segment that is not the last one). `file` and `line` name it.
+ *   (a valid record follows it, it is in a segment that is not the last one, or it is complete: newline-terminated,
+ *   or a whole record whose newline is damaged, since a crash only cuts a line short). `file` and `line` name it.
  * - `LOG_GAP`: records are individually valid but do not form a contiguous log (an entry index jumps ahead, or a
  *   segment does not continue where the previous one ended). `file` and `line` name the offending record.
  * - `MISSING_SEGMENT`: a segment file that the log needs is absent (a hole in the sequence numbers, or the first

@@ -17,9 +17,10 @@ export {
   inspectDataDir,
 } from './inspect.js';
 export { type CommandOutput, INSPECT_USAGE, runInspectCommand } from './inspect-command.js';
-export type { TornTail } from './recovery.js';
+export type { RecoveryRepair, TornTail } from './recovery.js';
 export type { SegmentState } from './segments.js';
 export {
+  formatRecoveryRepair,
   type JsonlStorage,
   openStorage,
   type RecoveredState,

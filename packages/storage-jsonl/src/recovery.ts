@@ -8,8 +8,12 @@
  *   (that is how a truncated suffix is recorded: by appending its replacement), so `i` may be at most one past the
  *   previous record's index. A header opens each segment and repeats the hard state and the index the log had
  *   reached (`prev`); it must match the end of the previous segment.
- * - An invalid line at the end of the last segment, with no valid record after it, is a torn write: it is dropped.
- *   Any other invalid line stops recovery with `CORRUPT_RECORD` naming the file and line.
+ * - The first invalid line of the last segment, with no valid record after it, is a torn write (dropped, and
+ *   reported) only if it has the shape a torn write can have: no newline before the end of the file, or a
+ *   newline-terminated line whose damage is zero-filled sectors (see {@link classifyTail}). A complete line that fails
+ *   its checksum is corruption, like any other invalid line: recovery stops with `CORRUPT_RECORD` naming the file
+ *   and line.
+ * - Everything opening the directory will change is listed in {@link ScanResult.repairs}.
  * - Segments with a sequence number below the snapshot's `logStart` are obsolete (the snapshot replaced them).
  *
  * @packageDocumentation
@@ -62,7 +66,30 @@ export interface TornTail {
   readonly offset: number;
   /** Number of bytes that will be dropped. */
   readonly bytes: number;
-  /** Why the first dropped line is invalid. */
+  /** Why the dropped bytes are a torn write (the shape they have). */
+  readonly reason: string;
+}
+
+/**
+ * One change that opening a data directory makes to it. Plain JSON data, so that a runtime can log it or serve it
+ * as is.
+ */
+export interface RecoveryRepair {
+  /**
+   * `truncated`: a torn write was cut off the end of the last segment. `rewroteHeader`: the last segment had no
+   * complete header (a crash right after it was created), so its header was written again. `deleted`: a leftover
+   * file (temporary file, obsolete segment, unreferenced snapshot data) was removed.
+   */
+  readonly action: 'truncated' | 'rewroteHeader' | 'deleted';
+  /** Absolute path of the file concerned. */
+  readonly file: string;
+  /** Byte offset where the dropped bytes started (the file's new size when truncated); 0 for the other actions. */
+  readonly offset: number;
+  /** Number of bytes dropped: the torn tail, or the deleted file's size; 0 for `rewroteHeader`. */
+  readonly bytes: number;
+  /** 1-based line number of the first dropped line (`truncated`; 1 for `rewroteHeader`), else `null`. */
+  readonly line: number | null;
+  /** Why this was safe to do, in words. */
   readonly reason: string;
 }
 
@@ -84,6 +111,8 @@ export interface ScanResult {
   readonly torn: TornTail | null;
   /** Files that opening the directory deletes: obsolete segments, temporary files, unreferenced snapshot data. */
   readonly leftovers: string[];
+  /** Every change opening the directory makes, in the order it makes them (the torn tail first). */
+  readonly repairs: RecoveryRepair[];
   /** Whether the data directory exists at all. */
   readonly exists: boolean;
 }
@@ -140,6 +169,72 @@ function hasValidLineAfter(buf: Buffer, from: number): boolean {
 }
 
 /**
+ * Disks write whole sectors; file offsets of sector boundaries are multiples of this (file system blocks are made of
+ * whole sectors, and the smallest sector is 512 bytes).
+ */
+const SECTOR_BYTES = 512;
+
+/**
+ * Does every run of NUL bytes in `buf[start..end)` end on a sector boundary (and is there at least one)?
+ *
+ * The writer never produces a NUL byte (lines are JSON text, whose strings escape control characters). A file
+ * system that grew a file before a power loss but never wrote some of its new blocks shows them as zeros, and
+ * the first byte after such a hole is the first byte of a sector that was written. A flipped byte, by contrast,
+ * lands anywhere.
+ */
+function zerosEndOnSectorBoundaries(buf: Buffer, start: number, end: number): boolean {
+  let found = false;
+  let p = buf.indexOf(0, start);
+  while (p >= 0 && p < end) {
+    let q = p;
+    while (q < end && buf[q] === 0) q++;
+    if (q % SECTOR_BYTES !== 0) return false;
+    found = true;
+    p = buf.indexOf(0, q);
+  }
+  return found;
+}
+
+/**
+ * Decide whether the invalid line `buf[pos..nl)` (`nl` = -1 if no newline follows), the first invalid line of the
+ * last segment with no valid line after it, is a torn write (`torn: true`) or corruption, and say why. `failure` is
+ * why the line failed its check.
+ *
+ * Every write appends whole lines at the end of the file, and an append is acknowledged only after its fdatasync.
+ * A process crash (`kill -9`) leaves the file a prefix of what was written, so only the last line can be
+ * incomplete, and it then has no newline. A power loss can also lose unsynced sectors, which read back as zeros
+ * on most file systems. So a torn write is either a line that reaches the end of the file without a newline, or a
+ * line with holes of zeros that end on sector boundaries. A newline-terminated line with a bad checksum and no
+ * such hole was written completely, and perhaps fsynced and acknowledged: dropping it could forget an entry or a
+ * vote, so it is corruption (see docs/storage.md, "What a torn write can look like").
+ */
+function classifyTail(buf: Buffer, pos: number, nl: number, failure: string): { torn: boolean; reason: string } {
+  if (nl < 0) {
+    // A whole record followed by one byte that is neither its newline nor a zero (an unwritten sector) is not a
+    // prefix of anything the writer wrote: the record is complete, and the byte where its newline was is damaged.
+    if (buf[buf.length - 1] !== 0 && typeof checkLine(buf, pos, buf.length - 1) !== 'string')
+      return {
+        torn: false,
+        reason:
+          'the last record is complete but the byte after it is not a newline: a damaged record, not a torn write ' +
+          `(the record starts at byte offset ${pos})`,
+      };
+    return { torn: true, reason: 'incomplete last line (no newline): a write cut short by a crash' };
+  }
+  if (zerosEndOnSectorBoundaries(buf, pos, nl))
+    return {
+      torn: true,
+      reason: 'zero-filled sectors in the last line: a write that a power loss kept from reaching the disk',
+    };
+  return {
+    torn: false,
+    reason:
+      `${failure}; the line is complete (newline-terminated), so it is not a torn write and may hold an ` +
+      `acknowledged entry or vote (it starts at byte offset ${pos})`,
+  };
+}
+
+/**
  * Read and verify a data directory without modifying it.
  *
  * @throws StorageError `CORRUPT_RECORD`, `LOG_GAP`, `MISSING_SEGMENT`, `CORRUPT_SNAPSHOT`, `UNSUPPORTED_VERSION`
@@ -160,6 +255,7 @@ export async function scanDataDir(dir: string): Promise<ScanResult> {
         segments: [],
         torn: null,
         leftovers: [],
+        repairs: [],
         exists: false,
       };
     throw new StorageError('IO_ERROR', `cannot list data directory: ${(e as Error).message}`, { file: dir, cause: e });
@@ -221,10 +317,15 @@ export async function scanDataDir(dir: string): Promise<ScanResult> {
       const checked = nl < 0 ? 'incomplete line (no newline)' : checkLine(buf, pos, end);
       let rec: LogRecord | string = typeof checked === 'string' ? checked : toLogRecord(checked);
       if (typeof rec === 'string' && typeof checked === 'string') {
-        // Checksum failure: torn only at the end of the last segment, with nothing valid after it.
+        // Checksum failure: torn only at the end of the last segment, with nothing valid after it, and only if it
+        // looks like a torn write.
         if (isLast && !(nl >= 0 && hasValidLineAfter(buf, nl + 1))) {
-          torn = { file: name, line, offset: pos, bytes: buf.length - pos, reason: rec };
-          break;
+          const tail = classifyTail(buf, pos, nl, rec);
+          if (tail.torn) {
+            torn = { file: name, line, offset: pos, bytes: buf.length - pos, reason: tail.reason };
+            break;
+          }
+          throw new StorageError('CORRUPT_RECORD', tail.reason, { file, line });
         }
         throw new StorageError('CORRUPT_RECORD', rec, { file, line });
       }
@@ -314,6 +415,55 @@ export async function scanDataDir(dir: string): Promise<ScanResult> {
     segments,
     torn,
     leftovers,
+    repairs: await plannedRepairs(dir, segments, torn, leftovers, logStart),
     exists: true,
   };
+}
+
+/** What opening the directory will change, as {@link SegmentWriter.open} does it. */
+async function plannedRepairs(
+  dir: string,
+  segments: readonly SegmentScan[],
+  torn: TornTail | null,
+  leftovers: readonly string[],
+  logStart: number,
+): Promise<RecoveryRepair[]> {
+  const out: RecoveryRepair[] = [];
+  if (torn)
+    out.push({
+      action: 'truncated',
+      file: join(dir, torn.file),
+      offset: torn.offset,
+      bytes: torn.bytes,
+      line: torn.line,
+      reason: torn.reason,
+    });
+  const last = segments[segments.length - 1];
+  if (last !== undefined && last.prev === null)
+    out.push({
+      action: 'rewroteHeader',
+      file: join(dir, last.file),
+      offset: 0,
+      bytes: 0,
+      line: 1,
+      reason: 'the last segment had no complete header (a crash right after it was created)',
+    });
+  for (const name of leftovers) {
+    const file = join(dir, name);
+    let bytes = 0;
+    try {
+      bytes = (await fs.stat(file)).size;
+    } catch (e) {
+      if (!isNotFound(e))
+        throw new StorageError('IO_ERROR', `cannot stat a leftover file: ${(e as Error).message}`, { file, cause: e });
+    }
+    const seq = parseSegmentFileName(name);
+    const reason = name.endsWith(TMP_SUFFIX)
+      ? 'temporary file of a write that a crash interrupted'
+      : seq !== null
+        ? `segment older than the snapshot's first needed segment ${segmentFileName(logStart)}: the snapshot replaced it`
+        : 'snapshot data that snapshot.json does not name (an older or unfinished snapshot)';
+    out.push({ action: 'deleted', file, offset: 0, bytes, line: null, reason });
+  }
+  return out;
 }

@@ -26,7 +26,7 @@ import {
   snapshotDataFileName,
 } from './format.js';
 import { fsyncDir, isNotFound } from './fsutil.js';
-import { type ScanResult, scanDataDir } from './recovery.js';
+import { type RecoveryRepair, type ScanResult, scanDataDir } from './recovery.js';
 import { type SegmentState, SegmentWriter } from './segments.js';
 import {
   ChunkFile,
@@ -82,14 +82,31 @@ export interface RecoveredState<C> {
   readonly entries: Entry<C>[];
 }
 
-/** What opening the directory repaired. */
+/**
+ * What opening the directory repaired. Plain JSON data. A runtime should log `repaired` when it is not empty (a torn
+ * tail means the process or the machine crashed in the middle of a write), e.g. with {@link formatRecoveryRepair}.
+ */
 export interface RecoveryReport {
-  /** The segment whose torn tail was truncated, or `null`. */
+  /** Every change made to the directory when it was opened, in order (empty if none). */
+  readonly repaired: readonly RecoveryRepair[];
+  /** The segment whose torn tail was truncated, or `null` (the `truncated` entry of `repaired`, if any). */
   readonly tornFile: string | null;
   /** How many bytes of torn tail were dropped. */
   readonly tornBytes: number;
-  /** Leftover files deleted (temporary files, obsolete segments and snapshot data). */
+  /** Leftover files deleted (temporary files, obsolete segments and snapshot data): the `deleted` entries. */
   readonly removedFiles: readonly string[];
+}
+
+/** One line of text for a repair, for logs: `truncated /data/log-0000000002.jsonl at byte 4096 (line 37, ...)`. */
+export function formatRecoveryRepair(r: RecoveryRepair): string {
+  switch (r.action) {
+    case 'truncated':
+      return `truncated ${r.file} at byte ${r.offset} (line ${r.line}), dropping ${r.bytes} bytes: ${r.reason}`;
+    case 'rewroteHeader':
+      return `rewrote the header of ${r.file}: ${r.reason}`;
+    default:
+      return `deleted ${r.file} (${r.bytes} bytes): ${r.reason}`;
+  }
 }
 
 /** Chunked reception of a snapshot sent by a leader (see {@link JsonlStorage.beginSnapshotReceive}). */
@@ -136,7 +153,7 @@ export interface JsonlStorage<C> {
   readonly dir: string;
   /** What was recovered when the storage was opened (it is not updated by later writes). */
   readonly state: RecoveredState<C>;
-  /** What opening the directory repaired. */
+  /** What opening the directory repaired (torn tail truncated, leftovers deleted): log it if not empty. */
   readonly recovery: RecoveryReport;
   /** The latest hard state passed to {@link JsonlStorage.saveHardState} (or recovered), durable or not. */
   readonly hardState: HardState;
@@ -362,6 +379,7 @@ class Storage<C> implements JsonlStorage<C> {
       entries,
     };
     this.recovery = {
+      repaired: scan.repairs.map((r) => ({ ...r })),
       tornFile: scan.torn ? join(dir, scan.torn.file) : null,
       tornBytes: scan.torn?.bytes ?? 0,
       removedFiles: scan.leftovers.map((f) => join(dir, f)),
@@ -757,12 +775,13 @@ class Storage<C> implements JsonlStorage<C> {
 
 /**
  * Open (or create) a data directory: recover its contents, repair a torn tail, and return a storage ready for
- * writes. What was recovered is in `storage.state`.
+ * writes. What was recovered is in `storage.state`, what was repaired in `storage.recovery`.
  *
  * @param dir - the node's data directory; created if missing. One directory per node.
  * @param options - see {@link StorageOptions}.
  * @throws StorageError `CORRUPT_RECORD`, `LOG_GAP`, `MISSING_SEGMENT`, `CORRUPT_SNAPSHOT`, `UNSUPPORTED_VERSION`
- *   (the directory is damaged; nothing was changed or deleted), `LOCKED` or `IO_ERROR`.
+ *   (the directory is damaged; nothing was changed or deleted), `LOCKED` or `IO_ERROR`. A complete last record
+ *   with a bad checksum is `CORRUPT_RECORD` too: only an incomplete line can be a torn write (see docs/storage.md).
  */
 export async function openStorage<C = Uint8Array>(
   dir: string,

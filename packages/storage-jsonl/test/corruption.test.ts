@@ -61,7 +61,7 @@ describe('corruption', () => {
     expect(names.length).toBe(5); // three segments, snapshot.json, snapshot data
     const segs = segmentFiles(pristine);
 
-    const outcomes = { error: 0, torn: 0, badSnapshotData: 0 };
+    const outcomes = { error: 0, torn: 0, unchanged: 0, badSnapshotData: 0 };
     for (let trial = 0; trial < 150; trial++) {
       const dir = await tempDir();
       copyDir(pristine, dir);
@@ -99,12 +99,24 @@ describe('corruption', () => {
           outcomes.badSnapshotData++;
           await expect(s.readSnapshot(), what).rejects.toMatchObject({ code: 'CORRUPT_SNAPSHOT' });
           expect(plain(s.state.entries), what).toEqual(full.entries);
+        } else if (s.recovery.repaired.length === 0) {
+          // Flips that cancelled out (the same byte flipped back): the file is as it was.
+          outcomes.unchanged++;
+          expect(fs.readFileSync(path).equals(fs.readFileSync(join(pristine, name))), what).toBe(true);
+          expect(plain(s.state.entries), what).toEqual(full.entries);
         } else {
-          // Only a flip in the last record(s) of the last segment can be taken for a torn write: the records
-          // before it are recovered unchanged, nothing else.
+          // A complete line with a bad checksum is corruption, so only flips that turned a byte of the last line
+          // into a zero (the mark of a sector a power loss left unwritten), or that replaced the file's final
+          // newline and damaged the record before it (a line cut short, as far as anyone can tell), can be taken
+          // for a torn write: the records before it are recovered unchanged, and the repair is reported.
           outcomes.torn++;
           expect(name, what).toBe(segs[segs.length - 1]);
           expect(s.recovery.tornBytes, what).toBeGreaterThan(0);
+          expect(s.recovery.repaired[0], what).toMatchObject({ action: 'truncated', file: path });
+          expect(
+            positions.some((p) => bytes[p] === 0 || p === bytes.length - 1),
+            what,
+          ).toBe(true);
           expect(s.state.snapshot, what).toEqual(full.snapshot);
           const got = s.state.entries;
           expect(got.length, what).toBeLessThan(fullEntries.length + 1);
@@ -153,6 +165,118 @@ describe('corruption', () => {
     const before = snapshotFiles(dir);
     await expect(openStorage(dir)).rejects.toMatchObject({ code: 'CORRUPT_RECORD', file: path, line: k + 1 });
     expectNothingChanged(dir, before, 'after the failed open');
+  });
+
+  it('a damaged last record is corruption, not a torn tail: the vote it holds is not forgotten', async () => {
+    const dir = await tempDir();
+    await buildDir(dir);
+    const w = await openStorage(dir, { sync: false });
+    await w.saveHardState({ term: 4, votedFor: 'c' });
+    await w.close();
+    const segs = segmentFiles(dir);
+    const path = join(dir, segs[segs.length - 1]);
+    const text = fs.readFileSync(path, 'utf8');
+    const lines = text.split('\n');
+    const k = lines.length - 2; // the last record (the file ends with a newline)
+    expect(lines[k]).toContain('"rec":"hardState","term":4,"votedFor":"c"');
+    // A one-byte change that keeps the line valid JSON: only the checksum can tell.
+    lines[k] = lines[k].replace('"votedFor":"c"', '"votedFor":"a"');
+    fs.writeFileSync(path, lines.join('\n'));
+    const before = snapshotFiles(dir);
+    const err = (await openStorage(dir).catch((e: unknown) => e)) as StorageError;
+    expect(isStorageError(err, 'CORRUPT_RECORD'), String(err)).toBe(true);
+    expect(err.file).toBe(path);
+    expect(err.line).toBe(k + 1);
+    expect(err.message).toContain('checksum mismatch');
+    expect(err.message).toContain('not a torn write');
+    expect(err.message).toContain(`byte offset ${text.length - lines[k].length - 1}`);
+    expectNothingChanged(dir, before, 'after the failed open');
+  });
+
+  it('any one changed byte of the last complete record, its newline included, stops the open', {
+    timeout: 120_000,
+  }, async () => {
+    const pristine = await tempDir();
+    await buildDir(pristine);
+    const segs = segmentFiles(pristine);
+    const name = segs[segs.length - 1];
+    const original = fs.readFileSync(join(pristine, name));
+    const start = original.lastIndexOf(0x0a, original.length - 2) + 1;
+    const line = original.subarray(0, start).filter((b) => b === 0x0a).length + 1;
+    expect(original[original.length - 1]).toBe(0x0a);
+    const dir = await tempDir();
+    copyDir(pristine, dir);
+    const path = join(dir, name);
+    let tried = 0;
+    for (let i = start; i < original.length; i++) {
+      // XOR with 0x01 or 0x80 never yields a zero or a newline from the bytes the writer produces.
+      for (const x of [0x01, 0x80]) {
+        const bytes = Buffer.from(original);
+        bytes[i] ^= x;
+        fs.writeFileSync(path, bytes);
+        const what = `byte ${i - start} of the last line ^ ${x}`;
+        await expect(openStorage(dir, { sync: false }), what).rejects.toMatchObject({
+          code: 'CORRUPT_RECORD',
+          file: path,
+          line,
+        });
+        expect(fs.readFileSync(path).equals(bytes), what).toBe(true);
+        tried++;
+      }
+    }
+    expect(tried).toBe(2 * (original.length - start));
+  });
+
+  it('a last line with holes of zeros that end on sector boundaries is a torn write; other zeros are not', async () => {
+    const pristine = await tempDir();
+    const s = await openStorage(pristine, { sync: false });
+    await s.appendEntries(cmds(1, 3, 1));
+    await s.saveHardState({ term: 2, votedFor: 'b' });
+    await s.close();
+    const path0 = join(pristine, 'log-0000000001.jsonl');
+    const intact = fs.readFileSync(path0);
+    // A long entry line that a power loss interrupted: its middle never reached the disk (zeros up to a sector
+    // boundary), a later sector holding its end and newline did.
+    const { encodeLine, entryBody } = await import('../src/format.js');
+    const long = encodeLine(entryBody(4, 2, 'command', JSON.stringify({ $bytes: 'A'.repeat(1200) })));
+    const off = intact.length;
+    const boundary = Math.ceil((off + 40) / 512) * 512;
+    expect(boundary + 10).toBeLessThan(off + long.length);
+    const variant = (zerosEnd: number): Buffer => {
+      const b = Buffer.concat([intact, long]);
+      b.fill(0, off + 40, zerosEnd);
+      return b;
+    };
+
+    const torn = await tempDir();
+    copyDir(pristine, torn);
+    fs.writeFileSync(join(torn, 'log-0000000001.jsonl'), variant(boundary));
+    const r = await openStorage(torn, { sync: false });
+    expect(plain(r.state.entries)).toEqual(plain(cmds(1, 3, 1)));
+    expect(r.state.hardState).toEqual({ term: 2, votedFor: 'b' });
+    expect(r.recovery.repaired).toEqual([
+      {
+        action: 'truncated',
+        file: join(torn, 'log-0000000001.jsonl'),
+        offset: off,
+        bytes: long.length,
+        line: 6,
+        reason: expect.stringContaining('zero-filled sectors'),
+      },
+    ]);
+    await r.close();
+    expect(fs.readFileSync(join(torn, 'log-0000000001.jsonl')).equals(intact)).toBe(true);
+
+    // Zeros that end one byte off a sector boundary, or a single zero, are not an unwritten sector.
+    for (const zerosEnd of [boundary + 1, boundary - 1, off + 41]) {
+      const bad = await tempDir();
+      copyDir(pristine, bad);
+      fs.writeFileSync(join(bad, 'log-0000000001.jsonl'), variant(zerosEnd));
+      await expect(openStorage(bad, { sync: false }), `zeros up to ${zerosEnd}`).rejects.toMatchObject({
+        code: 'CORRUPT_RECORD',
+        line: 6,
+      });
+    }
   });
 
   it('a missing segment stops the open, naming the missing file; nothing is deleted', async () => {

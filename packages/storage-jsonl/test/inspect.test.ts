@@ -103,6 +103,25 @@ describe('inspect', () => {
     expect(fs.statSync(last).size).toBe(size);
   });
 
+  it('reports a damaged last complete record as an error, not as a torn tail', async () => {
+    const dir = await buildDir();
+    const segs = segmentFiles(dir);
+    const last = join(dir, segs[segs.length - 1]);
+    const text = fs.readFileSync(last, 'utf8');
+    const lines = text.split('\n');
+    const k = lines.length - 2;
+    expect(lines[k]).toContain('"votedFor":"b"');
+    lines[k] = lines[k].replace('"votedFor":"b"', '"votedFor":"c"');
+    fs.writeFileSync(last, lines.join('\n'));
+    const { status, out, err } = await run([dir]);
+    expect(status).toBe(1);
+    expect(out).toBe('');
+    expect(err).toContain(`CORRUPT_RECORD: checksum mismatch`);
+    expect(err).toContain('not a torn write');
+    expect(err).toContain(`${last}:${k + 1}`);
+    expect(fs.readFileSync(last, 'utf8')).toBe(lines.join('\n'));
+  });
+
   it('fails clearly, with a non-zero status, for a missing or damaged directory and bad usage', async () => {
     const missing = join(await tempDir(), 'nope');
     const m = await run([missing]);

@@ -11,7 +11,7 @@ describe('openStorage basics', () => {
     const s = await openStorage(dir);
     expect(s.state).toEqual({ hardState: { term: 0, votedFor: null }, snapshot: null, entries: [] });
     expect(s.lastIndex).toBe(0);
-    expect(s.recovery).toEqual({ tornFile: null, tornBytes: 0, removedFiles: [] });
+    expect(s.recovery).toEqual({ repaired: [], tornFile: null, tornBytes: 0, removedFiles: [] });
     await s.close();
     expect(fs.existsSync(join(dir, 'LOCK'))).toBe(false);
     expect(segmentFiles(dir)).toEqual(['log-0000000001.jsonl']);
@@ -241,12 +241,66 @@ describe('openStorage basics', () => {
         .map((f) => join(dir, f))
         .sort(),
     );
+    expect([...r.recovery.repaired].sort((a, b) => a.file.localeCompare(b.file))).toEqual([
+      {
+        action: 'deleted',
+        file: join(dir, 'log-0000000001.jsonl'),
+        offset: 0,
+        bytes: 5,
+        line: null,
+        reason: "segment older than the snapshot's first needed segment log-0000000007.jsonl: the snapshot replaced it",
+      },
+      {
+        action: 'deleted',
+        file: join(dir, 'snapshot-000000000099-9.bin'),
+        offset: 0,
+        bytes: 6,
+        line: null,
+        reason: 'snapshot data that snapshot.json does not name (an older or unfinished snapshot)',
+      },
+      {
+        action: 'deleted',
+        file: join(dir, 'snapshot-000000000099-9.bin.tmp'),
+        offset: 0,
+        bytes: 6,
+        line: null,
+        reason: 'temporary file of a write that a crash interrupted',
+      },
+      {
+        action: 'deleted',
+        file: join(dir, 'snapshot.json.tmp'),
+        offset: 0,
+        bytes: 4,
+        line: null,
+        reason: 'temporary file of a write that a crash interrupted',
+      },
+    ]);
     expect(r.state.snapshot?.index).toBe(12);
     expect(r.state.entries).toEqual([]);
     await r.close();
     const left = fs.readdirSync(dir).sort();
     expect(left).toContain('notes.txt');
     expect(left.filter((f) => f.endsWith('.tmp') || f.includes('-99-') || f === 'log-0000000001.jsonl')).toEqual([]);
+  });
+
+  it('never writes a zero byte, even for strings holding U+0000 (recovery reads zeros as unwritten sectors)', async () => {
+    const dir = await tempDir();
+    const nul = '\u0000n\u0000';
+    const s = await openStorage<unknown>(dir, { sync: false, codec: { encode: (c) => c as never, decode: (j) => j } });
+    await s.saveHardState({ term: 1, votedFor: nul });
+    const config = { voters: [nul], learners: [] };
+    await s.appendEntries([
+      { index: 1, term: 1, type: 'command', command: { [nul]: nul } },
+      { index: 2, term: 1, type: 'config', config },
+    ]);
+    await s.saveSnapshot({ index: 1, term: 1, config }, new Uint8Array([1]));
+    await s.close();
+    for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.json') || n.endsWith('.jsonl')))
+      expect(fs.readFileSync(join(dir, name)).includes(0), name).toBe(false);
+    const r = await openStorage<unknown>(dir, { codec: { encode: (c) => c as never, decode: (j) => j } });
+    expect(r.state.hardState).toEqual({ term: 1, votedFor: nul });
+    expect(r.state.entries).toEqual([{ index: 2, term: 1, type: 'config', config }]);
+    await r.close();
   });
 
   it('refuses a directory written by an incompatible format version', async () => {

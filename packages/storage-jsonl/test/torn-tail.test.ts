@@ -89,6 +89,21 @@ describe('torn tail: truncate the last segment at every byte offset', () => {
         expect(s.lastIndex, what).toBe(expected.entries.length);
         expect(s.recovery.tornBytes, what).toBe(cut - intact);
         expect(s.recovery.tornFile, what).toBe(cut - intact > 0 ? lastPath : null);
+        // Every repair is reported: where the torn write started, how much was dropped, and why it was safe.
+        const line = original.subarray(0, intact).filter((b) => b === 0x0a).length + 1;
+        const truncated = {
+          action: 'truncated',
+          file: lastPath,
+          offset: intact,
+          bytes: cut - intact,
+          line,
+          reason: 'incomplete last line (no newline): a write cut short by a crash',
+        };
+        const rewroteHeader = { action: 'rewroteHeader', file: lastPath, offset: 0, bytes: 0, line: 1 };
+        expect(s.recovery.repaired, what).toMatchObject([
+          ...(cut > intact ? [truncated] : []),
+          ...(intact === 0 ? [rewroteHeader] : []),
+        ]);
         // The torn bytes are gone from the file (a header torn away is rewritten).
         expect(fs.statSync(lastPath).size, what).toBe(intact === 0 ? headerBytes : intact);
         if (cut % 16 === 0) {
