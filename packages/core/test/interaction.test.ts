@@ -19,8 +19,8 @@ describe('interaction transcripts', () => {
   it.each(files)('%s', (file) => {
     const path = join(dir, file);
     const text = readFileSync(path, 'utf8');
-    const { cases, rendered } = runTranscript(text);
-    if (rewrite) {
+    const { cases, rendered, error } = runTranscript(text);
+    if (rewrite && error === undefined) {
       writeFileSync(path, rendered);
       return;
     }
@@ -28,6 +28,7 @@ describe('interaction transcripts', () => {
       // The first mismatch is the interesting one: later cases usually differ only because of it.
       expect(c.actual, `testdata/${file}:${c.line} "${c.command}" (rewrite: RAFT_TESTDATA_REWRITE=1)`).toBe(c.expected);
     }
+    if (error) throw error;
     expect(rendered).toBe(text);
   });
 

@@ -499,29 +499,35 @@ export class Interpreter {
 
 /**
  * Runs a transcript and returns every case with its actual output, plus the file as it would be with the actual
- * outputs in place (what the rewrite flag writes back).
+ * outputs in place (what the rewrite flag writes back). A command that cannot run stops the transcript: `error` is
+ * set and `cases` holds the cases before it, so that a caller can report an earlier divergence (the likely cause)
+ * first.
  */
-export function runTranscript(text: string): { cases: Case[]; rendered: string } {
+export function runTranscript(text: string): { cases: Case[]; rendered: string; error?: Error } {
   const lines = text.replace(/\n+$/, '').split('\n');
   const interp = new Interpreter();
   const cases: Case[] = [];
   const rendered: string[] = [];
-  let i = 0;
-  while (i < lines.length) {
+  for (let i = 0; i < lines.length; ) {
     const line = lines[i];
     if (line.trim() === '' || line.startsWith('#')) {
       rendered.push(line);
       i++;
       continue;
     }
-    if (lines[i + 1] !== '----') throw new ScriptError(`line ${i + 2}: expected ---- after "${line}"`);
     const start = i + 1;
-    i += 2;
     const expected: string[] = [];
-    while (i < lines.length && lines[i].trim() !== '') expected.push(lines[i++]);
-    const actual = interp.exec(line);
-    cases.push({ line: start, command: line, expected: expected.join('\n'), actual });
-    rendered.push(line, '----', actual);
+    for (i += 2; i < lines.length && lines[i].trim() !== ''; i++) expected.push(lines[i]);
+    try {
+      if (lines[start] !== '----') throw new ScriptError(`expected ---- after "${line}"`);
+      const actual = interp.exec(line);
+      cases.push({ line: start, command: line, expected: expected.join('\n'), actual });
+      rendered.push(line, '----', actual);
+    } catch (e) {
+      const error = e instanceof Error ? e : new Error(String(e));
+      error.message = `line ${start}: ${error.message}`;
+      return { cases, rendered: text, error };
+    }
   }
   return { cases, rendered: `${rendered.join('\n')}\n` };
 }
