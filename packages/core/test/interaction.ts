@@ -402,6 +402,11 @@ export class Interpreter {
 
   /** Removes and returns (at most `max` of) the queued messages matching `from`, `to` and `type`. */
   private take(kv: Map<string, string>, max: number): Message<string>[] {
+    // A misspelt filter would silently match everything (or nothing): refuse it instead.
+    for (const k of kv.keys()) if (!['from', 'to', 'type', 'max'].includes(k)) throw new ScriptError(`bad filter ${k}`);
+    const type = kv.get('type');
+    const known = Object.values(TYPE).flatMap((t) => [t, `Pre${t}`]);
+    if (type !== undefined && !known.includes(type)) throw new ScriptError(`unknown message type ${type}`);
     const picked: Message<string>[] = [];
     this.queue = this.queue.filter((m) => {
       const match =
