@@ -33,13 +33,15 @@ export {
 } from './machine.js';
 export { ClientRequest, type RequestPhase, saysNotApplied, type WaitReason } from './request.js';
 export { isMember, membersOf, RaftRuntime, type ResolvedOptions } from './runtime.js';
-export { after, isThenable, type MaybePromise } from './sync.js';
+export { after, Completion, isThenable, type MaybePromise } from './sync.js';
 export {
   type FollowerProgress,
   newRuntimeCounters,
+  type RuntimeBugs,
   type RuntimeCounters,
   type RuntimeEvent,
   type RuntimeOptions,
   type RuntimeRequest,
   type RuntimeState,
+  type RuntimeTap,
 } from './types.js';

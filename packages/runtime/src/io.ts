@@ -31,6 +31,8 @@ export interface SnapshotReceiver {
   finish(): PromiseLike<void>;
   /** Abandon the transfer. */
   abort(): PromiseLike<void>;
+  /** @internal The bytes received so far, where the storage keeps them in memory (a planted-bug test uses it). */
+  bytes?(): Uint8Array | null;
 }
 
 /**

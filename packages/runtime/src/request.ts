@@ -138,12 +138,14 @@ export class ClientRequest {
    * applied. An idempotent request waits to be retried (and can no longer be answered "not applied"); any other
    * settles as "outcome unknown".
    *
+   * @param forget - test only: plant the bug of forgetting the lost attempt.
    * @returns whether the request is now waiting for a retry
    */
-  lost(): boolean {
+  lost(forget = false): boolean {
     if (this.settled) return false;
     if (this.idempotent) {
-      this.mayHaveApplied = true;
+      // `forget` plants a bug for the simulator's tests: the earlier attempt is forgotten.
+      if (!forget) this.mayHaveApplied = true;
       this.wait('leader');
       return true;
     }

@@ -512,7 +512,7 @@ export class Requests {
       this.forwards.delete(id);
       // It may have reached the leader and be applied: an idempotent request is retried (harmlessly), and is never
       // answered "not applied" from now on; any other is answered "outcome unknown".
-      if (req.lost()) this.waitLeader(req);
+      if (req.lost(this.rt.bugs.forgetLostAttempts === true)) this.waitLeader(req);
     }
   }
 

@@ -40,6 +40,7 @@ import { after, attempt, isThenable, Serial } from './sync.js';
 import {
   type FollowerProgress,
   newRuntimeCounters,
+  type RuntimeBugs,
   type RuntimeCounters,
   type RuntimeOptions,
   type RuntimeRequest,
@@ -52,6 +53,8 @@ export interface ResolvedOptions {
   readonly heartbeatMs: number;
   /** See {@link RuntimeOptions.electionTimeoutMs}. */
   readonly electionTimeoutMs: number;
+  /** See {@link RuntimeOptions.electionTimeoutMaxMs}. */
+  readonly electionTimeoutMaxMs: number;
   /** See {@link RuntimeOptions.requestTimeoutMs}. */
   readonly requestTimeoutMs: number;
   /** See {@link RuntimeOptions.autoSnapshotEntries}. */
@@ -99,6 +102,8 @@ export class RaftRuntime {
   readonly transport: Transport;
   private readonly storage: RaftStorage;
   private readonly requests: Requests;
+  /** @internal Planted bugs (tests only). */
+  readonly bugs: RuntimeBugs;
   private running = false;
   private started = false;
   /** @internal Set when the node stopped taking part (storage failed, or a bug). */
@@ -130,6 +135,7 @@ export class RaftRuntime {
     this.o = {
       heartbeatMs: options.heartbeatMs ?? 100,
       electionTimeoutMs: options.electionTimeoutMs ?? 1000,
+      electionTimeoutMaxMs: options.electionTimeoutMaxMs ?? 2 * (options.electionTimeoutMs ?? 1000),
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
       autoSnapshotEntries: options.autoSnapshotEntries ?? 100_000,
       maxInflightRequests: options.maxInflightRequests ?? 100_000,
@@ -145,6 +151,7 @@ export class RaftRuntime {
     this.storage = options.storage;
     this.rm = new ReplicatedMachine(options.machine, options.maxSessions ?? 100_000);
     this.requests = new Requests(this);
+    this.bugs = options.unsafeBugs ?? {};
   }
 
   /** Whether the runtime is running (started, not stopped; it may have failed). */
@@ -297,6 +304,7 @@ export class RaftRuntime {
     try {
       this.runActions();
       this.transport.flush?.();
+      this.options.tap?.turn?.();
     } catch (e) {
       // A bug (here, in the core or in the Machine): stop taking part rather than crash the hosting process.
       this.log.error('internal error in the action loop', { error: (e as Error)?.stack ?? String(e) });
@@ -308,10 +316,14 @@ export class RaftRuntime {
     let configApplied = false;
     let leaderChanged = false;
     const actions: Action<Command>[] = this.node.takeActions();
+    const tap = this.options.tap;
+    const bugs = this.bugs;
     for (const a of actions) {
+      tap?.action?.(a);
       switch (a.type) {
         case 'persistHardState': {
           // Gate: every send queued after this waits until this term/vote is durable (see `send`).
+          if (bugs.skipHardState) break;
           const seq = ++this.hsWritten;
           this.storage.saveHardState(a.hardState).then(
             () => {
@@ -326,6 +338,7 @@ export class RaftRuntime {
           const last = a.entries[a.entries.length - 1];
           const n = a.entries.length;
           // Written in the background; the core counts them (and acknowledges them) only once `persisted` says so.
+          if (bugs.persistedBeforeFsync) this.node.persisted(last.index, last.term);
           this.storage.appendEntries(a.entries).then(
             () => {
               if (!this.running || this.failure !== null) return;
@@ -340,7 +353,7 @@ export class RaftRuntime {
         }
         case 'send':
           // A message may speak in a term (or carry a vote) whose hard state is not on disk yet: hold it back.
-          if (this.hsDurable < this.hsWritten || this.deferredSends.length > 0) {
+          if (!bugs.sendBeforeHardStateDurable && (this.hsDurable < this.hsWritten || this.deferredSends.length > 0)) {
             this.deferredSends.push([this.hsWritten, a.message]);
           } else this.transport.send(a.message);
           break;
@@ -348,7 +361,8 @@ export class RaftRuntime {
           const ms =
             a.kind === 'heartbeat'
               ? this.o.heartbeatMs
-              : this.o.electionTimeoutMs + this.clock.random() * this.o.electionTimeoutMs;
+              : this.o.electionTimeoutMs +
+                this.clock.random() * (this.o.electionTimeoutMaxMs - this.o.electionTimeoutMs);
           this.clock.clearTimeout(this.timer);
           this.timer = this.clock.setTimeout(() => this.onTimer(), ms);
           break;
@@ -555,21 +569,32 @@ export class RaftRuntime {
   private installSnapshot(meta: SnapshotMeta): void {
     const receiver = this.receiver;
     if (receiver === null) return;
+    const restore = (data: Uint8Array) => {
+      this.rm.restore(data);
+      this.appliedIndex = meta.index;
+      this.snapshotMeta = meta;
+      this.counters.snapshotsInstalled++;
+      this.node.snapshotInstalled(meta);
+      this.requests.snapshotCovers(meta.index);
+      this.log.info('snapshot installed', { index: meta.index, bytes: data.length });
+      this.kick();
+    };
+    let restoredEarly = false;
+    if (this.bugs.installBeforeDurable && receiver.bytes !== undefined) {
+      const data = receiver.bytes();
+      if (data !== null) {
+        restore(data);
+        restoredEarly = true;
+      }
+    }
     // Gate: the machine is restored and the core told only once the snapshot is durable.
     this.receiveChain.push(
       () =>
         after(receiver.finish(), () =>
           after(this.storage.readSnapshot(), (snap) => {
             if (this.receiver === receiver) this.receiver = null;
-            if (!this.running || snap === null) return;
-            this.rm.restore(snap.data);
-            this.appliedIndex = meta.index;
-            this.snapshotMeta = meta;
-            this.counters.snapshotsInstalled++;
-            this.node.snapshotInstalled(meta);
-            this.requests.snapshotCovers(meta.index);
-            this.log.info('snapshot installed', { index: meta.index, bytes: snap.data.length });
-            this.kick();
+            if (!this.running || snap === null || restoredEarly) return;
+            restore(snap.data);
           }),
         ),
       (e) => this.fatal(e),

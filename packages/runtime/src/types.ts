@@ -4,10 +4,10 @@
  * @packageDocumentation
  */
 
-import type { NodeId, RaftOptions, Role } from '@raft/core';
+import type { Action, NodeId, RaftOptions, Role } from '@raft/core';
 import type { Clock, RaftStorage, Transport } from './io.js';
 import type { Logger } from './logger.js';
-import type { Machine } from './machine.js';
+import type { Command, Machine } from './machine.js';
 
 /** Options of {@link RaftRuntime}. `id`, `storage`, `transport` and `machine` are required. */
 export interface RuntimeOptions {
@@ -23,8 +23,10 @@ export interface RuntimeOptions {
   clock?: Clock;
   /** Leader heartbeat interval in ms. Default 100. */
   heartbeatMs?: number;
-  /** Minimum election timeout in ms; each election waits a random time in [t, 2t). Default 1000. */
+  /** Minimum election timeout in ms; each election waits a random time in [t, max). Default 1000. */
   electionTimeoutMs?: number;
+  /** Maximum election timeout in ms (exclusive). Default `2 * electionTimeoutMs`. */
+  electionTimeoutMaxMs?: number;
   /** Default timeout of a request (waiting for a leader, forwarding, committing, membership changes). Default 10 s. */
   requestTimeoutMs?: number;
   /** Take a snapshot after this many entries were applied since the last one; 0 disables. Default 100 000. */
@@ -43,6 +45,35 @@ export interface RuntimeOptions {
   onEvent?: (e: RuntimeEvent) => void;
   /** Counters to increment (pass an object of your own to share it with a transport). Default: a fresh one. */
   counters?: RuntimeCounters;
+  /** Watch the action loop (a simulator's checker, tracing). */
+  tap?: RuntimeTap;
+  /**
+   * @internal Test-only switches that plant known runtime bugs, so the simulator's plant-a-bug tests can show they
+   * are caught. Never set these outside tests.
+   */
+  unsafeBugs?: RuntimeBugs;
+}
+
+/** Hooks into the action loop, for simulators, checkers and tracing. They must not call back into the runtime. */
+export interface RuntimeTap {
+  /** Right before the runtime carries out `action` (in order; the runtime's state reflects the earlier ones). */
+  action?(action: Action<Command>): void;
+  /** After each turn of the action loop (every action of the turn carried out). */
+  turn?(): void;
+}
+
+/** @internal Runtime bugs the simulator's plant-a-bug tests must catch (see {@link RuntimeOptions.unsafeBugs}). */
+export interface RuntimeBugs {
+  /** Send messages without waiting for the hard state before them to be durable (a vote can leave first). */
+  sendBeforeHardStateDurable?: boolean;
+  /** Never write the hard state at all. */
+  skipHardState?: boolean;
+  /** Tell the core entries are persisted as soon as they are handed to storage, before the fsync. */
+  persistedBeforeFsync?: boolean;
+  /** Restore an incoming snapshot and tell the core before the storage made it durable. */
+  installBeforeDurable?: boolean;
+  /** Forget that a lost forwarded attempt may have been applied: a later refusal is passed on as "not applied". */
+  forgetLostAttempts?: boolean;
 }
 
 /** What {@link RuntimeOptions.onEvent} is told. */

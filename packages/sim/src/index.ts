@@ -34,27 +34,26 @@ export {
   type ScheduleReport,
   type StepWeights,
 } from './schedule.js';
+export { type PendingWrite, SimDisk, SimStorage, type SimStorageHooks, type StoredSnapshot } from './sim-disk.js';
+export { type AppliedRecord, type NodeEvent, SimNode, type SimNodeHost } from './sim-node.js';
 export {
-  type AppliedRecord,
-  type NodeEvent,
-  SimDisk,
-  SimNode,
-  type SimNodeHost,
-  type StoredSnapshot,
-} from './sim-node.js';
-export {
-  coreEngine,
   describeMessage,
   formatTraceEvent,
   type ReadOutcome,
+  type RequestOutcome,
   Simulation,
   type SimulationOptions,
 } from './simulation.js';
-export { type KvCommand, KvStateMachine, kvCommandKey, makeKvCommand, type StateMachine } from './state-machine.js';
+export {
+  type KvCommand,
+  KvStateMachine,
+  kvCommandKey,
+  makeKvCommand,
+  ReferenceMachine,
+  type StateMachine,
+} from './state-machine.js';
 export {
   DEFAULT_TIMING,
-  type PersistedState,
-  type RaftEngine,
   type RaftNodeLike,
   type SimRaftOptions,
   type SimResult,

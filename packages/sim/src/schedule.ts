@@ -442,7 +442,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
           return c !== undefined || sim.leader()?.raft?.currentTerm !== term;
         }, deadline - sim.now);
         const c = sim.checker?.committedAt(index);
-        committed = c !== undefined && c.type === 'command' && c.command.id === command.id;
+        committed = c !== undefined && c.type === 'command' && c.command.input === JSON.stringify(command);
       }
       if (!committed) {
         throw new SafetyViolation(

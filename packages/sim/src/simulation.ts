@@ -4,33 +4,31 @@
  *
  * @packageDocumentation
  */
-import { type Action, type Index, type Message, type NodeId, RaftNode, type ReadId } from '@raft/core';
+import type { Action, Index, Message, NodeId, RaftNode, ReadId } from '@raft/core';
+import type {
+  ApplyOutcome,
+  Command,
+  ForwardReply,
+  ForwardRequest,
+  Machine,
+  RuntimeBugs,
+  RuntimeRequest,
+} from '@raft/runtime';
+import { ErrorCode as ErrorCodes, RpcError as RpcErrorClass } from '@raft/runtime';
 import { configKey, SafetyChecker, SafetyViolation } from './checker.js';
 import { EventQueue } from './event-queue.js';
 import { Network, type NetworkOptions } from './network.js';
 import { Prng } from './prng.js';
 import { type NodeEvent, SimNode, type SimNodeHost } from './sim-node.js';
-import { type KvCommand, KvStateMachine, kvCommandKey, type StateMachine } from './state-machine.js';
+import { type KvCommand, KvStateMachine, ReferenceMachine } from './state-machine.js';
 import {
   DEFAULT_TIMING,
-  type PersistedState,
-  type RaftEngine,
-  type RaftNodeLike,
   type SimRaftOptions,
   type SimResult,
   type TimingOptions,
   type TraceEvent,
   type TraceKind,
 } from './types.js';
-
-/** The default engine: `@raft/core`'s {@link RaftNode}. */
-export function coreEngine<C>(): RaftEngine<C> {
-  return {
-    start: (id, options) => RaftNode.start<C>(id, options) as unknown as RaftNodeLike<C>,
-    restart: (id, persisted: PersistedState<C>, options) =>
-      RaftNode.restart<C>(id, persisted, options) as unknown as RaftNodeLike<C>,
-  };
-}
 
 /** Options of a {@link Simulation}. Everything but `seed` has a default. */
 export interface SimulationOptions<C = KvCommand> {
@@ -49,17 +47,18 @@ export interface SimulationOptions<C = KvCommand> {
   network?: Partial<NetworkOptions>;
   /** Options passed to every Raft node (including test-only `unsafeBugs`). */
   raft?: SimRaftOptions;
-  /** Creates Raft nodes (default: `@raft/core`). */
-  engine?: RaftEngine<C>;
-  /** Creates a state machine (default: {@link KvStateMachine}). */
-  stateMachine?: () => StateMachine<C>;
-  /** A canonical string for a command (default: {@link kvCommandKey} for the KV machine, else JSON). */
-  commandKey?: (command: C) => string;
   /**
-   * Reads the value a read returns from a state machine (default for the KV machine: the value of the read's key).
-   * When set, reads are checked against the committed log's value too, not only by index.
+   * Creates the machine every node runs, the same `Machine` the TCP server runs (default: {@link KvStateMachine}).
+   * Its `snapshot()` must answer synchronously here. Commands (`C`) travel as JSON, as in production.
    */
-  readValue?: (sm: StateMachine<C>, query: unknown) => unknown;
+  stateMachine?: () => Machine;
+  /**
+   * Reads the value a read returns from a machine (default: the machine's own answer to the query, as
+   * `apply(query, {kind: 'Query'})`). Reads are checked against the committed log's value too, not only by index.
+   */
+  readValue?: (sm: Machine, query: unknown) => unknown;
+  /** Runtime bugs to plant (plant-a-bug tests only). */
+  runtimeBugs?: RuntimeBugs;
   /** Run the {@link SafetyChecker} (default true). */
   check?: boolean;
   /** How many trace events to keep (a ring buffer; default 400, 0 disables the trace). */
@@ -88,7 +87,32 @@ export interface ReadOutcome {
   error?: string;
 }
 
-type SimEvent<C> = NodeEvent | { time: number; seq: number; kind: 'deliver'; node: NodeId; message: Message<C> };
+type SimEvent =
+  | NodeEvent
+  | { time: number; seq: number; kind: 'deliver'; node: NodeId; message: Message<Command> }
+  | {
+      time: number;
+      seq: number;
+      kind: 'forward';
+      node: NodeId;
+      from: NodeId;
+      item: { request: ForwardRequest } | { reply: ForwardReply };
+    }
+  | { time: number; seq: number; kind: 'lost'; node: NodeId; ids: number[] };
+
+/** What became of a request handed to a node's runtime with {@link Simulation.submit}. */
+export interface RequestOutcome {
+  /** The node asked. */
+  readonly node: NodeId;
+  /** What was asked. */
+  readonly request: RuntimeRequest;
+  /** Virtual time it was submitted. */
+  readonly issuedAt: number;
+  /** Virtual time it was answered, once it is. */
+  answeredAt?: number;
+  /** The answer, once there is one. */
+  outcome?: ApplyOutcome;
+}
 
 /** Largest number of events a single {@link Simulation.runFor} call processes (a guard against livelock). */
 const MAX_EVENTS_PER_RUN = 1_000_000;
@@ -111,7 +135,7 @@ const MAX_EVENTS_PER_RUN = 1_000_000;
  *
  * @typeParam C - the command type (default: the KV machine's {@link KvCommand})
  */
-export class Simulation<C = KvCommand> implements SimNodeHost<C> {
+export class Simulation<C = KvCommand> implements SimNodeHost {
   /** The seed this simulation was created with. */
   readonly seed: number;
   /** The generator every random choice is drawn from. */
@@ -121,13 +145,15 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
   /** The simulated network (mutable settings, partitions). */
   readonly network: Network;
   /** The safety checker, or null when checking is disabled. */
-  readonly checker: SafetyChecker<C> | null;
-  /** How Raft nodes are created. */
-  readonly engine: RaftEngine<C>;
+  readonly checker: SafetyChecker<Command> | null;
+  /** Runtime bugs planted (tests only). */
+  readonly runtimeBugs: RuntimeBugs;
   /** Options given to every Raft node. */
   readonly raftOptions: SimRaftOptions;
   /** The simulated servers by id. */
-  readonly nodes = new Map<NodeId, SimNode<C>>();
+  readonly nodes = new Map<NodeId, SimNode>();
+  /** Every request submitted with {@link Simulation.submit}, in order. */
+  readonly requests: RequestOutcome[] = [];
   /** Every read issued so far, by read id. */
   readonly reads = new Map<ReadId, ReadOutcome>();
   /** JSON lines of every action performed (only with `recordActions`). */
@@ -135,17 +161,19 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
   /** Counters: events processed, messages sent, delivered and dropped. */
   readonly stats = { events: 0, sent: 0, delivered: 0, dropped: 0, duplicated: 0 };
 
-  private readonly queue = new EventQueue<SimEvent<C>>();
-  private readonly makeSm: () => StateMachine<C>;
-  private readonly readValue: ((sm: StateMachine<C>, query: unknown) => unknown) | undefined;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly makeSm: () => Machine;
+  private readonly readValue: (sm: Machine, query: unknown) => unknown;
   private readonly traceRing: TraceEvent[] = [];
   private readonly traceLimit: number;
   private traceNext = 0;
   private readonly listeners: ((event: TraceEvent) => void)[] = [];
   private readonly recordActions: boolean;
-  private readChecks: { read: ReadOutcome; node: SimNode<C>; at: Index }[] = [];
+  private readChecks: { read: ReadOutcome; node: SimNode; at: Index }[] = [];
   private time = 0;
   private nextReadId = 1;
+  /** The first violation a node's checks raised during the current event (see {@link SimNodeHost.violated}). */
+  private violation: unknown = null;
 
   /** @param options - see {@link SimulationOptions} */
   constructor(options: SimulationOptions<C>) {
@@ -153,17 +181,17 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
     this.random = new Prng(options.seed);
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.network = new Network(this.random, options.network);
-    this.engine = options.engine ?? coreEngine<C>();
     this.raftOptions = options.raft ?? {};
-    const isKv = options.stateMachine === undefined;
-    this.makeSm = options.stateMachine ?? (() => new KvStateMachine() as unknown as StateMachine<C>);
-    this.readValue =
-      options.readValue ??
-      (isKv ? (sm, query) => (sm as unknown as KvStateMachine).get(String(query)) ?? null : undefined);
-    const commandKey =
-      options.commandKey ??
-      (isKv ? (kvCommandKey as unknown as (c: C) => string) : (c: C) => JSON.stringify(c) ?? 'undefined');
-    this.checker = options.check === false ? null : new SafetyChecker<C>({ commandKey, stateMachine: this.makeSm });
+    this.runtimeBugs = options.runtimeBugs ?? {};
+    this.makeSm = options.stateMachine ?? (() => new KvStateMachine());
+    this.readValue = options.readValue ?? ((sm, query) => sm.apply(query, { kind: 'Query', index: 0 }));
+    this.checker =
+      options.check === false
+        ? null
+        : new SafetyChecker<Command>({
+            commandKey: commandKey,
+            stateMachine: () => new ReferenceMachine(this.makeSm()),
+          });
     this.traceLimit = Math.max(0, options.traceLimit ?? 400);
     this.recordActions = options.recordActions ?? false;
     const ids =
@@ -173,7 +201,7 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
     if (ids.length === 0 || new Set(ids).size !== ids.length)
       throw new RangeError('node ids must be non-empty and unique');
     for (const id of ids) {
-      const node = new SimNode<C>(id, this);
+      const node = new SimNode(id, this);
       const d = this.timing.clockDrift;
       if (d > 0) node.clockRate = 1 + this.random.float(-d, d);
       this.nodes.set(id, node);
@@ -201,13 +229,43 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
     return this.traceLimit > 0 || this.listeners.length > 0;
   }
 
-  /** @internal Creates a state machine (used by nodes on start, restart and snapshot install). */
-  makeStateMachine(): StateMachine<C> {
+  /** @internal Creates a machine (used by nodes on start and restart). */
+  makeMachine(): Machine {
     return this.makeSm();
   }
 
+  /**
+   * @internal A node forwards a client request to the leader, or the leader answers: the network decides its fate.
+   * A request or reply that is lost makes the requester's transport report the forward as lost (outcome unknown)
+   * one heartbeat later, as a TCP transport does when the connection carrying it closes; one that cannot leave at
+   * all (no route to the peer) is reported unsent at once.
+   */
+  sendForward(from: NodeId, to: NodeId, item: { request: ForwardRequest } | { reply: ForwardReply }): void {
+    const requester = 'request' in item ? from : to;
+    const id = 'request' in item ? item.request[0] : item.reply[0];
+    if (!this.nodes.has(to) || !this.network.connected(from, to)) {
+      if ('request' in item) this.nodes.get(from)?.runtime?.forwardsUnsent([item.request]);
+      else
+        this.queue.push({
+          time: this.time + this.timing.heartbeatMs,
+          seq: 0,
+          kind: 'lost',
+          node: requester,
+          ids: [id],
+        });
+      return;
+    }
+    const fate = this.network.fate(this.time);
+    if (fate.length === 0) {
+      this.queue.push({ time: this.time + this.timing.heartbeatMs, seq: 0, kind: 'lost', node: requester, ids: [id] });
+      return;
+    }
+    // A forwarded request travels on a connection: it is delivered once, never duplicated.
+    this.queue.push({ time: this.time + fate[0], seq: 0, kind: 'forward', node: to, from, item });
+  }
+
   /** @internal A node sends a message: the network decides its fate. */
-  send(message: Message<C>): void {
+  send(message: Message<Command>): void {
     this.stats.sent++;
     if (!this.nodes.has(message.to) || !this.network.connected(message.from, message.to)) {
       this.stats.dropped++;
@@ -223,6 +281,11 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
     for (const latency of fate) {
       this.queue.push({ time: this.time + latency, seq: 0, kind: 'deliver', node: message.to, message });
     }
+  }
+
+  /** @internal A node's check failed inside its runtime: thrown when the current event is over. */
+  violated(error: unknown): void {
+    if (this.violation === null) this.violation = error;
   }
 
   /** @internal Schedules a node's timer or fsync. */
@@ -243,7 +306,7 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
   }
 
   /** @internal Records an action (only with `recordActions`). */
-  recordAction(node: NodeId, action: Action<C> | string): void {
+  recordAction(node: NodeId, action: Action<Command> | string): void {
     if (!this.recordActions) return;
     this.actionLog.push(
       `${this.time} ${node} ${typeof action === 'string' ? action : JSON.stringify(action, jsonBytes)}`,
@@ -262,7 +325,7 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
     }
     r.index = index;
     const sim = this.nodes.get(node);
-    if (this.readValue !== undefined && sim !== undefined) {
+    if (sim !== undefined) {
       r.value = this.readValue(sim.sm, r.query);
       // Checked once the node's drain is over: the checker learns the commit index the node applied up to
       // only when it observes the node's state after the actions.
@@ -287,9 +350,9 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
     for (const c of checks) this.checkReadValue(c.read, c.node, c.at);
   }
 
-  private checkReadValue(r: ReadOutcome, node: SimNode<C>, at: Index): void {
+  private checkReadValue(r: ReadOutcome, node: SimNode, at: Index): void {
     const checker = this.checker;
-    if (checker === null || this.readValue === undefined) return;
+    if (checker === null) return;
     if (at > checker.committedLength) {
       throw new SafetyViolation(
         'linearizable-read',
@@ -297,10 +360,9 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
         { node: node.id, index: at },
       );
     }
-    const reference = this.makeSm();
-    const ref = checker.referenceState(at);
-    reference.restore(ref);
-    const want = this.readValue(reference, r.query);
+    const machine = this.makeSm();
+    new ReferenceMachine(machine).restore(checker.referenceState(at));
+    const want = this.readValue(machine, r.query);
     if (!Object.is(want, r.value)) {
       throw new SafetyViolation(
         'linearizable-read',
@@ -340,6 +402,19 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
    * @returns false when nothing is scheduled
    */
   step(): boolean {
+    try {
+      return this.stepInner();
+    } finally {
+      const v = this.violation;
+      if (v !== null) {
+        this.violation = null;
+        // biome-ignore lint/correctness/noUnsafeFinally: the violation is what the caller must see.
+        throw v;
+      }
+    }
+  }
+
+  private stepInner(): boolean {
     const e = this.queue.pop();
     if (e === undefined) return false;
     this.time = e.time;
@@ -353,7 +428,28 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
       }
       this.stats.delivered++;
       if (this.tracing) this.trace(e.node, 'deliver', m as Message<unknown>);
-      to.input((raft) => raft.handleMessage(m));
+      to.runtime?.receive([m]);
+    } else if (e.kind === 'forward') {
+      const to = this.nodes.get(e.node);
+      const runtime = to?.runtime;
+      const requester = 'request' in e.item ? e.from : e.node;
+      if (runtime === undefined || runtime === null || !this.network.connected(e.from, e.node)) {
+        const id = 'request' in e.item ? e.item.request[0] : e.item.reply[0];
+        this.queue.push({
+          time: this.time + this.timing.heartbeatMs,
+          seq: 0,
+          kind: 'lost',
+          node: requester,
+          ids: [id],
+        });
+        return true;
+      }
+      if ('request' in e.item) {
+        const from = e.from;
+        runtime.receiveForward(e.item.request, (reply) => this.sendForward(e.node, from, { reply }));
+      } else runtime.forwardReplies([e.item.reply]);
+    } else if (e.kind === 'lost') {
+      this.nodes.get(e.node)?.runtime?.forwardsLost(e.ids);
     } else {
       this.nodes.get(e.node)?.fire(e);
     }
@@ -406,7 +502,7 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
   audit(): void {
     const checker = this.checker;
     if (checker === null) return;
-    const views: { id: NodeId; view: RaftNodeLike<C> }[] = [];
+    const views: { id: NodeId; view: RaftNode<Command> }[] = [];
     for (const n of this.nodes.values()) if (n.raft !== null) views.push({ id: n.id, view: n.raft });
     checker.audit(views);
   }
@@ -477,21 +573,21 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
   }
 
   /** @returns the simulated node `id` (throws if unknown). */
-  node(id: NodeId): SimNode<C> {
+  node(id: NodeId): SimNode {
     const n = this.nodes.get(id);
     if (n === undefined) throw new RangeError(`unknown node ${id}`);
     return n;
   }
 
   /** The live leader with the highest term, or null. */
-  leader(): SimNode<C> | null {
-    let best: SimNode<C> | null = null;
+  leader(): SimNode | null {
+    let best: SimNode | null = null;
     for (const n of this.nodes.values()) {
       const r = n.raft;
       if (
         r !== null &&
         r.role === 'leader' &&
-        (best === null || r.currentTerm > (best.raft as RaftNodeLike<C>).currentTerm)
+        (best === null || r.currentTerm > (best.raft as RaftNode<Command>).currentTerm)
       ) {
         best = n;
       }
@@ -503,7 +599,7 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
    * Runs `fn` as an input on node `id` (performing the resulting actions). Use it for any `RaftNode` method the
    * simulation does not wrap, e.g. `sim.input('n1', (r) => r.addServer('n4'))`.
    */
-  input<T>(id: NodeId, fn: (raft: RaftNodeLike<C>) => T): T {
+  input<T>(id: NodeId, fn: (raft: RaftNode<Command>) => T): T {
     return this.node(id).input(fn);
   }
 
@@ -515,8 +611,10 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
   propose(command: C, id?: NodeId): SimResult<{ index: Index; term: number }> {
     const target = id === undefined ? this.leader() : this.node(id);
     if (target === null || !target.up) return refused('NOT_LEADER', 'no live leader');
-    this.checker?.proposed(command);
-    const r = target.input((raft) => raft.propose(command));
+    // Commands travel as JSON text, exactly as the runtime puts them in the log.
+    const cmd: Command = { input: JSON.stringify(command) };
+    this.checker?.proposed(cmd);
+    const r = target.input((raft) => raft.propose(cmd));
     if (this.tracing) {
       this.trace(
         target.id,
@@ -557,6 +655,27 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
     return node.takeSnapshot();
   }
 
+  /**
+   * Hands `request` to node `id`'s runtime, as a client of the TCP server would (a command is forwarded to the
+   * leader, a query runs ReadIndex, ...). The outcome appears in {@link Simulation.requests} once the runtime answers.
+   */
+  submit(id: NodeId, request: RuntimeRequest): RequestOutcome {
+    const node = this.node(id);
+    const r: RequestOutcome = { node: id, request, issuedAt: this.time };
+    this.requests.push(r);
+    const runtime = node.runtime;
+    const done = (o: ApplyOutcome) => {
+      r.outcome = o;
+      r.answeredAt = this.time;
+    };
+    if (runtime === null) done({ ok: false, error: downError(id) });
+    else {
+      if (request.type === 'command') this.checker?.proposed(commandOf(request));
+      runtime.submit(request, done);
+    }
+    return r;
+  }
+
   /** A one-line description of every node (role, term, log, commit), for logs and failure reports. */
   describe(): string {
     const parts: string[] = [];
@@ -571,6 +690,21 @@ export class Simulation<C = KvCommand> implements SimNodeHost<C> {
     }
     return `t=${this.time} ${parts.join(' | ')}`;
   }
+}
+
+/** The checker's identity of a command: its JSON text (with its session, when it has one). */
+function commandKey(c: Command): string {
+  return c.clientId === undefined ? c.input : `${c.clientId}#${c.seq}:${c.input}`;
+}
+
+/** The log payload a command request becomes (as the runtime builds it). */
+function commandOf(r: Extract<RuntimeRequest, { type: 'command' }>): Command {
+  const input = JSON.stringify(r.input);
+  return r.clientId !== undefined && r.seq !== undefined ? { input, clientId: r.clientId, seq: r.seq } : { input };
+}
+
+function downError(id: NodeId): import('@raft/runtime').RpcError {
+  return new RpcErrorClass(ErrorCodes.SHUTTING_DOWN, `node ${id} is down`, { notApplied: true });
 }
 
 function refused<T>(code: string, message: string): SimResult<T> {

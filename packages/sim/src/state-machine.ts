@@ -1,17 +1,23 @@
 /**
- * The state machine interface the simulator drives, and the default key-value machine used by the random schedules.
+ * The default key-value machine the random schedules run (a runtime `Machine`, like any user's), and the reference
+ * replay the checker compares snapshots with.
  *
  * @packageDocumentation
  */
 import type { Index } from '@raft/core';
+import {
+  type ApplyContext,
+  type Command,
+  isThenable,
+  type JsonValue,
+  type Machine,
+  ReplicatedMachine,
+} from '@raft/runtime';
 
 /**
- * A replicated state machine as the simulator sees it. Implement it to run your own application logic inside the
- * simulator.
- *
- * Requirements: `apply` must be deterministic; `snapshot` must serialize deterministically (two machines that applied
- * the same commands produce byte-identical snapshots), because the {@link SafetyChecker} compares snapshot bytes with
- * a reference machine replaying the committed log; `restore` must reproduce exactly the state that was snapshotted.
+ * A machine as the {@link SafetyChecker} replays it for reference: commands applied in log order, and snapshot bytes
+ * to compare. The simulator builds one from your {@link Machine} (with the runtime's exactly-once sessions), so
+ * the bytes are the ones every node's runtime snapshots.
  *
  * @typeParam C - the command type carried in log entries
  */
@@ -22,6 +28,36 @@ export interface StateMachine<C> {
   snapshot(): Uint8Array;
   /** Replaces the whole state with a snapshot produced by {@link StateMachine.snapshot}. */
   restore(data: Uint8Array): void;
+}
+
+/**
+ * The {@link StateMachine} of the runtime's replicated state (your machine plus exactly-once sessions), for the
+ * checker's reference replays. The machine's `snapshot()` must answer synchronously in the simulator.
+ */
+export class ReferenceMachine implements StateMachine<Command> {
+  private readonly rm: ReplicatedMachine;
+
+  /** @param machine - a fresh machine of the kind the nodes run */
+  constructor(machine: Machine) {
+    this.rm = new ReplicatedMachine(machine);
+  }
+
+  /** {@inheritDoc StateMachine.apply} */
+  apply(command: Command, index: Index): void {
+    this.rm.applyCommand(command, index, false);
+  }
+
+  /** {@inheritDoc StateMachine.snapshot} */
+  snapshot(): Uint8Array {
+    const s = this.rm.snapshot();
+    if (isThenable(s)) throw new Error('the simulator needs a Machine whose snapshot() answers synchronously');
+    return s;
+  }
+
+  /** {@inheritDoc StateMachine.restore} */
+  restore(data: Uint8Array): void {
+    this.rm.restore(data);
+  }
 }
 
 /** The command of the default key-value state machine: "set `key` to `value`", with a unique `id` per proposal. */
@@ -42,7 +78,7 @@ const decoder = new TextDecoder();
  * digest over (index, id) of every applied command, so that two machines are equal only if they applied the same
  * commands at the same indexes in the same order.
  */
-export class KvStateMachine implements StateMachine<KvCommand> {
+export class KvStateMachine implements Machine<KvCommand | string, number | null> {
   /** The key-value map. */
   readonly data = new Map<string, number>();
   /** How many commands were applied (including those folded into a restored snapshot). */
@@ -50,8 +86,11 @@ export class KvStateMachine implements StateMachine<KvCommand> {
   /** FNV-1a style digest over (index, id) of every applied command. */
   digest = 0x811c9dc5;
 
-  /** {@inheritDoc StateMachine.apply} */
-  apply(command: KvCommand, index: Index): void {
+  /** A command sets a key (returns null); a read's input is a key, and returns its value (null when unset). */
+  apply(input: KvCommand | string, ctx: ApplyContext): number | null {
+    if (ctx.kind !== 'Command') return this.data.get(String(input)) ?? null;
+    const command = input as KvCommand;
+    const index = ctx.index;
     this.data.set(command.key, command.value);
     this.count++;
     let h = this.digest;
@@ -60,17 +99,19 @@ export class KvStateMachine implements StateMachine<KvCommand> {
     h = Math.imul(h ^ (command.id & 0xffff), 0x01000193);
     h = Math.imul(h ^ (command.id >>> 16), 0x01000193);
     this.digest = h >>> 0;
+    return null;
   }
 
-  /** {@inheritDoc StateMachine.snapshot} */
+  /** The whole state as bytes (deterministic: keys sorted). */
   snapshot(): Uint8Array {
     const keys = [...this.data.keys()].sort();
     const kv: [string, number][] = keys.map((k) => [k, this.data.get(k) as number]);
     return encoder.encode(JSON.stringify({ count: this.count, digest: this.digest, kv }));
   }
 
-  /** {@inheritDoc StateMachine.restore} */
-  restore(data: Uint8Array): void {
+  /** Replaces the state with what {@link KvStateMachine.snapshot} returned. */
+  restore(data: Uint8Array | JsonValue): void {
+    if (!(data instanceof Uint8Array)) throw new Error('KvStateMachine snapshots are bytes');
     const parsed = JSON.parse(decoder.decode(data)) as { count: number; digest: number; kv: [string, number][] };
     this.data.clear();
     for (const [k, v] of parsed.kv) this.data.set(k, v);

@@ -98,24 +98,6 @@ export interface RaftNodeLike<C> {
   takeActions(): Action<C>[];
 }
 
-/** What a node loads from its disk when it restarts. */
-export interface PersistedState<C> {
-  /** Durable term and vote. */
-  hardState: HardState;
-  /** The durable snapshot's meta, or null. */
-  snapshot: SnapshotMeta | null;
-  /** The durable log entries after the snapshot. */
-  entries: Entry<C>[];
-}
-
-/** How the simulator creates Raft nodes. The default uses `@raft/core`'s `RaftNode`. */
-export interface RaftEngine<C> {
-  /** A fresh node with an empty disk. */
-  start(id: NodeId, options: SimRaftOptions): RaftNodeLike<C>;
-  /** A node restarting from what it persisted. */
-  restart(id: NodeId, persisted: PersistedState<C>, options: SimRaftOptions): RaftNodeLike<C>;
-}
-
 /** Virtual-time settings, in milliseconds. */
 export interface TimingOptions {
   /** The heartbeat timer. Default 10. */

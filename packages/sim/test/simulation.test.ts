@@ -151,6 +151,8 @@ describe('the simulated cluster', () => {
     for (let i = 0; i < 30; i++) sim.propose(cmd(`k${i % 4}`, i));
     sim.runFor(300);
     expect(sim.takeSnapshot(leader)).toBe(true);
+    // The snapshot is saved at the leader's next fsync; only then is its log compacted.
+    sim.runFor(20);
     sim.restart(lagging);
     sim.runFor(1_000);
     const node = sim.node(lagging);
