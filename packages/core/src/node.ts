@@ -1378,6 +1378,7 @@ export class RaftNode<C = Uint8Array> {
    * would wait for ever. Failing is safe (nothing was read) and the error is retryable.
    */
   private expireReads(): void {
+    if (this.bugs.forgetUnansweredReads) return;
     const bound = this.opts.electionTicks;
     let k = 0;
     while (k < this.pendingReads.length && this.ticks - this.pendingReads[k].tick >= bound) {
@@ -1400,6 +1401,7 @@ export class RaftNode<C = Uint8Array> {
    * leader confirms after the read was issued is linearizable, and only the first answer counts.
    */
   private resendOverdueReads(): void {
+    if (this.bugs.forgetUnansweredReads) return;
     const bound = this.opts.electionTicks;
     const overdue: ReadId[] = [];
     for (const [readId, sentAt] of this.forwarded) {

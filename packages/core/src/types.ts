@@ -435,4 +435,9 @@ export interface UnsafeBugs {
   snapshotLatestConfig?: boolean;
   /** Keep serving lease reads while a leadership transfer is under way. */
   leaseDuringTransfer?: boolean;
+  /**
+   * Never send a forwarded read's ReadIndexRequest again, and never fail a leader's unconfirmed reads after their
+   * bound: a lost request or answer then leaves the read unanswered for ever (the liveness check must notice).
+   */
+  forgetUnansweredReads?: boolean;
 }
