@@ -1301,6 +1301,10 @@ export class RaftNode<C = Uint8Array> {
    * the confirmed read index) a `readReady` action with `readId` is emitted; if it cannot be confirmed, a
    * `readFailed` action. On the leader this is ReadIndex (or a lease read if configured); on a follower the read
    * index is requested from the leader. Reads issued before the next drain share one confirmation round.
+   *
+   * Every read ends: a follower sends its request again after `electionTicks` of the leader's heartbeat rounds
+   * without an answer (the request or the answer was lost), and a leader fails a read it could not confirm within
+   * `electionTicks` heartbeats (`LEADERSHIP_LOST`). See docs/core.md, "Reads".
    */
   read(readId: ReadId): void {
     if (this._role === 'leader') {

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   EventQueue,
@@ -259,6 +261,14 @@ describe('the simulated cluster', () => {
     expect(sim.unanswered()).toEqual([]);
     expect(sim.reads.get(readId)?.error).toBe('DOWN');
     expect([...sim.requests.values()].at(-1)?.outcome).toBe('DOWN');
+  });
+});
+
+describe('docs/simulation.md', () => {
+  it('quotes test/doc-example.test.ts exactly (so its property-test example runs)', () => {
+    const code = readFileSync(join(__dirname, 'doc-example.test.ts'), 'utf8');
+    const doc = readFileSync(join(__dirname, '../../../docs/simulation.md'), 'utf8');
+    expect(doc).toContain(`\`\`\`ts\n${code.trim()}\n\`\`\``);
   });
 });
 
