@@ -158,8 +158,8 @@ const MAX_EVENTS_PER_RUN = 1_000_000;
  * @example
  * ```ts
  * const sim = new Simulation({ seed: 42, nodes: 3 });
- * sim.runUntil(() => sim.leader() !== null, 5_000);
- * sim.propose({ id: 1, key: 'x', value: 7 });
+ * sim.runUntilStableLeader(5_000); // not sim.leader(): that may be a deposed leader
+ * sim.propose({ id: 1, key: 'x', value: 7 }); // goes to sim.quorumLeader()
  * sim.runFor(100);
  * ```
  *
