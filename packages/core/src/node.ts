@@ -74,12 +74,17 @@ export interface ProgressView {
 
 type ResolvedOptions = Required<Omit<RaftOptions, 'unsafeBugs'>>;
 
-/** Reads waiting for their confirmation round (leader side). `from` is null for this node's own reads. */
+/**
+ * Reads waiting for their confirmation round (leader side). `from` is null for this node's own reads. `tick` is the
+ * leader's heartbeat count when the read was registered: a read still unconfirmed `electionTicks` heartbeats later
+ * fails (see `expireReads`).
+ */
 interface PendingRead {
   readonly readIds: readonly ReadId[];
   readonly from: NodeId | null;
   readonly index: Index;
   readonly seq: number;
+  readonly tick: number;
 }
 
 /**
@@ -131,7 +136,7 @@ export class RaftNode<C = Uint8Array> {
   private transfer: { target: NodeId; startTick: number } | null = null;
   private autoPromote = new Set<NodeId>();
   private pendingReads: PendingRead[] = [];
-  private readsAwaitingNoop: { readIds: readonly ReadId[]; from: NodeId | null }[] = [];
+  private readsAwaitingNoop: { readIds: readonly ReadId[]; from: NodeId | null; tick: number }[] = [];
 
   // Follower state.
   private verified: Index = 0;
@@ -139,7 +144,12 @@ export class RaftNode<C = Uint8Array> {
   private ackDirty = false;
   private lastAck: Index = -1;
   private forwardQueue: ReadId[] = [];
-  private forwarded = new Set<ReadId>();
+  /**
+   * Reads forwarded to the leader and not answered yet, each with the leader's heartbeat round (`leaderSeq`) when
+   * its request was last sent. Insertion order is sending order, so the rounds never decrease along the map: the
+   * overdue ones (to send again) are a prefix.
+   */
+  private forwarded = new Map<ReadId, number>();
   private receiving: { meta: SnapshotMeta; nextOffset: number } | null = null;
   private installing: SnapshotMeta | null = null;
 
@@ -628,6 +638,9 @@ export class RaftNode<C = Uint8Array> {
       this.pushHardState();
       this.leaderSeq = 0;
       this.verified = Math.max(this.commit, this.log.snapshotIndex);
+      // Rounds restart with the new term. Forwarded reads survive only if the leader stays the same node (setLeader
+      // fails them otherwise); they count their rounds from the start of the new term.
+      for (const readId of this.forwarded.keys()) this.forwarded.set(readId, 0);
     }
     if (this._role === 'leader') this.stepDownCleanup();
     this.setRole('follower');
@@ -655,7 +668,9 @@ export class RaftNode<C = Uint8Array> {
     this.lastAck = -1;
     // Reads forwarded to the previous leader will never be answered by it in a way we can trust to arrive.
     if (this.forwarded.size > 0) {
-      for (const id of this.forwarded) this.actions.push({ type: 'readFailed', readId: id, error: 'LEADERSHIP_LOST' });
+      for (const id of this.forwarded.keys()) {
+        this.actions.push({ type: 'readFailed', readId: id, error: 'LEADERSHIP_LOST' });
+      }
       this.forwarded.clear();
       this.forwardQueue = [];
     }
@@ -677,7 +692,10 @@ export class RaftNode<C = Uint8Array> {
   private onAppendEntries(m: AppendEntries<C>): void {
     if (this._role === 'leader') return; // Two leaders in one term cannot happen; ignore defensively.
     this.followLeader(m.from);
-    if (m.seq > this.leaderSeq) this.leaderSeq = m.seq;
+    if (m.seq > this.leaderSeq) {
+      this.leaderSeq = m.seq;
+      if (this.forwarded.size > 0) this.resendOverdueReads();
+    }
     if (this.installing) {
       this.ackDirty = true;
       return;
@@ -946,7 +964,7 @@ export class RaftNode<C = Uint8Array> {
     if (this.readsAwaitingNoop.length > 0 && this.log.term(this.commit) === this.term) {
       const waiting = this.readsAwaitingNoop;
       this.readsAwaitingNoop = [];
-      for (const r of waiting) this.registerRead(r.readIds, r.from);
+      for (const r of waiting) this.registerRead(r.readIds, r.from, r.tick);
     }
     const config = this.config;
     const configIndex = this.configEntries.length > 0 ? this.configEntries[this.configEntries.length - 1].index : 0;
@@ -1010,6 +1028,7 @@ export class RaftNode<C = Uint8Array> {
       }
       for (const pr of this.progressMap.values()) pr.recentActive = false;
     }
+    this.expireReads();
     if (this.transfer !== null) {
       if (this.ticks - this.transfer.startTick >= this.opts.electionTicks) this.transfer = null;
       else this.maybeSendTimeoutNow();
@@ -1286,22 +1305,27 @@ export class RaftNode<C = Uint8Array> {
    * the confirmed read index) a `readReady` action with `readId` is emitted; if it cannot be confirmed, a
    * `readFailed` action. On the leader this is ReadIndex (or a lease read if configured); on a follower the read
    * index is requested from the leader. Reads issued before the next drain share one confirmation round.
+   *
+   * Every read ends: a follower sends its request again after `electionTicks` of the leader's heartbeat rounds
+   * without an answer (the request or the answer was lost), and a leader fails a read it could not confirm within
+   * `electionTicks` heartbeats (`LEADERSHIP_LOST`). See docs/core.md, "Reads".
    */
   read(readId: ReadId): void {
     if (this._role === 'leader') {
       this.registerRead([readId], null);
     } else if (this.leader !== null && this._role === 'follower') {
       this.forwardQueue.push(readId);
-      this.forwarded.add(readId);
+      this.forwarded.delete(readId);
+      this.forwarded.set(readId, this.leaderSeq);
     } else {
       this.actions.push({ type: 'readFailed', readId, error: 'NOT_LEADER' });
     }
   }
 
-  private registerRead(readIds: readonly ReadId[], from: NodeId | null): void {
+  private registerRead(readIds: readonly ReadId[], from: NodeId | null, tick = this.ticks): void {
     if (this.log.term(this.commit) !== this.term) {
       // The leader does not know the latest commit index until its no-op commits (the paper's section 8).
-      this.readsAwaitingNoop.push({ readIds, from });
+      this.readsAwaitingNoop.push({ readIds, from, tick });
       return;
     }
     if (this.bugs.readWithoutConfirmation || (this.opts.readMode === 'lease' && this.leaseValid())) {
@@ -1313,7 +1337,7 @@ export class RaftNode<C = Uint8Array> {
       this.seq++;
       this.seqStartTick.set(this.seq, this.ticks);
     }
-    this.pendingReads.push({ readIds, from, index: this.commit, seq: this.seq });
+    this.pendingReads.push({ readIds, from, index: this.commit, seq: this.seq, tick });
   }
 
   /** Confirms reads whose heartbeat round a quorum has acknowledged. */
@@ -1352,6 +1376,50 @@ export class RaftNode<C = Uint8Array> {
     for (const s of this.seqStartTick.keys()) {
       if (s >= low) break;
       this.seqStartTick.delete(s);
+    }
+  }
+
+  /**
+   * Fails reads that have waited `electionTicks` heartbeats for their confirmation round (or for the leader's no-op
+   * to commit). CheckQuorum would depose a leader cut off from its quorum about as fast, but not when it is
+   * disabled, nor when followers answer heartbeats while their disks stall the no-op: without this bound such reads
+   * would wait for ever. Failing is safe (nothing was read) and the error is retryable.
+   */
+  private expireReads(): void {
+    if (this.bugs.forgetUnansweredReads) return;
+    const bound = this.opts.electionTicks;
+    let k = 0;
+    while (k < this.pendingReads.length && this.ticks - this.pendingReads[k].tick >= bound) {
+      const r = this.pendingReads[k++];
+      this.failRead(r.readIds, r.from);
+    }
+    if (k > 0) this.pendingReads.splice(0, k);
+    k = 0;
+    while (k < this.readsAwaitingNoop.length && this.ticks - this.readsAwaitingNoop[k].tick >= bound) {
+      const r = this.readsAwaitingNoop[k++];
+      this.failRead(r.readIds, r.from);
+    }
+    if (k > 0) this.readsAwaitingNoop.splice(0, k);
+  }
+
+  /**
+   * Queues again, for the next drain, the forwarded reads whose request went out `electionTicks` or more of the
+   * leader's heartbeat rounds ago and are still unanswered: the request or its answer was lost. The follower has no
+   * clock, so it counts the rounds (`seq`) in the leader's AppendEntries. Sending again is safe: any read index the
+   * leader confirms after the read was issued is linearizable, and only the first answer counts.
+   */
+  private resendOverdueReads(): void {
+    if (this.bugs.forgetUnansweredReads) return;
+    const bound = this.opts.electionTicks;
+    const overdue: ReadId[] = [];
+    for (const [readId, sentAt] of this.forwarded) {
+      if (this.leaderSeq - sentAt < bound) break;
+      overdue.push(readId);
+    }
+    for (const readId of overdue) {
+      this.forwarded.delete(readId);
+      this.forwarded.set(readId, this.leaderSeq);
+      this.forwardQueue.push(readId);
     }
   }
 

@@ -282,7 +282,8 @@ export interface ReadFailedAction {
   readonly readId: ReadId;
   /**
    * `NOT_LEADER` when the node is not the leader and has no leader to ask (or is a candidate); `LEADERSHIP_LOST`
-   * when the leader stepped down, or the leader this node asked changed or refused, before the read was confirmed.
+   * when the leader stepped down, or the leader this node asked changed or refused, before the read was confirmed,
+   * or the leader could not confirm it within `electionTicks` heartbeats. Both are retryable.
    */
   readonly error: RaftErrorCode;
 }
@@ -375,7 +376,10 @@ export type RaftErrorCode =
   | 'INVALID_CONFIG'
   /** The cluster was already created on this node, or the node already has a log. */
   | 'ALREADY_INITIALIZED'
-  /** The leader has not committed an entry in its term yet, or lost leadership before confirming a read. */
+  /**
+   * The leader has not committed an entry in its term yet, or lost leadership (or could not confirm it within
+   * `electionTicks` heartbeats) before confirming a read.
+   */
   | 'LEADERSHIP_LOST'
   /** A snapshot or compaction request refers to an index this node cannot use. */
   | 'INVALID_INDEX'
@@ -386,7 +390,8 @@ export type RaftErrorCode =
 export interface RaftOptions {
   /**
    * How many heartbeat intervals fit in the **minimum** election timeout. Used by CheckQuorum (a leader that has not
-   * heard from a quorum within this many heartbeats steps down) and to time out leadership transfers. Default 10.
+   * heard from a quorum within this many heartbeats steps down), to time out leadership transfers, and to bound
+   * pending reads (a follower resends, a leader fails, reads unanswered after this many heartbeats). Default 10.
    */
   electionTicks?: number;
   /** Run a PreVote round before a real election. Default true. */
@@ -442,4 +447,9 @@ export interface UnsafeBugs {
   snapshotLatestConfig?: boolean;
   /** Keep serving lease reads while a leadership transfer is under way. */
   leaseDuringTransfer?: boolean;
+  /**
+   * Never send a forwarded read's ReadIndexRequest again, and never fail a leader's unconfirmed reads after their
+   * bound: a lost request or answer then leaves the read unanswered for ever (the liveness check must notice).
+   */
+  forgetUnansweredReads?: boolean;
 }

@@ -374,6 +374,103 @@ describe('reads', () => {
     expect(h.node('n2').lastApplied).toBeGreaterThanOrEqual(r!.index!);
   });
 
+  // Issue 14: a lost ReadIndexRequest (or its answer) left the follower's read waiting for ever, with a healthy
+  // leader. The follower now sends it again once `electionTicks` of the leader's heartbeat rounds went by.
+  for (const lost of ['ReadIndexRequest', 'ReadIndexResponse'] as const) {
+    it(`a follower whose ${lost} is lost sends the request again after electionTicks heartbeats`, () => {
+      const h = cluster(ids, { electionTicks: 5 });
+      h.propose('a');
+      h.node('n2').read('f');
+      h.drain('n2');
+      // Deliver everything, losing the one read message of the given type.
+      let dropped = 0;
+      for (let i = 0; i < 1_000 && h.queue.length > 0; i++) {
+        const m = h.queue[0];
+        if (m.type === lost && dropped === 0) {
+          h.queue.shift();
+          dropped++;
+          continue;
+        }
+        h.deliverAll(1);
+      }
+      expect(dropped).toBe(1);
+      expect(h.reads).toEqual([]);
+      h.heartbeats(3); // fewer rounds than the bound: still waiting
+      expect(h.reads).toEqual([]);
+      h.heartbeats(3);
+      const r = h.reads.find((x) => x.readId === 'f');
+      expect(r?.node).toBe('n2');
+      expect(r?.failed).toBeUndefined();
+      expect(r?.index).toBeGreaterThanOrEqual(3);
+    });
+  }
+
+  it('a forwarded read is sent again once per bound, and answered once even if both answers arrive', () => {
+    const h = cluster(ids, { electionTicks: 4 });
+    h.propose('a');
+    const n2 = h.node('n2');
+    n2.read('f');
+    const first = n2.takeActions().filter((a) => a.type === 'send' && a.message.type === 'ReadIndexRequest');
+    expect(first.length).toBe(1);
+    // Hold the first request back; heartbeats advance the leader's rounds.
+    const held = first[0].type === 'send' ? first[0].message : null;
+    let resent = 0;
+    for (let round = 1; round <= 4; round++) {
+      h.timeout('n1');
+      for (let i = 0; i < 100 && h.queue.length > 0; i++) {
+        const m = h.queue.shift()!;
+        if (m.type === 'ReadIndexRequest') {
+          resent++;
+          h.queue.unshift(m);
+          break;
+        }
+        h.nodes.get(m.to)!.handleMessage(m);
+        h.drain(m.to);
+      }
+      if (resent > 0) {
+        expect(round).toBe(4);
+        break;
+      }
+    }
+    expect(resent).toBe(1);
+    h.queue.push(held!);
+    h.deliverAll();
+    expect(h.reads.filter((x) => x.readId === 'f').length).toBe(1);
+    expect(h.reads.find((x) => x.readId === 'f')?.index).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a leader fails a read it cannot confirm within electionTicks heartbeats (CheckQuorum off)', () => {
+    const h = cluster(ids, { electionTicks: 5, checkQuorum: false });
+    h.propose('a');
+    h.down.add('n2');
+    h.down.add('n3');
+    h.node('n1').read('r');
+    h.drain('n1');
+    for (let i = 0; i < 4; i++) h.fire('n1');
+    expect(h.reads).toEqual([]);
+    h.fire('n1');
+    expect(h.reads).toEqual([{ node: 'n1', readId: 'r', failed: 'LEADERSHIP_LOST' }]);
+    expect(h.node('n1').role).toBe('leader');
+  });
+
+  it('a leader fails, within the bound, reads waiting for its no-op and tells the follower that asked', () => {
+    const h = cluster(ids, { electionTicks: 5, checkQuorum: false });
+    // n2 wins an election, but n1's and n3's disks stall: its no-op never commits.
+    h.holdWrites.add('n1');
+    h.holdWrites.add('n3');
+    h.elect('n2');
+    expect(h.leader()?.id).toBe('n2');
+    h.node('n2').read('own');
+    h.drain('n2');
+    h.node('n3').read('fwd');
+    h.drain('n3');
+    h.deliverAll();
+    expect(h.reads).toEqual([]);
+    for (let i = 0; i < 5; i++) h.fire('n2');
+    expect(h.reads).toContainEqual({ node: 'n2', readId: 'own', failed: 'LEADERSHIP_LOST' });
+    expect(h.reads).toContainEqual({ node: 'n3', readId: 'fwd', failed: 'LEADERSHIP_LOST' });
+  });
+
   it('a read on a node without a leader fails at once', () => {
     const h = new Harness(['x']);
     h.node('x').read('q');

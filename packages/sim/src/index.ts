@@ -24,6 +24,7 @@ export {
   DEFAULT_MEMBER_WEIGHTS,
   DEFAULT_WEIGHTS,
   drawProfile,
+  LIVENESS_ANSWER_MS,
   LIVENESS_COMMIT_MS,
   LIVENESS_LEADER_MS,
   type MemberWeights,
@@ -43,6 +44,7 @@ export {
   type RequestOutcome,
   Simulation,
   type SimulationOptions,
+  type UnansweredRequest,
 } from './simulation.js';
 export {
   type KvCommand,

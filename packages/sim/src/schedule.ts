@@ -5,7 +5,7 @@
  *
  * @packageDocumentation
  */
-import type { NodeId } from '@raft/core';
+import { members, type NodeId } from '@raft/core';
 import { SafetyViolation } from './checker.js';
 import { Prng } from './prng.js';
 import { Simulation } from './simulation.js';
@@ -163,7 +163,7 @@ export interface ScheduleReport {
   virtualMs: number;
   /** Events processed. */
   events: number;
-  /** Virtual ms from the end of faults to a leader with a committed entry of its term (liveness). */
+  /** Virtual ms from the end of faults to a {@link Simulation.quorumLeader} (liveness). */
   leaderAfterMs: number;
   /** Virtual ms from the end of faults to the liveness proposal being committed. */
   commitAfterMs: number;
@@ -172,6 +172,15 @@ export interface ScheduleReport {
    * time to replicate the uncommitted backlog one message at a time.
    */
   commitBoundMs: number;
+  /**
+   * Virtual ms from the end of faults until every request issued to a member of the final configuration (reads,
+   * proposals, membership changes) had its answer.
+   */
+  answeredAfterMs: number;
+  /** The bound that had to meet, counted from the liveness proposal's commit (see {@link LIVENESS_ANSWER_MS}). */
+  answerBoundMs: number;
+  /** Requests left unanswered because their node is no longer a member (nothing can reach it any more). */
+  orphaned: number;
   /** The simulation, for further inspection. */
   sim: Simulation<KvCommand>;
 }
@@ -206,6 +215,14 @@ export const LIVENESS_LEADER_MS = 5_000;
  * entries that were still uncommitted when the faults stopped (see {@link ScheduleReport.commitBoundMs}).
  */
 export const LIVENESS_COMMIT_MS = 5_000;
+/**
+ * Virtual ms after the liveness proposal committed within which every request issued during the run (reads,
+ * proposals, membership changes) must have its answer, plus the same per-entry allowance as the commit bound for a
+ * node that still has to catch up. Requests on nodes outside the final configuration are exempt (reported as
+ * {@link ScheduleReport.orphaned}): nothing reaches such a node any more, so only a client-side timeout can end
+ * them.
+ */
+export const LIVENESS_ANSWER_MS = 5_000;
 /** Bound on events per step (guards against a livelock burning CPU). */
 const MAX_EVENTS_PER_STEP = 20_000;
 
@@ -413,8 +430,11 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
     let leaderAfterMs = -1;
     let commitAfterMs = -1;
     let commitBoundMs = -1;
+    let answeredAfterMs = -1;
+    let answerBoundMs = -1;
+    let orphaned = 0;
     if (options.liveness !== false) {
-      if (!sim.runUntil(() => sim.leader() !== null, LIVENESS_LEADER_MS)) {
+      if (!sim.runUntil(() => sim.quorumLeader() !== null, LIVENESS_LEADER_MS)) {
         throw new SafetyViolation('liveness', `no leader within ${LIVENESS_LEADER_MS} ms after faults stopped`);
       }
       leaderAfterMs = round2(sim.now - faultsEnd);
@@ -439,7 +459,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
         const { index, term } = r.value;
         sim.runUntil(() => {
           const c = sim.checker?.committedAt(index);
-          return c !== undefined || sim.leader()?.raft?.currentTerm !== term;
+          return c !== undefined || sim.quorumLeader()?.raft?.currentTerm !== term;
         }, deadline - sim.now);
         const c = sim.checker?.committedAt(index);
         committed = c !== undefined && c.type === 'command' && c.command.input === JSON.stringify(command);
@@ -452,6 +472,32 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
       }
       commitAfterMs = round2(sim.now - faultsEnd);
       sim.audit();
+      // Every request gets its answer (success or failure): a read nobody answers, or a proposal whose fate its
+      // node never learns, hangs a client for ever.
+      let behind = 0;
+      const committedNow = sim.checker?.committedLength ?? 0;
+      for (const id of ids) behind = Math.max(behind, committedNow - sim.node(id).appliedIndex);
+      answerBoundMs = Math.ceil(LIVENESS_ANSWER_MS + behind * perEntryMs);
+      const pending = () => {
+        const config = sim.quorumLeader()?.raft?.config;
+        const reachable = config === null || config === undefined ? null : members(config);
+        const all = sim.unanswered();
+        const open = reachable === null ? all : all.filter((r) => reachable.includes(r.node));
+        orphaned = all.length - open.length;
+        return open;
+      };
+      sim.runUntil(() => pending().length === 0, answerBoundMs);
+      const open = pending();
+      if (open.length > 0) {
+        const r = open[0];
+        throw new SafetyViolation(
+          'liveness',
+          `${open.length} request(s) still unanswered ${answerBoundMs} ms after the liveness proposal committed; the oldest: ${r.kind} #${String(r.id)} on ${r.node} issued at ${r.issuedAt} ms${r.index === undefined ? '' : ` (index ${r.index})`}`,
+          { node: r.node, index: r.index },
+        );
+      }
+      answeredAfterMs = round2(sim.now - faultsEnd);
+      checkAnswers(sim);
     }
     step = stepCount;
     let readsServed = 0;
@@ -477,10 +523,31 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
       leaderAfterMs,
       commitAfterMs,
       commitBoundMs,
+      answeredAfterMs,
+      answerBoundMs,
+      orphaned,
       sim,
     };
   } catch (e) {
     return fail(e);
+  }
+}
+
+/** Each `committed` / `lost` answer must agree with the committed log (the simulator's answers are checked too). */
+function checkAnswers(sim: Simulation<KvCommand>): void {
+  const checker = sim.checker;
+  if (checker === null) return;
+  for (const r of sim.requests.values()) {
+    if (r.index === undefined || (r.outcome !== 'committed' && r.outcome !== 'lost')) continue;
+    const entry = checker.committedAt(r.index);
+    const committed = entry !== undefined && entry.term === r.term;
+    if (committed !== (r.outcome === 'committed')) {
+      throw new SafetyViolation(
+        'liveness',
+        `${r.kind} #${r.id} on ${r.node} was answered '${r.outcome}' but the committed log ${entry === undefined ? 'does not reach' : `has term ${entry.term} at`} index ${r.index}`,
+        { node: r.node, index: r.index },
+      );
+    }
   }
 }
 
@@ -507,17 +574,17 @@ function memberStep(
   let r: { ok: boolean };
   switch (op) {
     case 'addServer':
-      r = sim.input(leader, (n) => n.addServer(outsiders.length > 0 ? rnd.pick(outsiders) : rnd.pick(ids)));
+      r = sim.changeMembership(leader, (n) => n.addServer(outsiders.length > 0 ? rnd.pick(outsiders) : rnd.pick(ids)));
       break;
     case 'addLearner':
-      r = sim.input(leader, (n) => n.addLearner(outsiders.length > 0 ? rnd.pick(outsiders) : rnd.pick(ids)));
+      r = sim.changeMembership(leader, (n) => n.addLearner(outsiders.length > 0 ? rnd.pick(outsiders) : rnd.pick(ids)));
       break;
     case 'promote':
-      r = sim.input(leader, (n) => n.promote(learners.length > 0 ? rnd.pick(learners) : rnd.pick(ids)));
+      r = sim.changeMembership(leader, (n) => n.promote(learners.length > 0 ? rnd.pick(learners) : rnd.pick(ids)));
       break;
     case 'remove':
       // Never shrink below one voter; removing the leader itself is allowed (and exercised).
-      r = sim.input(leader, (n) => n.removeServer(rnd.pick([...voters, ...learners])));
+      r = sim.changeMembership(leader, (n) => n.removeServer(rnd.pick([...voters, ...learners])));
       break;
     default: {
       // An arbitrary joint change: any non-empty voter set drawn from every node, any learners among the rest.
@@ -525,7 +592,7 @@ function memberStep(
       const nv = rnd.int(1, Math.min(shuffled.length, 5) + 1);
       const nextVoters = shuffled.slice(0, nv);
       const nextLearners = shuffled.slice(nv).filter(() => rnd.chance(0.4));
-      r = sim.input(leader, (n) => n.changeConfig({ voters: nextVoters, learners: nextLearners }));
+      r = sim.changeMembership(leader, (n) => n.changeConfig({ voters: nextVoters, learners: nextLearners }));
     }
   }
   return r.ok;

@@ -4,7 +4,17 @@
  *
  * @packageDocumentation
  */
-import type { Action, Index, Message, NodeId, RaftNode, ReadId } from '@raft/core';
+import {
+  type Action,
+  hasQuorum,
+  type Index,
+  type Message,
+  members,
+  type NodeId,
+  type RaftNode,
+  type ReadId,
+  type Term,
+} from '@raft/core';
 import type {
   ApplyOutcome,
   Command,
@@ -101,7 +111,7 @@ type SimEvent =
   | { time: number; seq: number; kind: 'lost'; node: NodeId; ids: number[] };
 
 /** What became of a request handed to a node's runtime with {@link Simulation.submit}. */
-export interface RequestOutcome {
+export interface SubmittedRequest {
   /** The node asked. */
   readonly node: NodeId;
   /** What was asked. */
@@ -112,6 +122,50 @@ export interface RequestOutcome {
   answeredAt?: number;
   /** The answer, once there is one. */
   outcome?: ApplyOutcome;
+}
+
+/**
+ * A proposal or membership change issued through {@link Simulation.propose} or {@link Simulation.changeMembership},
+ * and its answer, as a client of a real runtime would get it.
+ */
+export interface RequestOutcome {
+  /** Sequence number of the request (its key in {@link Simulation.requests}). */
+  readonly id: number;
+  /** `propose` or `member` (a membership change). */
+  readonly kind: 'propose' | 'member';
+  /** The node it was sent to. */
+  readonly node: NodeId;
+  /** Virtual time it was issued. */
+  readonly issuedAt: number;
+  /** Where the node appended it, if it accepted it. */
+  readonly index?: Index;
+  /** The node's term when it accepted it (the entry's term). */
+  readonly term?: Term;
+  /** Virtual time it was answered, once it is. */
+  answeredAt?: number;
+  /**
+   * The answer: `committed` (the node applied the entry at `index` with `term`), `lost` (the node applied another
+   * entry there), `UNKNOWN` (the node's log dropped the entry before it was known committed: a newer leader
+   * overwrote it, but a later leader that still holds it may commit it yet, as in the Raft paper's Figure 8, so
+   * the client must retry idempotently), `DOWN` (the node crashed first: the client's connection broke) or the
+   * core's error code when refused (`NOT_LEADER`, ...). Also `UNKNOWN` when the entry was applied through a
+   * snapshot and no checker keeps the committed log.
+   */
+  outcome?: string;
+}
+
+/** A request still waiting for its answer (see {@link Simulation.unanswered}). */
+export interface UnansweredRequest {
+  /** `read`, `propose` or `member`. */
+  readonly kind: 'read' | 'propose' | 'member';
+  /** The node it was sent to. */
+  readonly node: NodeId;
+  /** Its id: the read id, or the request's sequence number. */
+  readonly id: ReadId;
+  /** Virtual time it was issued. */
+  readonly issuedAt: number;
+  /** The log index it was appended at (proposals and membership changes). */
+  readonly index?: Index;
 }
 
 /** Largest number of events a single {@link Simulation.runFor} call processes (a guard against livelock). */
@@ -128,8 +182,8 @@ const MAX_EVENTS_PER_RUN = 1_000_000;
  * @example
  * ```ts
  * const sim = new Simulation({ seed: 42, nodes: 3 });
- * sim.runUntil(() => sim.leader() !== null, 5_000);
- * sim.propose({ id: 1, key: 'x', value: 7 });
+ * sim.runUntilStableLeader(5_000); // not sim.leader(): that may be a deposed leader
+ * sim.propose({ id: 1, key: 'x', value: 7 }); // goes to sim.quorumLeader()
  * sim.runFor(100);
  * ```
  *
@@ -152,10 +206,12 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
   readonly raftOptions: SimRaftOptions;
   /** The simulated servers by id. */
   readonly nodes = new Map<NodeId, SimNode>();
-  /** Every request submitted with {@link Simulation.submit}, in order. */
-  readonly requests: RequestOutcome[] = [];
+  /** Every request handed to a node's runtime with {@link Simulation.submit}, in order. */
+  readonly submitted: SubmittedRequest[] = [];
   /** Every read issued so far, by read id. */
   readonly reads = new Map<ReadId, ReadOutcome>();
+  /** Every proposal and membership change issued so far, by sequence number (see {@link RequestOutcome}). */
+  readonly requests = new Map<number, RequestOutcome>();
   /** JSON lines of every action performed (only with `recordActions`). */
   readonly actionLog: string[] = [];
   /** Counters: events processed, messages sent, delivered and dropped. */
@@ -174,6 +230,11 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
   private nextReadId = 1;
   /** The first violation a node's checks raised during the current event (see {@link SimNodeHost.violated}). */
   private violation: unknown = null;
+  private nextRequestId = 1;
+  /** Accepted requests waiting for their answer, by node. */
+  private readonly awaiting = new Map<NodeId, RequestOutcome[]>();
+  /** For each node, when it last received a message from each peer, and in which term (see quorumLeader). */
+  private readonly heard = new Map<NodeId, Map<NodeId, { time: number; term: Term }>>();
 
   /** @param options - see {@link SimulationOptions} */
   constructor(options: SimulationOptions<C>) {
@@ -343,11 +404,58 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
    * is at least the commit index observed when the read began (the checker verifies that bound) and at most the
    * highest commit index now: so the read saw every write committed before it began and nothing uncommitted.
    */
-  afterDrain(_node: NodeId): void {
+  afterDrain(node: NodeId): void {
+    if (this.awaiting.has(node)) this.settleRequests(node);
     if (this.readChecks.length === 0) return;
     const checks = this.readChecks;
     this.readChecks = [];
     for (const c of checks) this.checkReadValue(c.read, c.node, c.at);
+  }
+
+  /**
+   * Answers the node's accepted requests whose fate it now knows, the way a runtime would: by the term of the entry
+   * it applies at the request's index, or `UNKNOWN` once its log no longer holds the entry (a newer leader cut it:
+   * the node may never learn more, since the log need not grow back to that index).
+   */
+  private settleRequests(id: NodeId): void {
+    const list = this.awaiting.get(id);
+    const node = this.nodes.get(id);
+    const raft = node?.raft;
+    if (list === undefined || node === undefined || raft === null || raft === undefined) return;
+    const keep: RequestOutcome[] = [];
+    for (const r of list) {
+      const index = r.index as Index;
+      if (node.appliedIndex >= index) {
+        const entry = node.appliedAt(index) ?? this.checker?.committedAt(index);
+        this.answer(r, entry === undefined ? 'UNKNOWN' : entry.term === r.term ? 'committed' : 'lost');
+      } else if (raft.lastLogIndex < index) {
+        this.answer(r, 'UNKNOWN');
+      } else {
+        keep.push(r);
+      }
+    }
+    if (keep.length === 0) this.awaiting.delete(id);
+    else if (keep.length !== list.length) this.awaiting.set(id, keep);
+  }
+
+  private answer(r: RequestOutcome, outcome: string): void {
+    r.answeredAt = this.time;
+    r.outcome = outcome;
+  }
+
+  /** Records a request sent to `node` and, if the node accepted it at `index`, waits for its fate. */
+  private track(kind: 'propose' | 'member', node: SimNode, accepted: { index: Index; term: Term } | string) {
+    const id = this.nextRequestId++;
+    if (typeof accepted === 'string') {
+      this.requests.set(id, { id, kind, node: node.id, issuedAt: this.time, answeredAt: this.time, outcome: accepted });
+      return;
+    }
+    const r: RequestOutcome = { id, kind, node: node.id, issuedAt: this.time, ...accepted };
+    this.requests.set(id, r);
+    const list = this.awaiting.get(node.id);
+    if (list === undefined) this.awaiting.set(node.id, [r]);
+    else list.push(r);
+    this.settleRequests(node.id);
   }
 
   private checkReadValue(r: ReadOutcome, node: SimNode, at: Index): void {
@@ -427,6 +535,12 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
         return true;
       }
       this.stats.delivered++;
+      let heard = this.heard.get(e.node);
+      if (heard === undefined) {
+        heard = new Map();
+        this.heard.set(e.node, heard);
+      }
+      heard.set(m.from, { time: this.time, term: m.term });
       if (this.tracing) this.trace(e.node, 'deliver', m as Message<unknown>);
       to.runtime?.receive([m]);
     } else if (e.kind === 'forward') {
@@ -521,6 +635,15 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
     const node = this.node(id);
     if (!node.up) return 0;
     const lost = node.crash(keepPrefix);
+    // The clients of a crashed server lose their connections: every request it had not answered gets `DOWN`.
+    for (const r of this.awaiting.get(id) ?? []) this.answer(r, 'DOWN');
+    this.awaiting.delete(id);
+    for (const r of this.reads.values()) {
+      if (r.node === id && r.answeredAt === undefined) {
+        r.error = 'DOWN';
+        r.answeredAt = this.time;
+      }
+    }
     this.trace(id, 'crash', `crashed (${lost} unflushed write${lost === 1 ? '' : 's'} lost)`);
     this.recordAction(id, 'crash');
     return lost;
@@ -579,7 +702,12 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
     return n;
   }
 
-  /** The live leader with the highest term, or null. */
+  /**
+   * The live node that believes it leads with the highest term, or null. It may be **deposed** without knowing it
+   * yet (right after `heal()`, say, before a newer term reaches it): what is proposed there is then lost. To act on
+   * a leader that still holds its quorum, use {@link Simulation.quorumLeader} or
+   * {@link Simulation.runUntilStableLeader}.
+   */
   leader(): SimNode | null {
     let best: SimNode | null = null;
     for (const n of this.nodes.values()) {
@@ -596,6 +724,72 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
   }
 
   /**
+   * A leader that currently holds a quorum, or null. A live node qualifies when it is leader and
+   * - within the last `timing.electionMinMs` (one minimum election timeout) it received a message in its current
+   *   term from enough voters to form, with itself, a quorum of its configuration (of both halves of a joint one):
+   *   no other leader can have been elected in that time;
+   * - no live member of its configuration (voter or learner) that it can exchange messages with (both directions
+   *   open) has a higher term: such a node would depose it at the next exchange. Non-members are left out: a
+   *   removed server that keeps campaigning in ever higher terms is ignored by the cluster, and a leader never
+   *   sends it anything to reject.
+   *
+   * The highest-term qualifying node is returned. What a client proposes there commits unless a fault strikes
+   * afterwards. Checked from the simulator's global view; nothing runs.
+   */
+  quorumLeader(): SimNode | null {
+    const since = this.time - this.timing.electionMinMs;
+    let best: SimNode | null = null;
+    for (const n of this.nodes.values()) {
+      const r = n.raft;
+      if (r === null || r.role !== 'leader' || r.config === null) continue;
+      const term = r.currentTerm;
+      if (best !== null && term <= (best.raft as RaftNode<Command>).currentTerm) continue;
+      const heard = this.heard.get(n.id);
+      const fresh = (id: NodeId) => {
+        if (id === n.id) return true;
+        const h = heard?.get(id);
+        return h !== undefined && h.term === term && h.time >= since;
+      };
+      if (!hasQuorum(r.config, fresh)) continue;
+      const inConfig = members(r.config);
+      let newer = false;
+      for (const o of this.nodes.values()) {
+        const or = o.raft;
+        if (or === null || o === n || or.currentTerm <= term || !inConfig.includes(o.id)) continue;
+        if (this.network.connected(n.id, o.id) && this.network.connected(o.id, n.id)) newer = true;
+      }
+      if (!newer) best = n;
+    }
+    return best;
+  }
+
+  /**
+   * Runs until a {@link Simulation.quorumLeader} has committed an entry of its own term (its no-op: it then knows
+   * the commit index, serves reads and accepts membership changes), for at most `maxMs` of virtual time.
+   *
+   * @returns that leader, or null if none emerged in time
+   */
+  runUntilStableLeader(maxMs = 5_000): SimNode | null {
+    let found: SimNode | null = null;
+    this.runUntil(() => {
+      const l = this.quorumLeader();
+      found = l !== null && this.committedInOwnTerm(l) ? l : null;
+      return found !== null;
+    }, maxMs);
+    return found;
+  }
+
+  /** Whether leader `n` has applied an entry of its current term (it applies what it commits at once). */
+  private committedInOwnTerm(n: SimNode): boolean {
+    const r = n.raft;
+    if (r === null) return false;
+    const applied = n.appliedIndex;
+    const snap = n.disk.snapshot?.meta;
+    const term = n.appliedAt(applied)?.term ?? (snap !== undefined && snap.index === applied ? snap.term : -1);
+    return term === r.currentTerm;
+  }
+
+  /**
    * Runs `fn` as an input on node `id` (performing the resulting actions). Use it for any `RaftNode` method the
    * simulation does not wrap, e.g. `sim.input('n1', (r) => r.addServer('n4'))`.
    */
@@ -604,17 +798,19 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
   }
 
   /**
-   * Proposes `command` on node `id` (default: the current leader). The checker records it as proposed first.
+   * Proposes `command` on node `id` (default: the {@link Simulation.quorumLeader}, so that a deposed leader is not
+   * picked). The checker records it as proposed first; its answer is tracked in {@link Simulation.requests}.
    *
    * @returns the core's answer (refused when the node is down, not the leader, ...)
    */
   propose(command: C, id?: NodeId): SimResult<{ index: Index; term: number }> {
-    const target = id === undefined ? this.leader() : this.node(id);
+    const target = id === undefined ? this.quorumLeader() : this.node(id);
     if (target === null || !target.up) return refused('NOT_LEADER', 'no live leader');
     // Commands travel as JSON text, exactly as the runtime puts them in the log.
     const cmd: Command = { input: JSON.stringify(command) };
     this.checker?.proposed(cmd);
     const r = target.input((raft) => raft.propose(cmd));
+    this.track('propose', target, r.ok ? r.value : r.error.code);
     if (this.tracing) {
       this.trace(
         target.id,
@@ -647,6 +843,38 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
     return readId;
   }
 
+  /**
+   * Runs a membership change on node `id` (`fn` calls `addServer`, `addLearner`, `promote`, `removeServer` or
+   * `changeConfig`) and tracks its answer in {@link Simulation.requests} like a proposal: the configuration entry at
+   * the returned index must be applied (or lost) on that node.
+   *
+   * @returns what `fn` returned
+   */
+  changeMembership(id: NodeId, fn: (raft: RaftNode<Command>) => SimResult<unknown>): SimResult<unknown> {
+    const node = this.node(id);
+    if (!node.up) return refused('DOWN', `node ${id} is down`);
+    const r = node.input(fn);
+    const term = node.raft?.currentTerm ?? 0;
+    const index = r.ok ? (r.value as { index?: unknown } | null)?.index : undefined;
+    this.track('member', node, r.ok ? (typeof index === 'number' ? { index, term } : 'UNKNOWN') : r.error.code);
+    return r;
+  }
+
+  /**
+   * Every read, proposal and membership change not answered yet, oldest first. Once the faults stop each must be
+   * answered within a bound (the random schedules check it; see docs/simulation.md, "Liveness").
+   */
+  unanswered(): UnansweredRequest[] {
+    const out: UnansweredRequest[] = [];
+    for (const r of this.reads.values()) {
+      if (r.answeredAt === undefined) out.push({ kind: 'read', node: r.node, id: r.readId, issuedAt: r.issuedAt });
+    }
+    for (const list of this.awaiting.values()) {
+      for (const r of list) out.push({ kind: r.kind, node: r.node, id: r.id, issuedAt: r.issuedAt, index: r.index });
+    }
+    return out.sort((a, b) => a.issuedAt - b.issuedAt);
+  }
+
   /** Takes a snapshot of node `id`'s state machine at its applied index and compacts its log. */
   takeSnapshot(id: NodeId): boolean {
     const node = this.node(id);
@@ -657,12 +885,12 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
 
   /**
    * Hands `request` to node `id`'s runtime, as a client of the TCP server would (a command is forwarded to the
-   * leader, a query runs ReadIndex, ...). The outcome appears in {@link Simulation.requests} once the runtime answers.
+   * leader, a query runs ReadIndex, ...). The outcome appears in {@link Simulation.submitted} once the runtime answers.
    */
-  submit(id: NodeId, request: RuntimeRequest): RequestOutcome {
+  submit(id: NodeId, request: RuntimeRequest): SubmittedRequest {
     const node = this.node(id);
-    const r: RequestOutcome = { node: id, request, issuedAt: this.time };
-    this.requests.push(r);
+    const r: SubmittedRequest = { node: id, request, issuedAt: this.time };
+    this.submitted.push(r);
     const runtime = node.runtime;
     const done = (o: ApplyOutcome) => {
       r.outcome = o;

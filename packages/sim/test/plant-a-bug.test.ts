@@ -22,6 +22,8 @@ interface Hunt {
   /** How many seeds the hunt may take at most. */
   readonly maxSeeds: number;
   readonly options: Omit<ScheduleOptions, 'seed'>;
+  /** Check liveness too (only for bugs that break liveness; for the others a wedged run is skipped). */
+  readonly liveness?: boolean;
 }
 
 const quiet = { member: 0, snapshot: 0, transfer: 0, read: 0, oneWay: 0, burst: 0, partition: 0, isolate: 0 };
@@ -95,6 +97,15 @@ const hunts: Hunt[] = [
     },
   },
   {
+    // Issue 14: a follower's read whose ReadIndexRequest (or answer) is lost, or a leader's read whose confirmation
+    // round never completes, is never answered. Caught by the liveness check's "every request gets an answer".
+    bug: 'forgetUnansweredReads',
+    expected: ['liveness'],
+    maxSeeds: 100,
+    liveness: true,
+    options: { weights: { read: 25, member: 1 }, profile: { dropRate: 0.08 } },
+  },
+  {
     // A snapshot described with the latest configuration instead of the one at its index: a snapshot taken while
     // a later config entry exists claims membership the committed prefix never had.
     bug: 'snapshotLatestConfig',
@@ -112,8 +123,10 @@ describe('plant a bug: the simulator catches each known protocol bug', () => {
       for (let seed = 1; seed <= hunt.maxSeeds && found === null; seed++) {
         seeds++;
         try {
-          // Liveness is not what these bugs break; a run the bug merely wedges is skipped, not counted as caught.
-          runSchedule({ ...hunt.options, seed, traceLimit: 0, bugs: { [hunt.bug]: true }, liveness: false });
+          // Liveness is not what most of these bugs break; a run the bug merely wedges is skipped, not counted as
+          // caught (unless the hunt is for a liveness bug).
+          const liveness = hunt.liveness ?? false;
+          runSchedule({ ...hunt.options, seed, traceLimit: 0, bugs: { [hunt.bug]: true }, liveness });
         } catch (e) {
           if (!(e instanceof ScheduleFailure)) throw e;
           found = e;

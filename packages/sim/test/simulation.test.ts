@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   EventQueue,
@@ -170,10 +172,113 @@ describe('the simulated cluster', () => {
     expect(sim.leader()!.raft!.config!.voters).not.toContain(leader);
   });
 
-  it('liveness: after a random schedule, a leader emerges and a proposal commits within the bound', () => {
+  it('liveness: after a random schedule, a leader emerges, a proposal commits and every request is answered', () => {
     const r = runSchedule({ seed: 99, traceLimit: 0 });
     expect(r.leaderAfterMs).toBeGreaterThanOrEqual(0);
     expect(r.commitAfterMs).toBeGreaterThanOrEqual(r.leaderAfterMs);
+    expect(r.answeredAfterMs).toBeGreaterThanOrEqual(r.commitAfterMs);
+    expect(r.answeredAfterMs - r.commitAfterMs).toBeLessThanOrEqual(r.answerBoundMs);
+    expect(r.sim.requests.size).toBeGreaterThan(0);
+    const members = r.sim.quorumLeader()!.raft!.config!;
+    const inCluster = [...members.voters, ...members.learners];
+    expect(r.sim.unanswered().filter((u) => inCluster.includes(u.node))).toEqual([]);
+  });
+
+  // Issue 14, item 4: with 5% message loss, 51 of these 600 follower reads were never answered (a lost
+  // ReadIndexRequest or ReadIndexResponse), although the leader stayed put.
+  it('answers every follower read despite lost messages (seeds 1-30, 5% loss, 20 reads 50 ms apart)', () => {
+    let answered = 0;
+    let served = 0;
+    let slowest = 0;
+    for (let seed = 1; seed <= 30; seed++) {
+      const sim = new Simulation<KvCommand>({ seed, nodes: 3, network: { dropRate: 0.05 }, traceLimit: 0 });
+      const leader = sim.runUntilStableLeader(5_000);
+      expect(leader, `seed ${seed}: no leader`).not.toBeNull();
+      const follower = sim.ids().find((id) => id !== leader!.id)!;
+      const ids = [];
+      for (let i = 0; i < 20; i++) {
+        ids.push(sim.read(follower, 'x'));
+        sim.runFor(50);
+      }
+      sim.runFor(30_000);
+      expect(sim.leader()?.id, `seed ${seed}: the leader changed`).toBe(leader!.id);
+      for (const id of ids) {
+        const r = sim.reads.get(id)!;
+        if (r.answeredAt === undefined) continue;
+        answered++;
+        if (r.error === undefined) served++;
+        slowest = Math.max(slowest, r.answeredAt - r.issuedAt);
+      }
+      expect(sim.unanswered(), `seed ${seed}`).toEqual([]);
+    }
+    expect(answered).toBe(600);
+    // Lost messages cost a resend after electionTicks heartbeats (100 ms here), not a failure.
+    expect(served).toBeGreaterThanOrEqual(570);
+    expect(slowest).toBeLessThan(1_000);
+  });
+
+  // Issue 14, item 6: right after heal() the old leader still believes it leads, although a newer term has begun;
+  // what is proposed there is lost. quorumLeader() does not pick it; runUntilStableLeader() waits for the real one.
+  it('leader() can return a deposed leader after heal(); quorumLeader() and runUntilStableLeader() do not', () => {
+    // Without CheckQuorum an isolated leader never steps down by itself; the first seed (of 50) where it is the only
+    // node that believes it leads when the partition heals, while a quorum is in a newer term.
+    let found: { sim: Simulation<KvCommand>; old: string; term: number } | null = null;
+    for (let seed = 1; seed <= 50 && found === null; seed++) {
+      const sim = new Simulation<KvCommand>({ seed, nodes: 3, traceLimit: 0, raft: { checkQuorum: false } });
+      const first = sim.runUntilStableLeader(5_000)!;
+      const old = first.id;
+      const term = first.raft!.currentTerm;
+      sim.isolate(old);
+      // Deposed for real: every other node (a quorum) moved to a newer term, so the old leader can commit nothing.
+      const newer = () => sim.ids().every((id) => id === old || sim.node(id).raft!.currentTerm > term);
+      expect(sim.runUntil(newer, 2_000)).toBe(true);
+      sim.heal();
+      if (sim.leader()?.id === old) found = { sim, old, term };
+    }
+    expect(found).not.toBeNull();
+    const { sim, old, term } = found!;
+    expect(sim.node(old).raft!.role).toBe('leader');
+    expect(sim.quorumLeader()).toBeNull();
+    const lost = sim.propose(cmd('deposed', 1), sim.leader()!.id);
+    expect(lost.ok).toBe(true);
+    const stable = sim.runUntilStableLeader(5_000);
+    expect(stable).not.toBeNull();
+    expect(stable!.raft!.currentTerm).toBeGreaterThan(term);
+    const kept = sim.propose(cmd('kept', 2)); // default target: the quorum leader
+    expect(kept.ok).toBe(true);
+    sim.runFor(1_000);
+    const outcomes = [...sim.requests.values()].map((r) => r.outcome);
+    expect(outcomes).toEqual(['lost', 'committed']);
+    expect((sim.node(old).sm as KvStateMachine).get('deposed')).toBeUndefined();
+    expect((sim.node(old).sm as KvStateMachine).get('kept')).toBe(2);
+  });
+
+  it("answers a crashed node's requests DOWN and lists unanswered requests until then", () => {
+    const sim = stableCluster(7);
+    const leader = sim.leader()!.id;
+    sim.isolate(leader);
+    const p = sim.propose(cmd('p', 1), leader);
+    expect(p.ok).toBe(true);
+    const readId = sim.read(leader, 'p');
+    sim.runFor(20);
+    expect(
+      sim
+        .unanswered()
+        .map((u) => u.kind)
+        .sort(),
+    ).toEqual(['propose', 'read']);
+    sim.crash(leader);
+    expect(sim.unanswered()).toEqual([]);
+    expect(sim.reads.get(readId)?.error).toBe('DOWN');
+    expect([...sim.requests.values()].at(-1)?.outcome).toBe('DOWN');
+  });
+});
+
+describe('docs/simulation.md', () => {
+  it('quotes test/doc-example.test.ts exactly (so its property-test example runs)', () => {
+    const code = readFileSync(join(__dirname, 'doc-example.test.ts'), 'utf8');
+    const doc = readFileSync(join(__dirname, '../../../docs/simulation.md'), 'utf8');
+    expect(doc).toContain(`\`\`\`ts\n${code.trim()}\n\`\`\``);
   });
 });
 
