@@ -92,6 +92,25 @@ export interface ServerOptions {
   maxPeerBufferBytes?: number;
   /** Requests in progress on this server above which new ones get `OVERLOADED`. Default 100 000. */
   maxInflightRequests?: number;
+  /**
+   * Client connections (JSON-RPC lines, WebSocket, HTTP) open at once; one more gets an `OVERLOADED` error line (HTTP:
+   * 503) and is closed. Peer connections never count. Default 10 000.
+   */
+  maxClientConnections?: number;
+  /**
+   * A client connection with no request in progress and no traffic for this long is closed; a connection that has
+   * sent nothing yet is closed after min(this, 30 s). 0 disables (TCP keepalive still finds half-open ones).
+   * Default 300 000 (5 minutes).
+   */
+  clientIdleTimeoutMs?: number;
+  /**
+   * Largest answer to a client (a batch's answers count together; larger ones are replaced by `OUTPUT_LIMIT_EXCEEDED`
+   * errors), and most unsent answer bytes a client connection may have queued before it is closed with an
+   * `OUTPUT_LIMIT_EXCEEDED` line. Default 64 MiB.
+   */
+  maxClientOutputBytes?: number;
+  /** Requests in one JSON-RPC batch; a larger batch gets an `INVALID_REQUEST` error per request. Default 10 000. */
+  maxBatchRequests?: number;
   /** Cluster name every peer must present in its handshake. Default `raft`. */
   clusterName?: string;
   /** Shared secret peers prove (HMAC-SHA256 of a server challenge) in their handshake. Default: none. */
@@ -391,6 +410,8 @@ export class RaftServer extends EventEmitter {
   private frontend!: RpcFrontend;
   private listener: TcpServer | null = null;
   private readonly conns = new Set<Socket>();
+  /** Connections accepted while {@link RaftServer.start} finishes (null when not starting). */
+  private early: Socket[] | null = null;
   private running = false;
   private started = false;
   private failure: RpcError | null = null;
@@ -479,6 +500,10 @@ export class RaftServer extends EventEmitter {
       maxLineBytes: options.maxLineBytes ?? 16 * 1024 * 1024,
       maxPeerBufferBytes: options.maxPeerBufferBytes ?? 256 * 1024 * 1024,
       maxInflightRequests: options.maxInflightRequests ?? 100_000,
+      maxClientConnections: options.maxClientConnections ?? 10_000,
+      clientIdleTimeoutMs: options.clientIdleTimeoutMs ?? 300_000,
+      maxClientOutputBytes: options.maxClientOutputBytes ?? 64 * 1024 * 1024,
+      maxBatchRequests: options.maxBatchRequests ?? 10_000,
       clusterName: options.clusterName ?? 'raft',
       secret: options.secret,
       storageSync: options.storageSync ?? true,
@@ -549,37 +574,46 @@ export class RaftServer extends EventEmitter {
     }
     const listenAddr = this.o.listen === undefined ? { host: addr.host, port } : splitAddress(this.o.listen);
     if (listenAddr === null) throw new RpcError(ErrorCode.INVALID_PARAMS, 'listen must be "host:port"');
-    const listener = createTcpServer({ noDelay: true }, (s) => this.onConnection(s));
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen(listenAddr.port, listenAddr.host, () => {
-        listener.removeListener('error', reject);
-        resolve();
-      });
-    });
-    listener.on('error', (e) => this.log.error('listener error', { error: e.message }));
-    this.listener = listener;
-    const bound = listener.address();
-    const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port;
-    if (port === 0) port = boundPort;
-    this._id = addr.host.includes(':') ? `[${addr.host}]:${port}` : `${addr.host}:${port}`;
+    // Storage and the snapshot first, the port last: the port must accept only once the server can serve (the slow
+    // part of a start is opening the log and restoring the snapshot, tens of ms to seconds).
+    let storage: RaftStorage | undefined;
+    let listener: TcpServer | undefined;
     try {
-      if (this.options.dataDir !== undefined) {
-        await fs.mkdir(this.options.dataDir, { recursive: true });
-        await writeMeta(this.options.dataDir, { id: this._id, clusterName: this.o.clusterName });
-      }
-      this.storage =
+      if (this.options.dataDir !== undefined) await fs.mkdir(this.options.dataDir, { recursive: true });
+      storage =
         this.options.storage ??
         (await openStorage<Command>(this.options.dataDir as string, {
           sync: this.o.storageSync,
           codec: commandCodec,
         }));
-      const st = this.storage.state;
+      this.storage = storage;
+      const st = storage.state;
       if (st.snapshot !== null) {
-        const snap = await this.storage.readSnapshot();
+        const snap = await storage.readSnapshot();
         if (snap !== null) this.rm.restore(snap.data);
         this.snapshotMeta = st.snapshot;
         this.appliedIndex = st.snapshot.index;
+      }
+      // Port 0 needs the bound port for the id (and the data directory's record of it), so a few steps remain
+      // after listening; connections accepted meanwhile wait in `early` and are served once the server runs.
+      this.early = [];
+      const l = createTcpServer({ noDelay: true }, (sock) => this.onConnection(sock));
+      listener = l;
+      await new Promise<void>((resolve, reject) => {
+        l.once('error', reject);
+        l.listen(listenAddr.port, listenAddr.host, () => {
+          l.removeListener('error', reject);
+          resolve();
+        });
+      });
+      l.on('error', (e) => this.log.error('listener error', { error: e.message }));
+      this.listener = l;
+      const bound = l.address();
+      const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port;
+      if (port === 0) port = boundPort;
+      this._id = addr.host.includes(':') ? `[${addr.host}]:${port}` : `${addr.host}:${port}`;
+      if (this.options.dataDir !== undefined) {
+        await writeMeta(this.options.dataDir, { id: this._id, clusterName: this.o.clusterName });
       }
       const raftOptions: RaftOptions = {
         electionTicks: Math.max(2, Math.round(this.o.electionTimeoutMs / this.o.heartbeatMs)),
@@ -592,8 +626,12 @@ export class RaftServer extends EventEmitter {
           ? RaftNode.start<Command>(this._id, raftOptions)
           : RaftNode.restart<Command>(this._id, st, raftOptions);
     } catch (e) {
-      listener.close();
+      listener?.close();
       this.listener = null;
+      for (const sock of this.early ?? []) sock.destroy();
+      this.early = null;
+      // Storage this server opened is closed again; storage the caller passed in stays the caller's.
+      if (storage !== undefined && this.options.storage === undefined) await storage.close().catch(() => undefined);
       throw e;
     }
     this.transport = new PeerTransport({
@@ -623,13 +661,24 @@ export class RaftServer extends EventEmitter {
         stateJson: () => JSON.stringify(this.state()),
         counters: this.counters,
       },
-      { maxLineBytes: this.o.maxLineBytes, maxOutputBytes: 8 * 1024 * 1024, logger: this.log },
+      {
+        maxLineBytes: this.o.maxLineBytes,
+        maxOutputBytes: Math.min(8 * 1024 * 1024, Math.floor(this.o.maxClientOutputBytes / 2)),
+        maxClientOutputBytes: this.o.maxClientOutputBytes,
+        maxBatchRequests: this.o.maxBatchRequests,
+        maxClientConnections: this.o.maxClientConnections,
+        clientIdleTimeoutMs: this.o.clientIdleTimeoutMs,
+        logger: this.log,
+      },
     );
     this.running = true;
     this.startedAt = Date.now();
     this.lastLeader = this.node.leaderId;
     this.lastRole = this.node.role;
     this.log.info('server started', { id: this._id, term: this.node.currentTerm, applied: this.appliedIndex });
+    const early = this.early ?? [];
+    this.early = null;
+    for (const sock of early) if (!sock.destroyed) this.onConnection(sock);
     this.kick();
   }
 
@@ -703,18 +752,32 @@ export class RaftServer extends EventEmitter {
 
   private onConnection(socket: Socket): void {
     if (!this.running) {
-      socket.destroy();
+      if (this.early !== null) {
+        socket.on('error', () => undefined);
+        this.early.push(socket);
+      } else socket.destroy();
+      return;
+    }
+    // Connections that have not said what they are yet are bounded in number and time (a peer sends its magic at
+    // once, so only a flood of silent connections can make one wait; it is refused like a client would be).
+    if (this.conns.size >= this.o.maxClientConnections) {
+      this.frontend.refuse(socket, false);
       return;
     }
     this.conns.add(socket);
     socket.on('close', () => this.conns.delete(socket));
     socket.on('error', () => undefined);
+    const silent = () => socket.destroy();
+    const idle = this.o.clientIdleTimeoutMs;
+    socket.setTimeout(idle > 0 ? Math.min(idle, SNIFF_TIMEOUT_MS) : SNIFF_TIMEOUT_MS, silent);
     let head: Buffer = Buffer.alloc(0);
     // Sniff the protocol from the first bytes: peers start with the magic, HTTP with "GET ", the rest is JSON-RPC.
     const onData = (chunk: Buffer) => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       if (head.length < 4 && !head.includes(0x0a)) return;
       socket.removeListener('data', onData);
+      socket.setTimeout(0);
+      socket.removeListener('timeout', silent);
       this.conns.delete(socket);
       if (head.length >= 4 && head.subarray(0, 4).equals(PEER_MAGIC)) this.transport.accept(socket, head);
       else if (head.length >= 4 && head.toString('latin1', 0, 4) === 'GET ') this.frontend.acceptHttp(socket, head);
@@ -1820,6 +1883,9 @@ function saysNotApplied(e: RpcError): boolean {
     e.code === ErrorCode.OVERLOADED
   );
 }
+
+/** A connection must send its first bytes (which say whether it is a peer or a client) within this many ms. */
+const SNIFF_TIMEOUT_MS = 30_000;
 
 /** What a retried request reports when its retry failed but an earlier attempt's outcome is unknown. */
 function earlierAttemptUnknown(what: string, retryError: RpcError): RpcError {
