@@ -310,7 +310,10 @@ export class RpcFrontend {
 
   /** Serve JSON-RPC lines on a socket; `head` holds bytes already read from it. */
   acceptLines(socket: Socket, head: Buffer): void {
-    if (this.sockets.size >= this.o.maxClientConnections) return this.refuse(socket, false);
+    if (this.sockets.size >= this.o.maxClientConnections) {
+      this.refuse(socket, false);
+      return;
+    }
     this.d.counters.clientConnections++;
     this.sockets.add(socket);
     socket.setNoDelay(true);
@@ -490,7 +493,10 @@ export class RpcFrontend {
 
   /** Serve an HTTP request (WebSocket upgrade or `GET /state`) on a socket that started with `GET `. */
   acceptHttp(socket: Socket, head: Buffer): void {
-    if (this.sockets.size >= this.o.maxClientConnections) return this.refuse(socket, true);
+    if (this.sockets.size >= this.o.maxClientConnections) {
+      this.refuse(socket, true);
+      return;
+    }
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);

@@ -195,7 +195,9 @@ describe('RpcFrontend batches', () => {
     tick();
     const c = await client(port);
     const n = 1000;
-    c.s.write(`[${Array.from({ length: n }, (_, i) => req(i + 1, 'Echo', [i])).join(',')}]\n${req(n + 1, 'Echo', [n])}\n`);
+    c.s.write(
+      `[${Array.from({ length: n }, (_, i) => req(i + 1, 'Echo', [i])).join(',')}]\n${req(n + 1, 'Echo', [n])}\n`,
+    );
     await waitFor(() => c.lines.length >= 2, 10_000, 'both answers');
     const batch = c.lines.find(Array.isArray) as unknown as Line[];
     expect(batch).toHaveLength(n);

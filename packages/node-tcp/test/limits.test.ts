@@ -2,7 +2,7 @@
 // to peers), and maxBatchRequests as a server option. The frontend's limits in detail: frontend.test.ts.
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCode, RpcError } from '../src/index.js';
+import { ErrorCode, type RpcError } from '../src/index.js';
 import { Cluster, waitFor } from './helpers.js';
 
 let c: Cluster;
