@@ -65,6 +65,25 @@ export interface ServerOptions {
   maxPeerBufferBytes?: number;
   /** Requests in progress on this server above which new ones get `OVERLOADED`. Default 100 000. */
   maxInflightRequests?: number;
+  /**
+   * Client connections (JSON-RPC lines, WebSocket, HTTP) open at once; one more gets an `OVERLOADED` error line (HTTP:
+   * 503) and is closed. Peer connections never count. Default 10 000.
+   */
+  maxClientConnections?: number;
+  /**
+   * A client connection with no request in progress and no traffic for this long is closed; a connection that has
+   * sent nothing yet is closed after min(this, 30 s). 0 disables (TCP keepalive still finds half-open ones).
+   * Default 300 000 (5 minutes).
+   */
+  clientIdleTimeoutMs?: number;
+  /**
+   * Largest answer to a client (a batch's answers count together; larger ones are replaced by `OUTPUT_LIMIT_EXCEEDED`
+   * errors), and most unsent answer bytes a client connection may have queued before it is closed with an
+   * `OUTPUT_LIMIT_EXCEEDED` line. Default 64 MiB.
+   */
+  maxClientOutputBytes?: number;
+  /** Requests in one JSON-RPC batch; a larger batch gets an `INVALID_REQUEST` error per request. Default 10 000. */
+  maxBatchRequests?: number;
   /** Cluster name every peer must present in its handshake. Default `raft`. */
   clusterName?: string;
   /** Shared secret peers prove (HMAC-SHA256 of a server challenge) in their handshake. Default: none. */
@@ -154,6 +173,9 @@ const commandCodec: Codec<Command> = {
 
 const META_FILE = 'node-tcp.json';
 
+/** A connection must send its first bytes (which say whether it is a peer or a client) within this many ms. */
+const SNIFF_TIMEOUT_MS = 30_000;
+
 /** Create a server (call {@link RaftServer.start} to run it). */
 export function createServer(options: ServerOptions): RaftServer {
   return new RaftServer(options);
@@ -171,6 +193,8 @@ export class RaftServer extends EventEmitter {
   private frontend!: RpcFrontend;
   private listener: TcpServer | null = null;
   private readonly conns = new Set<Socket>();
+  /** Connections accepted while {@link RaftServer.start} finishes (null when not starting). */
+  private early: Socket[] | null = null;
   private running = false;
   private started = false;
   private startedAt = 0;
@@ -282,39 +306,42 @@ export class RaftServer extends EventEmitter {
     }
     const listenAddr = o.listen === undefined ? { host: addr.host, port } : splitAddress(o.listen);
     if (listenAddr === null) throw new RpcError(ErrorCode.INVALID_PARAMS, 'listen must be "host:port"');
-    const listener = createTcpServer({ noDelay: true }, (s) => this.onConnection(s));
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen(listenAddr.port, listenAddr.host, () => {
-        listener.removeListener('error', reject);
-        resolve();
-      });
-    });
-    listener.on('error', (e) => this.log.error('listener error', { error: e.message }));
-    this.listener = listener;
-    const bound = listener.address();
-    const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port;
-    if (port === 0) port = boundPort;
-    this._id = addr.host.includes(':') ? `[${addr.host}]:${port}` : `${addr.host}:${port}`;
     const clusterName = o.clusterName ?? 'raft';
     const heartbeatMs = o.heartbeatMs ?? 100;
     const electionTimeoutMs = o.electionTimeoutMs ?? 1000;
     const maxFrameBytes = o.maxFrameBytes ?? 64 * 1024 * 1024;
     const maxPeerBufferBytes = o.maxPeerBufferBytes ?? 256 * 1024 * 1024;
-    let storage: RaftStorage;
+    // Storage first, the port after: the port accepts only once the log is open. The node's id needs the bound port
+    // (port 0), so the runtime (and the snapshot restore) starts after listening: connections accepted meanwhile
+    // wait in `early` and are served once the server runs, never reset.
+    let storage: RaftStorage | undefined;
+    let listener: TcpServer | undefined;
     try {
-      if (o.dataDir !== undefined) {
-        await fs.mkdir(o.dataDir, { recursive: true });
-        await writeMeta(o.dataDir, { id: this._id, clusterName });
-      }
+      if (o.dataDir !== undefined) await fs.mkdir(o.dataDir, { recursive: true });
       storage =
         o.storage ??
         (await openStorage<Command>(o.dataDir as string, { sync: o.storageSync ?? true, codec: commandCodec }));
       // A storage of the user's may not report repairs; storage-jsonl does.
       this.recovery = reportRecovery(storage as { recovery?: RecoveryReport }, this.log);
+      this.early = [];
+      const l = createTcpServer({ noDelay: true }, (sock) => this.onConnection(sock));
+      listener = l;
+      await new Promise<void>((resolve, reject) => {
+        l.once('error', reject);
+        l.listen(listenAddr.port, listenAddr.host, () => {
+          l.removeListener('error', reject);
+          resolve();
+        });
+      });
+      l.on('error', (e) => this.log.error('listener error', { error: e.message }));
+      this.listener = l;
+      const bound = l.address();
+      const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port;
+      if (port === 0) port = boundPort;
+      this._id = addr.host.includes(':') ? `[${addr.host}]:${port}` : `${addr.host}:${port}`;
+      if (o.dataDir !== undefined) await writeMeta(o.dataDir, { id: this._id, clusterName });
     } catch (e) {
-      listener.close();
-      this.listener = null;
+      await this.abortStart(listener, storage);
       throw e;
     }
     this.transport = new PeerTransport({
@@ -379,9 +406,7 @@ export class RaftServer extends EventEmitter {
       await runtime.start();
     } catch (e) {
       this.transport.close();
-      listener.close();
-      this.listener = null;
-      await storage.close().then(undefined, () => undefined);
+      await this.abortStart(listener, storage);
       throw e;
     }
     this.runtime = runtime;
@@ -391,11 +416,42 @@ export class RaftServer extends EventEmitter {
         stateJson: () => JSON.stringify(this.state()),
         counters: this.counters,
       },
-      { maxLineBytes: o.maxLineBytes ?? 16 * 1024 * 1024, maxOutputBytes: 8 * 1024 * 1024, logger: this.log },
+      {
+        maxLineBytes: o.maxLineBytes ?? 16 * 1024 * 1024,
+        maxOutputBytes: Math.min(8 * 1024 * 1024, Math.floor(this.limits.maxClientOutputBytes / 2)),
+        ...this.limits,
+        logger: this.log,
+      },
     );
     this.running = true;
     this.startedAt = Date.now();
     this.log.info('server started', { id: this._id, term: runtime.node.currentTerm, applied: runtime.appliedIndex });
+    const early = this.early ?? [];
+    this.early = null;
+    for (const sock of early) if (!sock.destroyed) this.onConnection(sock);
+  }
+
+  /** Undo a start that failed: close the port, drop held connections, close storage this server opened. */
+  private async abortStart(listener: TcpServer | undefined, storage: RaftStorage | undefined): Promise<void> {
+    listener?.close();
+    this.listener = null;
+    for (const sock of this.early ?? []) sock.destroy();
+    this.early = null;
+    // Storage this server opened is closed again; storage the caller passed in stays the caller's.
+    if (storage !== undefined && this.options.storage === undefined) {
+      await Promise.resolve(storage.close()).catch(() => undefined);
+    }
+  }
+
+  /** Client connection limits (see {@link ServerOptions}). */
+  private get limits() {
+    const o = this.options;
+    return {
+      maxClientConnections: o.maxClientConnections ?? 10_000,
+      clientIdleTimeoutMs: o.clientIdleTimeoutMs ?? 300_000,
+      maxClientOutputBytes: o.maxClientOutputBytes ?? 64 * 1024 * 1024,
+      maxBatchRequests: o.maxBatchRequests ?? 10_000,
+    };
   }
 
   private queueFlush(): void {
@@ -441,18 +497,33 @@ export class RaftServer extends EventEmitter {
 
   private onConnection(socket: Socket): void {
     if (!this.running) {
-      socket.destroy();
+      if (this.early !== null) {
+        socket.on('error', () => undefined);
+        this.early.push(socket);
+      } else socket.destroy();
+      return;
+    }
+    const limits = this.limits;
+    // Connections that have not said what they are yet are bounded in number and time (a peer sends its magic at
+    // once, so only a flood of silent connections can make one wait; it is refused like a client would be).
+    if (this.conns.size >= limits.maxClientConnections) {
+      this.frontend.refuse(socket, false);
       return;
     }
     this.conns.add(socket);
     socket.on('close', () => this.conns.delete(socket));
     socket.on('error', () => undefined);
+    const silent = () => socket.destroy();
+    const idle = limits.clientIdleTimeoutMs;
+    socket.setTimeout(idle > 0 ? Math.min(idle, SNIFF_TIMEOUT_MS) : SNIFF_TIMEOUT_MS, silent);
     let head: Buffer = Buffer.alloc(0);
     // Sniff the protocol from the first bytes: peers start with the magic, HTTP with "GET ", the rest is JSON-RPC.
     const onData = (chunk: Buffer) => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       if (head.length < 4 && !head.includes(0x0a)) return;
       socket.removeListener('data', onData);
+      socket.setTimeout(0);
+      socket.removeListener('timeout', silent);
       this.conns.delete(socket);
       if (head.length >= 4 && head.subarray(0, 4).equals(PEER_MAGIC)) this.transport.accept(socket, head);
       else if (head.length >= 4 && head.toString('latin1', 0, 4) === 'GET ') this.frontend.acceptHttp(socket, head);

@@ -49,6 +49,12 @@ export const ErrorCode = {
   STORAGE_ERROR: -32011,
   /** A leadership transfer is in progress and did not finish within the request's timeout. */
   TRANSFER_IN_PROGRESS: -32012,
+  /**
+   * An answer, a batch's answers, or a connection's unsent answers would exceed `maxClientOutputBytes`. The
+   * request was run (a command may have been applied); only its answer was dropped. On a connection whose unsent
+   * answers exceed the limit this is the last line before the server closes it.
+   */
+  OUTPUT_LIMIT_EXCEEDED: -32013,
 } as const;
 
 /** One of the {@link ErrorCode} values. */
