@@ -65,6 +65,9 @@ export interface ResolvedOptions {
   readonly maxCommandBytes: number;
 }
 
+/** Drains of the core in one turn before the rest waits for the next turn (so a flood of inputs cannot starve I/O). */
+const MAX_DRAINS_PER_TURN = 8;
+
 /** Members of a configuration: voters, then learners, then outgoing voters of a joint configuration. */
 export function membersOf(c: ClusterConfig): string[] {
   const out = [...c.voters];
@@ -302,7 +305,15 @@ export class RaftRuntime {
     this.scheduled = false;
     if (!this.running || this.failure !== null) return;
     try {
-      this.runActions();
+      // Carrying out actions can give the core new inputs (a request retried once a leader is known, a snapshot
+      // chunk read from memory): drain again so the turn ends with nothing left, within a bound.
+      let rounds = 0;
+      while (this.runActions()) {
+        if (++rounds >= MAX_DRAINS_PER_TURN) {
+          this.kick();
+          break;
+        }
+      }
       this.transport.flush?.();
       this.options.tap?.turn?.();
     } catch (e) {
@@ -312,10 +323,12 @@ export class RaftRuntime {
     }
   }
 
-  private runActions(): void {
+  /** One drain of the core; returns whether there was anything to do. */
+  private runActions(): boolean {
     let configApplied = false;
     let leaderChanged = false;
     const actions: Action<Command>[] = this.node.takeActions();
+    if (actions.length === 0) return false;
     const tap = this.options.tap;
     const bugs = this.bugs;
     for (const a of actions) {
@@ -411,6 +424,7 @@ export class RaftRuntime {
     if (configApplied || leaderChanged) this.requests.checkMemberWaits();
     if (leaderChanged && this.node.leaderId !== null) this.requests.drainWaiters();
     this.maybeAutoSnapshot();
+    return true;
   }
 
   /** Sends held back behind a hard state go out once it is durable, in their original order. */

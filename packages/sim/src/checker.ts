@@ -30,6 +30,13 @@ export type SafetyProperty =
   | 'snapshot-safety'
   /** The runtime contract of the core was broken (state and actions disagree, invalid action sequence, ...). */
   | 'runtime-contract'
+  /**
+   * What a node says is on its disk: every message it sends speaks in a term its disk holds, a vote it grants is
+   * on its disk, and an entry it acknowledges is durable (simulator only: it sees each node's disk).
+   */
+  | 'durability'
+  /** A client told its command was certainly not applied finds it applied (simulator only). */
+  | 'client-answer'
   /** After faults stopped, no leader emerged or a new proposal did not commit within the bound (schedules only). */
   | 'liveness';
 
@@ -85,6 +92,11 @@ export interface SafetyCheckerOptions<C> {
   stateMachine?: () => StateMachine<C>;
   /** Fail when one command is applied at two different indexes (true unless your clients retry). Default true. */
   uniqueCommands?: boolean;
+  /**
+   * Commands that may legitimately appear at several indexes (a retried exactly-once command: the runtime's session
+   * table applies it once, whatever the log holds). Default: none.
+   */
+  mayRepeat?: (command: C) => boolean;
   /** Compare the node's reported last log index/term with the log implied by its actions. Default true. */
   checkContract?: boolean;
 }
@@ -199,6 +211,7 @@ export class SafetyChecker<C = unknown> {
   private maxCommit = 0;
   private readonly commandKey: (command: C) => string;
   private readonly uniqueCommands: boolean;
+  private readonly mayRepeat: (command: C) => boolean;
   private readonly checkContract: boolean;
   private readonly makeStateMachine: (() => StateMachine<C>) | undefined;
   private reference: { index: Index; sm: StateMachine<C> } | null = null;
@@ -210,6 +223,7 @@ export class SafetyChecker<C = unknown> {
   constructor(options: SafetyCheckerOptions<C> = {}) {
     this.commandKey = options.commandKey ?? ((c) => JSON.stringify(c));
     this.uniqueCommands = options.uniqueCommands ?? true;
+    this.mayRepeat = options.mayRepeat ?? (() => false);
     this.checkContract = options.checkContract ?? true;
     this.makeStateMachine = options.stateMachine;
   }
@@ -511,7 +525,7 @@ export class SafetyChecker<C = unknown> {
             { node, index: e.index, term: e.term },
           );
         }
-        if (this.uniqueCommands) {
+        if (this.uniqueCommands && !(e.type === 'command' && this.mayRepeat(e.command))) {
           const at = this.commandIndex.get(ck);
           if (at === undefined) this.commandIndex.set(ck, e.index);
           else if (at !== e.index) {
@@ -524,6 +538,13 @@ export class SafetyChecker<C = unknown> {
         }
       }
     }
+  }
+
+  /** Whether a command with this key is in the committed log known to the checker. */
+  isCommitted(command: C): boolean {
+    const key = `c${this.commandKey(command)}`;
+    for (let i = 1; i < this.committedKey.length; i++) if (this.committedKey[i] === key) return true;
+    return false;
   }
 
   /** A read was issued on `node` (call before `read`): it must see every write committed so far. */

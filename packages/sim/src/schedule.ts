@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 import { members, type NodeId } from '@raft/core';
+import type { RuntimeBugs } from '@raft/runtime';
 import { SafetyViolation } from './checker.js';
 import { Prng } from './prng.js';
 import { Simulation } from './simulation.js';
@@ -40,6 +41,12 @@ export interface StepWeights {
   snapshot: number;
   /** A leadership transfer to a random voter. */
   transfer: number;
+  /**
+   * An exactly-once command handed to a random node's runtime, as a TCP client would send it (forwarded to the
+   * leader over the simulated network, retried by the runtime when the forward is lost, answered within its
+   * timeout).
+   */
+  submit: number;
 }
 
 /** Default {@link StepWeights}. */
@@ -57,6 +64,7 @@ export const DEFAULT_WEIGHTS: Readonly<StepWeights> = {
   member: 4,
   snapshot: 4,
   transfer: 2,
+  submit: 4,
 };
 
 /** Relative weights of the membership operations of a `member` step. */
@@ -121,6 +129,8 @@ export interface ScheduleOptions {
   steps?: number;
   /** Plant known bugs in the core (plant-a-bug tests). */
   bugs?: UnsafeBugs;
+  /** Plant known bugs in the runtime (plant-a-bug tests). */
+  runtimeBugs?: RuntimeBugs;
   /** Override step weights. */
   weights?: Partial<StepWeights>;
   /** Force parts of the profile (the rest is still drawn from the seed). */
@@ -288,6 +298,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
     },
     timing: { fsyncMinMs: 0, fsyncMaxMs: profile.fsyncMaxMs, clockDrift: profile.clockDrift },
     raft: { ...profile.raft, unsafeBugs: options.bugs },
+    runtimeBugs: options.runtimeBugs,
     traceLimit: options.traceLimit ?? 200,
     recordActions: options.recordActions,
   });
@@ -297,6 +308,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
     number
   >;
   let commandId = 0;
+  const clientSeqs = [0, 0, 0];
   let configChanges = 0;
   const nextCommand = (): KvCommand => ({ id: ++commandId, key: `k${rnd.int(0, 4)}`, value: rnd.int(0, 1000) });
   const isolateNewLeader = profile.isolateNewLeaderRate;
@@ -344,6 +356,17 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
         case 'run':
           sim.runFor(rnd.int(1, runMaxMs + 1), MAX_EVENTS_PER_STEP);
           break;
+        case 'submit': {
+          const client = rnd.int(0, 3);
+          sim.submit(rnd.pick(ids), {
+            type: 'command',
+            input: nextCommand(),
+            clientId: `client${client}`,
+            seq: ++clientSeqs[client],
+            timeoutMs: rnd.int(50, 500),
+          });
+          break;
+        }
         case 'propose': {
           const n = rnd.chance(0.1) ? 30 : rnd.int(1, 6);
           const target = rnd.chance(0.85) ? (leader?.id ?? rnd.pick(ids)) : rnd.pick(ids);
@@ -499,6 +522,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
       answeredAfterMs = round2(sim.now - faultsEnd);
       checkAnswers(sim);
     }
+    sim.checkClientAnswers();
     step = stepCount;
     let readsServed = 0;
     let readsFailed = 0;

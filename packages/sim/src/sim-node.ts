@@ -194,6 +194,16 @@ export class SimNode {
         turn: () => this.guard(() => this.observeTurn()),
       },
       unsafeBugs: host.runtimeBugs,
+      // Nothing fails on a simulated disk: a runtime that stops taking part hides a bug, so it is one.
+      onEvent: (e) => {
+        if (e.type === 'failed') {
+          host.violated(
+            new SafetyViolation('runtime-contract', `node ${this.id}'s runtime stopped: ${e.error.message}`, {
+              node: this.id,
+            }),
+          );
+        }
+      },
     });
     this.runtime = runtime;
     // The simulated storage answers synchronously: the node is up when this returns.

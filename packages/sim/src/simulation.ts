@@ -24,7 +24,7 @@ import type {
   RuntimeBugs,
   RuntimeRequest,
 } from '@raft/runtime';
-import { ErrorCode as ErrorCodes, RpcError as RpcErrorClass } from '@raft/runtime';
+import { ErrorCode as ErrorCodes, RpcError as RpcErrorClass, saysNotApplied } from '@raft/runtime';
 import { configKey, SafetyChecker, SafetyViolation } from './checker.js';
 import { EventQueue } from './event-queue.js';
 import { Network, type NetworkOptions } from './network.js';
@@ -156,8 +156,8 @@ export interface RequestOutcome {
 
 /** A request still waiting for its answer (see {@link Simulation.unanswered}). */
 export interface UnansweredRequest {
-  /** `read`, `propose` or `member`. */
-  readonly kind: 'read' | 'propose' | 'member';
+  /** `read`, `propose`, `member`, or `submit` (a request handed to the runtime with {@link Simulation.submit}). */
+  readonly kind: 'read' | 'propose' | 'member' | 'submit';
   /** The node it was sent to. */
   readonly node: NodeId;
   /** Its id: the read id, or the request's sequence number. */
@@ -208,6 +208,8 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
   readonly nodes = new Map<NodeId, SimNode>();
   /** Every request handed to a node's runtime with {@link Simulation.submit}, in order. */
   readonly submitted: SubmittedRequest[] = [];
+  /** Submitted commands answered "certainly not applied" (checked against the committed log). */
+  private readonly notApplied: SubmittedRequest[] = [];
   /** Every read issued so far, by read id. */
   readonly reads = new Map<ReadId, ReadOutcome>();
   /** Every proposal and membership change issued so far, by sequence number (see {@link RequestOutcome}). */
@@ -252,6 +254,8 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
         : new SafetyChecker<Command>({
             commandKey: commandKey,
             stateMachine: () => new ReferenceMachine(this.makeSm()),
+            // A retried exactly-once command may be in the log twice; the session table applies it once.
+            mayRepeat: (c) => c.clientId !== undefined,
           });
     this.traceLimit = Math.max(0, options.traceLimit ?? 400);
     this.recordActions = options.recordActions ?? false;
@@ -327,6 +331,7 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
 
   /** @internal A node sends a message: the network decides its fate. */
   send(message: Message<Command>): void {
+    if (this.checker !== null) this.checkDurable(message);
     this.stats.sent++;
     if (!this.nodes.has(message.to) || !this.network.connected(message.from, message.to)) {
       this.stats.dropped++;
@@ -341,6 +346,39 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
     if (fate.length > 1) this.stats.duplicated++;
     for (const latency of fate) {
       this.queue.push({ time: this.time + latency, seq: 0, kind: 'deliver', node: message.to, message });
+    }
+  }
+
+  /**
+   * What leaves a node must already be on its disk: the term it speaks in (a PreVote asks about a term it has not
+   * taken yet), the vote it grants, the entries it acknowledges. These are the runtime's durability gates seen
+   * from outside, so a runtime that sends first and writes later fails here at once, not only after the unlucky
+   * crash that makes it matter.
+   */
+  private checkDurable(m: Message<Command>): void {
+    const node = this.nodes.get(m.from);
+    if (node === undefined) return;
+    const disk = node.disk;
+    const preVote = (m.type === 'RequestVote' || m.type === 'RequestVoteResponse') && m.preVote;
+    const fail = (what: string) => {
+      const v = new SafetyViolation('durability', `node ${m.from} sent ${describeMessage(m)} ${what}`, {
+        node: m.from,
+        term: m.term,
+      });
+      // Raised inside the node's runtime, which would take it for its own failure: surface it after the event.
+      this.violated(v);
+      throw v;
+    };
+    const hs = disk.hardState;
+    if (!preVote && m.term > hs.term) fail(`while its disk holds term ${hs.term}`);
+    // A message held back behind a write may leave after later writes (a newer term) are durable too: what it says
+    // was durable when it was written, so only messages of the disk's current term are compared in detail.
+    if (m.term !== hs.term) return;
+    if (m.type === 'RequestVoteResponse' && m.granted && !m.preVote && hs.votedFor !== m.to) {
+      fail(`while its disk holds vote ${String(hs.votedFor)} in term ${hs.term}`);
+    }
+    if (m.type === 'AppendEntriesResponse' && m.success && m.matchIndex > disk.lastIndex) {
+      fail(`while its disk holds entries up to ${disk.lastIndex} only`);
     }
   }
 
@@ -635,6 +673,13 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
     const node = this.node(id);
     if (!node.up) return 0;
     const lost = node.crash(keepPrefix);
+    // Its clients' connections break: whatever it had not answered, its client will never learn from it.
+    for (const r of this.submitted) {
+      if (r.node === id && r.outcome === undefined) {
+        r.outcome = { ok: false, error: connectionLost(id) };
+        r.answeredAt = this.time;
+      }
+    }
     // The clients of a crashed server lose their connections: every request it had not answered gets `DOWN`.
     for (const r of this.awaiting.get(id) ?? []) this.answer(r, 'DOWN');
     this.awaiting.delete(id);
@@ -872,6 +917,9 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
     for (const list of this.awaiting.values()) {
       for (const r of list) out.push({ kind: r.kind, node: r.node, id: r.id, issuedAt: r.issuedAt, index: r.index });
     }
+    this.submitted.forEach((r, i) => {
+      if (r.outcome === undefined) out.push({ kind: 'submit', node: r.node, id: i, issuedAt: r.issuedAt });
+    });
     return out.sort((a, b) => a.issuedAt - b.issuedAt);
   }
 
@@ -893,8 +941,13 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
     this.submitted.push(r);
     const runtime = node.runtime;
     const done = (o: ApplyOutcome) => {
+      if (r.outcome !== undefined) return;
       r.outcome = o;
       r.answeredAt = this.time;
+      if (!o.ok && request.type === 'command' && saysNotApplied(o.error)) {
+        this.notApplied.push(r);
+        this.checkNotApplied(r);
+      }
     };
     if (runtime === null) done({ ok: false, error: downError(id) });
     else {
@@ -902,6 +955,29 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
       runtime.submit(request, done);
     }
     return r;
+  }
+
+  /**
+   * A client told "certainly not applied" must never find its command applied: checked when the answer comes, and
+   * again by {@link Simulation.checkClientAnswers} once the run is over (the entry may commit later).
+   */
+  private checkNotApplied(r: SubmittedRequest): void {
+    const checker = this.checker;
+    if (checker === null || r.request.type !== 'command') return;
+    if (checker.isCommitted(commandOf(r.request))) {
+      const v = new SafetyViolation(
+        'client-answer',
+        `node ${r.node} answered ${r.outcome?.ok === false ? r.outcome.error.message : '?'} for ${JSON.stringify(r.request.input)} (client ${String(r.request.clientId)} seq ${String(r.request.seq)}), which is in the committed log`,
+        { node: r.node },
+      );
+      this.violated(v);
+      throw v;
+    }
+  }
+
+  /** Re-checks every "not applied" answer against the committed log (call at the end of a run). */
+  checkClientAnswers(): void {
+    for (const r of this.notApplied) this.checkNotApplied(r);
   }
 
   /** A one-line description of every node (role, term, log, commit), for logs and failure reports. */
@@ -929,6 +1005,12 @@ function commandKey(c: Command): string {
 function commandOf(r: Extract<RuntimeRequest, { type: 'command' }>): Command {
   const input = JSON.stringify(r.input);
   return r.clientId !== undefined && r.seq !== undefined ? { input, clientId: r.clientId, seq: r.seq } : { input };
+}
+
+function connectionLost(id: NodeId): import('@raft/runtime').RpcError {
+  return new RpcErrorClass(ErrorCodes.TIMEOUT, `node ${id} crashed before answering: the outcome is unknown`, {
+    notApplied: false,
+  });
 }
 
 function downError(id: NodeId): import('@raft/runtime').RpcError {

@@ -1,3 +1,4 @@
+import type { RuntimeBugs } from '@raft/runtime';
 import { describe, expect, it } from 'vitest';
 import {
   type KvCommand,
@@ -77,7 +78,8 @@ const hunts: Hunt[] = [
     // A follower that acknowledges entries before they are durable loses them in a crash after the leader counted
     // them; with slow fsyncs and frequent crashes a later leader lacks a committed entry.
     bug: 'ackUnpersisted',
-    expected: ['leader-completeness', 'state-machine-safety'],
+    // The simulator now compares every acknowledgement with the follower's disk, so the first sign is 'durability'.
+    expected: ['durability', 'leader-completeness', 'state-machine-safety'],
     maxSeeds: 300,
     options: {
       weights: { crash: 10, restart: 10, isolate: 4, propose: 20, member: 0, snapshot: 1 },
@@ -139,6 +141,68 @@ describe('plant a bug: the simulator catches each known protocol bug', () => {
         `[plant-a-bug] ${hunt.bug}: caught at seed ${failure.seed} (${seeds} seeds): ${failure.violation.message}`,
       );
       // Without the bug the very same schedule is safe.
+      expect(() => runSchedule({ ...hunt.options, seed: failure.seed, traceLimit: 0 })).not.toThrow();
+    });
+  }
+});
+
+// The same proof for the runtime: each bug is planted in @raft/runtime (RuntimeOptions.unsafeBugs), which every
+// simulated node runs, and must be caught within the stated number of seeds; the same seed passes without it.
+interface RuntimeHunt {
+  readonly bug: keyof RuntimeBugs;
+  readonly expected: readonly SafetyProperty[];
+  readonly maxSeeds: number;
+  readonly options: Omit<ScheduleOptions, 'seed'>;
+}
+
+const runtimeHunts: RuntimeHunt[] = [
+  // A vote (or any message of a new term) that leaves before the term and vote are on disk.
+  { bug: 'sendBeforeHardStateDurable', expected: ['durability'], maxSeeds: 5, options: {} },
+  // Term and vote never written: a restart forgets the vote.
+  { bug: 'skipHardState', expected: ['durability'], maxSeeds: 5, options: {} },
+  // Entries acknowledged to the leader before their fsync.
+  { bug: 'persistedBeforeFsync', expected: ['durability'], maxSeeds: 5, options: {} },
+  {
+    // A leader's snapshot restored and reported installed before the storage made it durable: the follower then
+    // acknowledges entries its disk does not hold. Needs snapshots and followers that fall behind them.
+    bug: 'installBeforeDurable',
+    expected: ['durability'],
+    maxSeeds: 20,
+    options: { weights: { snapshot: 15, crash: 6, restart: 8, isolate: 4, heal: 6 }, profile: { fsyncMaxMs: 20 } },
+  },
+  {
+    // A retried exactly-once command whose earlier forwarded attempt was lost (and may have been applied) is
+    // answered "not applied" when the retry fails. Needs forwarded commands, lost forwards and leader changes.
+    bug: 'forgetLostAttempts',
+    expected: ['client-answer'],
+    maxSeeds: 20,
+    options: {
+      weights: { submit: 30, burst: 6, isolate: 5, partition: 4, crash: 3, restart: 5, heal: 6, transfer: 3 },
+      profile: { dropRate: 0.05 },
+    },
+  },
+];
+
+describe('plant a bug: the simulator catches each known runtime bug', () => {
+  for (const hunt of runtimeHunts) {
+    it(`${hunt.bug} is caught as ${hunt.expected.join(' or ')} within ${hunt.maxSeeds} seeds`, () => {
+      let found: ScheduleFailure | null = null;
+      let seeds = 0;
+      for (let seed = 1; seed <= hunt.maxSeeds && found === null; seed++) {
+        seeds++;
+        try {
+          runSchedule({ ...hunt.options, seed, traceLimit: 0, runtimeBugs: { [hunt.bug]: true }, liveness: false });
+        } catch (e) {
+          if (!(e instanceof ScheduleFailure)) throw e;
+          found = e;
+        }
+      }
+      expect(found, `${hunt.bug} went unnoticed for ${hunt.maxSeeds} seeds`).not.toBeNull();
+      const failure = found as ScheduleFailure;
+      expect(hunt.expected).toContain(failure.violation.property);
+      console.info(
+        `[plant-a-bug] runtime ${hunt.bug}: caught at seed ${failure.seed} (${seeds} seeds): ${failure.violation.message}`,
+      );
       expect(() => runSchedule({ ...hunt.options, seed: failure.seed, traceLimit: 0 })).not.toThrow();
     });
   }
