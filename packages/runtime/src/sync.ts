@@ -40,6 +40,7 @@ export function after<T, U>(
   ok: (v: T) => MaybePromise<U>,
   err?: (e: unknown) => MaybePromise<U>,
 ): MaybePromise<U> | Failure;
+/** The implementation of both signatures above. */
 export function after<T, U>(
   x: MaybePromise<T> | Failure,
   ok: (v: T) => MaybePromise<U>,
@@ -137,6 +138,7 @@ export class Completion<T> implements PromiseLike<T> {
     for (const [, bad] of this.waiting.splice(0)) bad(error);
   }
 
+  /** Like `Promise.prototype.then`, but synchronous: see the class comment. */
   // biome-ignore lint/suspicious/noThenProperty: this is a thenable on purpose (see the class comment).
   then<A = T, B = never>(
     onOk?: ((value: T) => A | PromiseLike<A>) | null,
