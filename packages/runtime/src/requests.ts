@@ -105,7 +105,7 @@ export class Requests {
       }
       case 'takeSnapshot':
         if (!this.usable(done)) return;
-        rt.takeSnapshotNow((e) => {
+        rt.snapshots.take((e) => {
           if (e === undefined) done(okJson({ snapshotIndex: rt.snapshotMeta?.index ?? 0 }));
           else if (e instanceof RpcError) done(fail(e));
           else if (rt.failure !== null) done(fail(rt.failure));

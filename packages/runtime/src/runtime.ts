@@ -36,7 +36,8 @@ import { consoleLogger, type Logger } from './logger.js';
 import { type ApplyOutcome, type Command, ReplicatedMachine } from './machine.js';
 import { type ClientRequest, fail, proposalLost } from './request.js';
 import { Requests } from './requests.js';
-import { after, attempt, isThenable, Serial } from './sync.js';
+import { Snapshots } from './snapshots.js';
+import { after, isThenable } from './sync.js';
 import {
   type FollowerProgress,
   newRuntimeCounters,
@@ -103,8 +104,10 @@ export class RaftRuntime {
   readonly log: Logger;
   /** @internal */
   readonly transport: Transport;
-  private readonly storage: RaftStorage;
-  private readonly requests: Requests;
+  /** @internal */
+  readonly storage: RaftStorage;
+  /** @internal */
+  readonly requests: Requests;
   /** @internal Planted bugs (tests only). */
   readonly bugs: RuntimeBugs;
   private running = false;
@@ -124,14 +127,10 @@ export class RaftRuntime {
   private lastLeader: NodeId | null = null;
   private lastRole: Role = 'follower';
 
-  // Snapshots.
   /** @internal The latest snapshot taken or installed. */
   snapshotMeta: SnapshotMeta | null = null;
-  /** Callers waiting for the snapshot under way (`null`: none is). */
-  private snapshotWaiters: ((error?: unknown) => void)[] | null = null;
-  private autoSnapshotRetryAt = 0;
-  private receiver: ReturnType<RaftStorage['beginSnapshotReceive']> | null = null;
-  private readonly receiveChain = new Serial();
+  /** @internal Snapshot production and installation. */
+  readonly snapshots: Snapshots;
 
   constructor(private readonly options: RuntimeOptions) {
     this.id = options.id;
@@ -155,6 +154,7 @@ export class RaftRuntime {
     this.rm = new ReplicatedMachine(options.machine, options.maxSessions ?? 100_000);
     this.requests = new Requests(this);
     this.bugs = options.unsafeBugs ?? {};
+    this.snapshots = new Snapshots(this);
   }
 
   /** Whether the runtime is running (started, not stopped; it may have failed). */
@@ -222,19 +222,9 @@ export class RaftRuntime {
     this.running = false;
     this.clock.clearTimeout(this.timer);
     this.requests.failAll(errors.shuttingDown());
-    const waiters = this.snapshotWaiters;
-    const snapshotDone =
-      graceful && waiters !== null ? new Promise<void>((r) => waiters.push(() => r())) : Promise.resolve();
-    return snapshotDone
-      .then(() => this.receiver?.abort())
-      .then(
-        () => undefined,
-        () => undefined,
-      )
-      .then(() => {
-        this.receiver = null;
-        return this.storage.close();
-      })
+    return this.snapshots
+      .stop(graceful)
+      .then(() => this.storage.close())
       .then(
         () => undefined,
         (e) => this.log.warn('closing storage failed', { error: (e as Error).message }),
@@ -397,13 +387,13 @@ export class RaftRuntime {
           this.requests.readFailed(a.readId);
           break;
         case 'readSnapshotChunk':
-          this.readSnapshotChunk(a.to, a.snapshot, a.offset, a.maxBytes);
+          this.snapshots.readChunk(a.to, a.snapshot, a.offset, a.maxBytes);
           break;
         case 'saveSnapshotChunk':
-          this.saveSnapshotChunk(a.snapshot, a.offset, a.data);
+          this.snapshots.saveChunk(a.snapshot, a.offset, a.data);
           break;
         case 'installSnapshot':
-          this.installSnapshot(a.snapshot);
+          this.snapshots.install(a.snapshot);
           break;
         case 'stateChanged':
           if (a.leaderId !== this.lastLeader || a.role !== this.lastRole) {
@@ -423,7 +413,7 @@ export class RaftRuntime {
     }
     if (configApplied || leaderChanged) this.requests.checkMemberWaits();
     if (leaderChanged && this.node.leaderId !== null) this.requests.drainWaiters();
-    this.maybeAutoSnapshot();
+    this.snapshots.maybeAuto();
     return true;
   }
 
@@ -457,162 +447,6 @@ export class RaftRuntime {
       return;
     }
     prop.req.settle(this.rm.applyCommand(command, index, true));
-  }
-
-  // ---------------------------------------------------------------------------------------------------------------
-  // Snapshots
-  // ---------------------------------------------------------------------------------------------------------------
-
-  private maybeAutoSnapshot(): void {
-    const every = this.o.autoSnapshotEntries;
-    if (every <= 0 || this.snapshotWaiters !== null || this.receiver !== null) return;
-    if (this.appliedIndex - (this.snapshotMeta?.index ?? 0) < every || this.appliedIndex < this.autoSnapshotRetryAt) {
-      return;
-    }
-    const at = this.appliedIndex;
-    this.takeSnapshotNow((e) => {
-      // Do not retry on every turn after a failure: wait for another `every` entries.
-      if (e !== undefined) this.autoSnapshotRetryAt = at + every;
-    });
-  }
-
-  /**
-   * @internal Snapshot the machine at the applied index, save it durably, then compact the log; `done` is told once
-   * with the error, if any (a call while one is under way joins it).
-   */
-  takeSnapshotNow(done: (error?: unknown) => void = () => undefined): void {
-    if (this.snapshotWaiters !== null) {
-      this.snapshotWaiters.push(done);
-      return;
-    }
-    const index = this.appliedIndex;
-    if (index <= (this.snapshotMeta?.index ?? 0) || index === 0) {
-      done();
-      return;
-    }
-    let meta: SnapshotMeta;
-    try {
-      meta = this.node.snapshotMeta(index);
-    } catch (e) {
-      done(e);
-      return;
-    }
-    const waiters = [done];
-    this.snapshotWaiters = waiters;
-    const finish = (error?: unknown) => {
-      this.snapshotWaiters = null;
-      for (const w of waiters) w(error);
-    };
-    const t0 = this.clock.now();
-    // A leader's snapshot installed while this one was being encoded is newer: keep it, drop this one (storage would
-    // refuse an older snapshot, and its log no longer holds the entries between the two).
-    const superseded = () => !this.running || (this.snapshotMeta?.index ?? 0) >= meta.index;
-    const machineFailed = (e: unknown) => {
-      this.log.error('the state machine failed to produce a snapshot', { index, error: String(e) });
-      finish(e);
-    };
-    const storageFailed = (e: unknown) => {
-      if (this.running) this.fatal(e);
-      finish(e);
-    };
-    // The machine captures its state at `index` now; encoding it may take several turns (a large state is
-    // serialised in slices so heartbeats keep flowing), and commands go on being applied meanwhile.
-    after<Uint8Array, void>(
-      attempt(() => this.rm.snapshot()),
-      (data) => {
-        if (superseded()) {
-          this.log.info('snapshot dropped: a newer one was installed meanwhile', { index: meta.index });
-          finish();
-          return;
-        }
-        after<void, void>(
-          attempt(() => this.storage.saveSnapshot(meta, data)),
-          () => {
-            if (superseded()) {
-              finish();
-              return;
-            }
-            // Gate: the log is compacted (in the core and on disk) only after the snapshot is durable.
-            this.snapshotMeta = meta;
-            this.counters.snapshotsTaken++;
-            const r = this.node.compactLog(meta);
-            if (!r.ok) this.log.warn('log compaction refused', { index: meta.index, error: r.error.message });
-            this.kick();
-            after<void, void>(
-              attempt(() => this.storage.compact(meta.index)),
-              () => {
-                this.log.info('snapshot taken', { index: meta.index, bytes: data.length, ms: this.clock.now() - t0 });
-                finish();
-              },
-              storageFailed,
-            );
-          },
-          storageFailed,
-        );
-      },
-      machineFailed,
-    );
-  }
-
-  private readSnapshotChunk(to: NodeId, meta: SnapshotMeta, offset: number, maxBytes: number): void {
-    this.storage.readSnapshotChunk(offset, maxBytes, meta.index).then(
-      (data) => {
-        if (!this.running || this.failure !== null) return;
-        if (offset === 0) this.counters.snapshotsSent++;
-        this.node.sendSnapshotChunk(to, meta, offset, data, data.length < maxBytes);
-        this.kick();
-      },
-      // The snapshot was replaced meanwhile: the core restarts the transfer with the new one.
-      (e) => this.log.debug?.('snapshot chunk unavailable', { to, index: meta.index, error: (e as Error).message }),
-    );
-  }
-
-  private saveSnapshotChunk(meta: SnapshotMeta, offset: number, data: Uint8Array): void {
-    if (offset === 0 || this.receiver === null) {
-      const old = this.receiver;
-      this.receiver = this.storage.beginSnapshotReceive(meta);
-      if (old !== null) this.log.debug?.('restarting snapshot reception', { index: meta.index });
-    }
-    const receiver = this.receiver;
-    this.receiveChain.push(
-      () => receiver.write(offset, data),
-      (e) => this.log.warn('saving a snapshot chunk failed', { error: (e as Error).message }),
-    );
-  }
-
-  private installSnapshot(meta: SnapshotMeta): void {
-    const receiver = this.receiver;
-    if (receiver === null) return;
-    const restore = (data: Uint8Array) => {
-      this.rm.restore(data);
-      this.appliedIndex = meta.index;
-      this.snapshotMeta = meta;
-      this.counters.snapshotsInstalled++;
-      this.node.snapshotInstalled(meta);
-      this.requests.snapshotCovers(meta.index);
-      this.log.info('snapshot installed', { index: meta.index, bytes: data.length });
-      this.kick();
-    };
-    let restoredEarly = false;
-    if (this.bugs.installBeforeDurable && receiver.bytes !== undefined) {
-      const data = receiver.bytes();
-      if (data !== null) {
-        restore(data);
-        restoredEarly = true;
-      }
-    }
-    // Gate: the machine is restored and the core told only once the snapshot is durable.
-    this.receiveChain.push(
-      () =>
-        after(receiver.finish(), () =>
-          after(this.storage.readSnapshot(), (snap) => {
-            if (this.receiver === receiver) this.receiver = null;
-            if (!this.running || snap === null || restoredEarly) return;
-            restore(snap.data);
-          }),
-        ),
-      (e) => this.fatal(e),
-    );
   }
 
   // ---------------------------------------------------------------------------------------------------------------

@@ -332,7 +332,7 @@ export class SimNode {
     const index = runtime.appliedIndex;
     if (index <= this.disk.base || index === 0) return false;
     let error: unknown;
-    runtime.takeSnapshotNow((e) => {
+    runtime.snapshots.take((e) => {
       error = e;
     });
     if (error !== undefined) {
