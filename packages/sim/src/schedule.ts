@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { members, type NodeId } from '@raft/core';
-import type { RuntimeBugs } from '@raft/runtime';
+import type { Machine, RuntimeBugs } from '@raft/runtime';
 import { SafetyViolation } from './checker.js';
 import { Prng } from './prng.js';
 import { Simulation } from './simulation.js';
@@ -143,6 +143,18 @@ export interface ScheduleOptions {
   liveness?: boolean;
   /** How many trace events to keep for the failure report (default 200; 0 is fastest). */
   traceLimit?: number;
+  /**
+   * Your machine, to property-test it under the built-in fault schedules (default: {@link KvStateMachine}). Every
+   * node runs it through the production runtime; its `snapshot()` must answer synchronously here.
+   */
+  machine?: () => Machine;
+  /**
+   * Makes the `n`-th command (n = 1, 2, ...) from the schedule's generator; it must be a JSON value, and distinct
+   * commands must have distinct JSON (the checker tells them apart by it). Default: a {@link KvCommand} on 4 keys.
+   */
+  command?: (random: Prng, n: number) => unknown;
+  /** Makes a read's query (default: one of the KV machine's 4 keys). Reads are answered by your machine. */
+  query?: (random: Prng) => unknown;
   /** Record the action stream (determinism tests). */
   recordActions?: boolean;
 }
@@ -192,7 +204,7 @@ export interface ScheduleReport {
   /** Requests left unanswered because their node is no longer a member (nothing can reach it any more). */
   orphaned: number;
   /** The simulation, for further inspection. */
-  sim: Simulation<KvCommand>;
+  sim: Simulation<unknown>;
 }
 
 /** A run broke a property (or liveness). Carries the seed, the step and the recent trace. */
@@ -286,7 +298,8 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
   const stepCount = options.steps ?? 200;
   const runMaxMs = Math.max(1, options.runMaxMs ?? 60);
   const ids = Array.from({ length: profile.voters + profile.spares }, (_, i) => `n${i + 1}`);
-  const sim = new Simulation<KvCommand>({
+  const sim = new Simulation<unknown>({
+    stateMachine: options.machine,
     seed: setup.nextU32(),
     nodes: ids,
     voters: ids.slice(0, profile.voters),
@@ -310,7 +323,10 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
   let commandId = 0;
   const clientSeqs = [0, 0, 0];
   let configChanges = 0;
-  const nextCommand = (): KvCommand => ({ id: ++commandId, key: `k${rnd.int(0, 4)}`, value: rnd.int(0, 1000) });
+  const makeCommand =
+    options.command ?? ((r: Prng, n: number): KvCommand => ({ id: n, key: `k${r.int(0, 4)}`, value: r.int(0, 1000) }));
+  const nextCommand = (): unknown => makeCommand(rnd, ++commandId);
+  const makeQuery = options.query ?? ((r: Prng) => `k${r.int(0, 4)}`);
   const isolateNewLeader = profile.isolateNewLeaderRate;
   const isolateAfterCommit = profile.isolateLeaderAfterCommitRate;
   let faultsActive = true;
@@ -380,7 +396,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
             // exactly where a stale read would come from.
             const leaders = live.filter((id) => sim.node(id).raft?.role === 'leader');
             const target = leaders.length > 0 && rnd.chance(0.5) ? rnd.pick(leaders) : rnd.pick(live);
-            for (let i = 0; i < n; i++) sim.read(target, `k${rnd.int(0, 4)}`);
+            for (let i = 0; i < n; i++) sim.read(target, makeQuery(rnd));
           }
           break;
         case 'crash':
@@ -558,7 +574,7 @@ export function runSchedule(options: ScheduleOptions): ScheduleReport {
 }
 
 /** Each `committed` / `lost` answer must agree with the committed log (the simulator's answers are checked too). */
-function checkAnswers(sim: Simulation<KvCommand>): void {
+function checkAnswers(sim: Simulation<unknown>): void {
   const checker = sim.checker;
   if (checker === null) return;
   for (const r of sim.requests.values()) {
@@ -582,7 +598,7 @@ function round2(ms: number): number {
 
 /** One random membership change on the leader. Returns whether the leader accepted it. */
 function memberStep(
-  sim: Simulation<KvCommand>,
+  sim: Simulation<unknown>,
   leader: NodeId,
   ids: readonly NodeId[],
   rnd: Prng,
