@@ -53,17 +53,17 @@ function majorityValue(voters: readonly NodeId[], valueAt: (id: NodeId) => numbe
 
 /**
  * The largest value a quorum of `config` has reached. In a joint configuration that is the smaller of the two
- * majorities, so that both C_old and C_new agree. `newMajorityOnly` plants a bug for the simulator's tests.
+ * majorities, so that both C_old and C_new agree.
  */
-export function quorumValue(config: ClusterConfig, valueAt: (id: NodeId) => number, newMajorityOnly = false): number {
+export function quorumValue(config: ClusterConfig, valueAt: (id: NodeId) => number): number {
   const incoming = majorityValue(config.voters, valueAt);
-  if (config.oldVoters === undefined || newMajorityOnly) return incoming;
+  if (config.oldVoters === undefined) return incoming;
   return Math.min(incoming, majorityValue(config.oldVoters, valueAt));
 }
 
 /** Whether the nodes for which `has` is true form a quorum of `config`. */
-export function hasQuorum(config: ClusterConfig, has: (id: NodeId) => boolean, newMajorityOnly = false): boolean {
-  return quorumValue(config, (id) => (has(id) ? 1 : 0), newMajorityOnly) >= 1;
+export function hasQuorum(config: ClusterConfig, has: (id: NodeId) => boolean): boolean {
+  return quorumValue(config, (id) => (has(id) ? 1 : 0)) >= 1;
 }
 
 /**

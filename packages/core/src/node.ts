@@ -600,7 +600,7 @@ export class RaftNode<C = Uint8Array> {
   }
 
   private hasVoteQuorum(): boolean {
-    return hasQuorum(this.config, (id) => this.votes.has(id), this.bugs.jointNewMajorityOnly);
+    return hasQuorum(this.quorumConfig(this.config), (id) => this.votes.has(id));
   }
 
   /** True while this node follows (or is) a leader: CheckQuorum makes that a promise no other leader exists. */
@@ -947,9 +947,8 @@ export class RaftNode<C = Uint8Array> {
   private maybeCommit(): void {
     const c = this.config;
     const n = quorumValue(
-      this.bugs.learnersCountInQuorum ? { ...c, voters: [...c.voters, ...c.learners] } : c,
+      this.quorumConfig(this.bugs.learnersCountInQuorum ? { ...c, voters: [...c.voters, ...c.learners] } : c),
       (id) => (id === this.id ? this.durable : (this.progressMap.get(id)?.matchIndex ?? 0)),
-      this.bugs.jointNewMajorityOnly,
     );
     if (n <= this.commit) return;
     // Only entries of the current term are committed by counting replicas; earlier ones follow (Figure 8).
@@ -1022,7 +1021,7 @@ export class RaftNode<C = Uint8Array> {
     if (++this.ticksSinceQuorumCheck >= this.opts.electionTicks) {
       this.ticksSinceQuorumCheck = 0;
       const active = (id: NodeId) => id === this.id || (this.progressMap.get(id)?.recentActive ?? false);
-      if (this.opts.checkQuorum && !hasQuorum(this.config, active, this.bugs.jointNewMajorityOnly)) {
+      if (this.opts.checkQuorum && !hasQuorum(this.quorumConfig(this.config), active)) {
         this.becomeFollower(this.term, null);
         return;
       }
@@ -1352,11 +1351,14 @@ export class RaftNode<C = Uint8Array> {
   }
 
   private quorumAckedSeq(): number {
-    return quorumValue(
-      this.config,
-      (id) => (id === this.id ? this.seq : (this.progressMap.get(id)?.ackedSeq ?? 0)),
-      this.bugs.jointNewMajorityOnly,
+    return quorumValue(this.quorumConfig(this.config), (id) =>
+      id === this.id ? this.seq : (this.progressMap.get(id)?.ackedSeq ?? 0),
     );
+  }
+
+  /** The configuration quorums are counted in: `c`, unless a test planted the joint-majority bug (C_new only). */
+  private quorumConfig(c: ClusterConfig): ClusterConfig {
+    return this.bugs.jointNewMajorityOnly && c.oldVoters !== undefined ? { voters: c.voters, learners: c.learners } : c;
   }
 
   /**
