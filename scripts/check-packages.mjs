@@ -5,7 +5,7 @@
 //   never a file under dist/: pnpm links the bins of workspace dependencies at install time, before any build, and
 //   a missing target prints "Failed to create bin" on a newcomer's first `pnpm install`;
 // - every publishable package (packages/*, not private) has README.md and LICENSE, ships its bin/ and examples/
-//   directories (`files`), and says `"license": "MIT"`.
+//   directories (`files`), says `"license": "MIT"` and `"publishConfig": {"access": "public"}`.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,8 @@ export function checkPackages(root = ROOT) {
         if (!existsSync(join(dir, f))) problems.push(`${where}: publishable but has no ${f}`);
       }
       if (pkg.license !== 'MIT') problems.push(`${where}: license is ${pkg.license}, expected MIT`);
+      // A scoped package is published restricted (and refused without a paid plan) unless it says otherwise.
+      if (pkg.publishConfig?.access !== 'public') problems.push(`${where}: publishConfig.access is not "public"`);
       const files = pkg.files ?? [];
       if (Object.keys(bins).length > 0 && !files.includes('bin')) problems.push(`${where}: "files" lacks bin`);
       if (existsSync(join(dir, 'examples')) && !files.includes('examples')) {

@@ -52,7 +52,10 @@ describe('check-packages', () => {
     const pkg = { name: '@x/lin', version: '1.0.0', license: 'MIT', files: ['dist'], bin: { lin: './dist/cli.js' } };
     writeFileSync(join(root, 'packages', 'lin', 'package.json'), JSON.stringify(pkg));
     const problems = checkPackages(root);
-    assert.ok(problems.some((p) => /bin lin points at \.\/dist\/cli\.js/.test(p)), problems.join('\n'));
+    assert.ok(
+      problems.some((p) => /bin lin points at \.\/dist\/cli\.js/.test(p)),
+      problems.join('\n'),
+    );
     assert.ok(problems.some((p) => /no README\.md/.test(p)));
     assert.ok(problems.some((p) => /no LICENSE/.test(p)));
   });
