@@ -23,6 +23,7 @@ export const CHECKED = {
   'packages/core/examples/driver.ts': 'packages/core/test/driver-example.test.ts',
   'packages/core/examples/cluster.ts': 'packages/core/test/driver-example.test.ts',
   'packages/storage-jsonl/examples/raft-storage.ts': 'packages/storage-jsonl/test/example.test.ts',
+  'packages/node-tcp/examples/counter.ts': 'packages/node-tcp/test/counter-example.test.ts',
   'packages/sim/examples/majority-partition.test.ts': 'packages/sim/examples/majority-partition.test.ts',
 };
 

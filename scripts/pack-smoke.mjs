@@ -7,7 +7,7 @@
 // 2. `npm install` the tarballs into a fresh project in the temp directory (third-party dependencies, TypeScript and
 //    @types/node come from the npm registry).
 // 3. ESM `import` and CJS `require` of each package.
-// 4. `tsc --noEmit` of consumer files (ESM and CJS, plus the examples @raft/core ships) under the strictest user
+// 4. `tsc --noEmit` of consumer files (ESM and CJS) and of every example the docs quote under the strictest user
 //    settings: strict, noUncheckedIndexedAccess, exactOptionalPropertyTypes, skipLibCheck false, NodeNext.
 // 5. The installed bins answer --help (status 0) and refuse an unknown flag (status 2); the installed `raft-kvs`
 //    runs a 3-node cluster on 127.0.0.1: CreateCluster, AddServer x2, Put, Get through another node; then the
