@@ -6,21 +6,43 @@
 import { parseArgs } from 'node:util';
 import { startDashboardServer } from './server.js';
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string', default: '0' },
-    nodes: { type: 'string', default: '' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
+const USAGE = `usage: serve-dashboard [--port N] [--nodes 127.0.0.1:7001,127.0.0.1:7002,...]
+
+Serves the live dashboard and the Raft playground on 127.0.0.1 and prints their URLs (docs/dashboard.md).
+
+  --port N       port to listen on (default 0: any free port)
+  --nodes LIST   comma-separated host:port of the nodes the live view watches
+  -h, --help     print this help
+
+exit status: 0 stopped by SIGINT/SIGTERM; 1 could not serve (not built, port taken); 2 usage error`;
+
+function usageError(message: string): never {
+  console.error(`serve-dashboard: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+function parse() {
+  try {
+    return parseArgs({
+      options: {
+        port: { type: 'string', default: '0' },
+        nodes: { type: 'string', default: '' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    // node:util's parseArgs throws a TypeError with a code for an unknown option, a positional or a missing value.
+    return usageError((e as Error).message);
+  }
+}
+const { values } = parse();
 if (values.help) {
-  console.log('usage: serve-dashboard [--port N] [--nodes 127.0.0.1:7001,127.0.0.1:7002,...]');
+  console.log(USAGE);
   process.exit(0);
 }
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  console.error(`serve-dashboard: bad --port ${JSON.stringify(values.port)}`);
-  process.exit(2);
+  usageError(`bad --port ${JSON.stringify(values.port)}`);
 }
 const nodes = (values.nodes ?? '')
   .split(',')

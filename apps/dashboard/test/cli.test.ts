@@ -56,4 +56,21 @@ describe('serve-dashboard CLI', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('bad --port');
   });
+
+  it('prints usage for -h and --help and exits 0', () => {
+    for (const flag of ['-h', '--help']) {
+      const r = spawnSync(process.execPath, [...cli, flag], { cwd: appDir, encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, flag).toBe(0);
+      expect(r.stdout).toMatch(/^usage: serve-dashboard/);
+    }
+  });
+
+  it('refuses an unknown flag and a positional with exit status 2 and the usage', () => {
+    for (const arg of ['--no-such-flag', 'extra']) {
+      const r = spawnSync(process.execPath, [...cli, arg], { cwd: appDir, encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, arg).toBe(2);
+      expect(r.stderr).toContain(`'${arg}'`);
+      expect(r.stderr).toContain('usage: serve-dashboard');
+    }
+  });
 });

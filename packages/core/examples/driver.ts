@@ -13,6 +13,7 @@ export interface DriverIO<C> {
 export class Driver<C> {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private scheduled = false;
+  private stopped = false;
   private hardStateDurable: Promise<void> = Promise.resolve();
 
   constructor(
@@ -21,15 +22,20 @@ export class Driver<C> {
     private readonly timing = { heartbeatMs: 20, electionMinMs: 150, electionMaxMs: 300 },
   ) {}
 
-  /** Call after every input (a message, a proposal, a read): everything of one turn is batched. */
+  /**
+   * Call once at start, and after every input (a message, a proposal, a read): everything of one turn is batched.
+   * The first kick matters: `RaftNode.start` queues a `setTimer` action, and until it is carried out the node has
+   * no election timer, so it never campaigns.
+   */
   kick(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.stopped) return;
     this.scheduled = true;
     setImmediate(() => this.run());
   }
 
-  /** Stops the timer (the node then does nothing until kicked again). */
+  /** Stops the timer and ignores later kicks (messages still in flight then change nothing). */
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.timer);
   }
 
@@ -41,7 +47,8 @@ export class Driver<C> {
           this.hardStateDurable = this.io.saveHardState(a.hardState);
           break;
         case 'appendEntries': {
-          const last = a.entries[a.entries.length - 1]; // written in the background; sends do not wait
+          const last = a.entries.at(-1); // written in the background; sends do not wait
+          if (last === undefined) break;
           void this.io.appendEntries(a.entries).then(() => {
             this.node.persisted(last.index, last.term);
             this.kick();

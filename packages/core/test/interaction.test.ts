@@ -34,7 +34,7 @@ describe('interaction transcripts', () => {
 
   it('docs/core.md quotes a transcript exactly', () => {
     const doc = readFileSync(join(__dirname, '../../../docs/core.md'), 'utf8');
-    const m = /<!-- transcript: (\S+) -->\n```text\n([\s\S]*?)```/.exec(doc);
+    const m = /<!-- transcript: (\S+) -->\n```text fragment\n([\s\S]*?)```/.exec(doc);
     expect(m, 'docs/core.md has a "<!-- transcript: FILE -->" block').not.toBeNull();
     expect(readFileSync(join(dir, m![1]), 'utf8')).toContain(m![2]);
   });

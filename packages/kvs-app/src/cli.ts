@@ -136,9 +136,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-// Run when executed directly (not when imported by tests).
+// Run when executed directly (not when imported by tests): as src/cli.ts or dist/cli.js, or through the bin, which is
+// bin/raft-kvs.js (or node_modules/.bin/raft-kvs, a link to it) importing dist/cli.js.
 const entry = process.argv[1] ?? '';
-if (/(?:^|[\\/])cli\.(?:ts|js|mjs|cjs)$/.test(entry) || entry.endsWith('raft-kvs')) {
+if (/(?:^|[\\/])(?:cli\.(?:ts|js|mjs|cjs)|raft-kvs(?:\.js)?)$/.test(entry)) {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

@@ -1,27 +1,67 @@
 #!/usr/bin/env node
 /**
  * `raft-lincheck <history.jsonl> [--time-limit-ms N] [--json]`: checks a history file and prints the verdict.
- * Exit code 0 = linearizable, 1 = not linearizable, 2 = unknown (budget exceeded), 3 = bad input.
+ * Exit status: see {@link USAGE}.
  *
  * @packageDocumentation
  */
 
+import { parseArgs } from 'node:util';
 import { checkHistory, formatResult } from './check.js';
 import { readHistoryFile } from './history.js';
 
-const args = process.argv.slice(2);
-const file = args.find((a) => !a.startsWith('--'));
-const limitAt = args.indexOf('--time-limit-ms');
-const timeLimitMs = limitAt >= 0 ? Number(args[limitAt + 1]) : undefined;
-if (!file || (timeLimitMs !== undefined && !Number.isFinite(timeLimitMs))) {
-  process.stderr.write('usage: raft-lincheck <history.jsonl> [--time-limit-ms N] [--json]\n');
-  process.exit(3);
+const USAGE = `usage: raft-lincheck <history.jsonl> [--time-limit-ms N] [--json]
+
+Checks a history file (docs/history-format.md) for linearizability and prints the verdict, the counts and, for
+a history that is not linearizable, a witness.
+
+  --time-limit-ms N   give up after N ms of search (the verdict is then "unknown"; default: no limit)
+  --json              print the result as one JSON object
+  -h, --help          print this help
+
+exit status: 0 linearizable; 1 not linearizable; 2 usage error; 3 bad input (unreadable or malformed history);
+             4 unknown (the time limit was reached)`;
+
+function usageError(message: string): never {
+  process.stderr.write(`raft-lincheck: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+/** The parsed command line; a usage error exits with status 2. */
+function parse() {
+  try {
+    return parseArgs({
+      args: process.argv.slice(2),
+      allowPositionals: true,
+      options: {
+        'time-limit-ms': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    // node:util's parseArgs throws a TypeError with a code for an unknown option or a missing value.
+    return usageError((e as Error).message);
+  }
+}
+const { values, positionals } = parse();
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const [file, ...extra] = positionals;
+if (file === undefined) usageError('no history file given');
+if (extra.length > 0) usageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+const limitText = values['time-limit-ms'];
+const timeLimitMs = limitText === undefined ? undefined : Number(limitText);
+if (timeLimitMs !== undefined && !(Number.isFinite(timeLimitMs) && timeLimitMs > 0)) {
+  usageError(`--time-limit-ms must be a positive number, got ${JSON.stringify(limitText)}`);
 }
 try {
   const result = checkHistory(readHistoryFile(file), timeLimitMs === undefined ? {} : { timeLimitMs });
-  process.stdout.write(args.includes('--json') ? `${JSON.stringify(result)}\n` : `${formatResult(result)}\n`);
-  process.exit(result.verdict === 'linearizable' ? 0 : result.verdict === 'not-linearizable' ? 1 : 2);
+  process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${formatResult(result)}\n`);
+  process.exit(result.verdict === 'linearizable' ? 0 : result.verdict === 'not-linearizable' ? 1 : 4);
 } catch (e) {
-  process.stderr.write(`${(e as Error).message}\n`);
+  process.stderr.write(`raft-lincheck: ${(e as Error).message}\n`);
   process.exit(3);
 }

@@ -31,24 +31,29 @@ export interface ApplyContext {
  *
  * @typeParam I - the input type. Inputs arrive as parsed JSON.
  * @typeParam O - the output type.
+ * @typeParam S - the snapshot's type when it is not bytes: anything `JSON.stringify` round-trips, typed as the user
+ *   likes (an `interface` too: a JSON index-signature type such as {@link JsonValue} would reject interfaces, which
+ *   TypeScript never gives an implicit index signature). `restore` receives `JSON.parse` of its JSON text.
  */
-export interface Machine<I = unknown, O = unknown> {
+export interface Machine<I = unknown, O = unknown, S = unknown> {
   /**
    * Apply an input and return its output. Throwing reports a `MACHINE_ERROR` to that caller; a command that throws
    * must leave the state unchanged (every member throws the same way, so they stay equal).
    */
   apply(input: I, ctx: ApplyContext): O;
   /**
-   * The whole state, as bytes or as any JSON value (must be equal on members that applied the same commands).
+   * The whole state, as bytes or as a value that survives `JSON.stringify` / `JSON.parse` unchanged (plain objects,
+   * arrays, strings, finite numbers, booleans, null: no `Map`, `Date`, `undefined` or class instances). It must be
+   * equal on members that applied the same commands.
    *
    * May return a promise, so that a large state is serialised in slices without blocking the event loop (a loop
    * blocked for longer than the election timeout makes followers elect a new leader). The state must still be
    * **captured synchronously**, when `snapshot()` is called: the server records the snapshot's index at that moment
    * and keeps applying commands while the promise is pending, and none of them may show in the result.
    */
-  snapshot(): Uint8Array | JsonValue | Promise<Uint8Array | JsonValue>;
+  snapshot(): Uint8Array | S | Promise<Uint8Array | S>;
   /** Replace the whole state with what {@link Machine.snapshot} returned (bytes come back as a `Uint8Array`). */
-  restore(snapshot: Uint8Array | JsonValue): void;
+  restore(snapshot: Uint8Array | S): void;
   /**
    * Optional: check an input before it reaches the log (or a read runs). Return a message to refuse it (the
    * caller gets an invalid-params error with the message as `data.reason`), or `undefined` to accept it.

@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   EventQueue,
@@ -271,21 +269,6 @@ describe('the simulated cluster', () => {
     expect(sim.unanswered()).toEqual([]);
     expect(sim.reads.get(readId)?.error).toBe('DOWN');
     expect([...sim.requests.values()].at(-1)?.outcome).toBe('DOWN');
-  });
-});
-
-describe('docs/simulation.md', () => {
-  it('quotes test/own-machine.test.ts (its first test) exactly, in docs/simulation.md', () => {
-    const code = readFileSync(join(__dirname, 'own-machine.test.ts'), 'utf8');
-    const first = code.slice(0, code.indexOf("\nit('a machine that is not deterministic")).trimEnd();
-    const page = readFileSync(join(__dirname, '..', '..', '..', 'docs', 'simulation.md'), 'utf8');
-    expect(page).toContain(`\`\`\`ts\n${first}\n\`\`\``);
-  });
-
-  it('quotes test/doc-example.test.ts exactly (so its property-test example runs)', () => {
-    const code = readFileSync(join(__dirname, 'doc-example.test.ts'), 'utf8');
-    const doc = readFileSync(join(__dirname, '../../../docs/simulation.md'), 'utf8');
-    expect(doc).toContain(`\`\`\`ts\n${code.trim()}\n\`\`\``);
   });
 });
 

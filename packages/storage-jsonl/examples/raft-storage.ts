@@ -58,7 +58,8 @@ export class DurableNode {
         break;
       case 'appendEntries': {
         // Not awaited: written with the next group commit; the node learns when it is durable.
-        const last = a.entries[a.entries.length - 1];
+        const last = a.entries.at(-1);
+        if (last === undefined) break;
         storage.appendEntries(a.entries).then(() => {
           node.persisted(last.index, last.term);
           this.kick();
