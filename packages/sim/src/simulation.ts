@@ -41,7 +41,7 @@ import {
 } from './types.js';
 
 /** Options of a {@link Simulation}. Everything but `seed` has a default. */
-export interface SimulationOptions<C = KvCommand> {
+export interface SimulationOptions {
   /** The seed: a simulation is a pure function of it (and of the calls made on it). */
   seed: number;
   /** The node ids, or how many nodes to create (`n1`, `n2`, ...). Default 3. */
@@ -239,7 +239,7 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
   private readonly heard = new Map<NodeId, Map<NodeId, { time: number; term: Term }>>();
 
   /** @param options - see {@link SimulationOptions} */
-  constructor(options: SimulationOptions<C>) {
+  constructor(options: SimulationOptions) {
     this.seed = options.seed;
     this.random = new Prng(options.seed);
     this.timing = { ...DEFAULT_TIMING, ...options.timing };

@@ -7,8 +7,6 @@ import type {
   Action,
   ClusterConfig,
   UnsafeBugs as CoreUnsafeBugs,
-  Entry,
-  HardState,
   Index,
   Message,
   NodeId,
