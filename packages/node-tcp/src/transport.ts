@@ -13,6 +13,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import type { Entry, Message, NodeId } from '@raft/core';
 import type { Command, Logger } from '@raft/runtime';
+import { splitAddress } from './address.js';
 import { encodeFrame, FrameDecoder, PEER_MAGIC, PEER_VERSION } from './frame.js';
 import {
   checkForwardReply,
@@ -74,15 +75,6 @@ export interface TransportOptions {
 }
 
 type LinkState = 'idle' | 'connecting' | 'ready' | 'backoff' | 'closed';
-
-/** Split "host:port" (or "[v6]:port"). */
-export function splitAddress(addr: string): { host: string; port: number } | null {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(addr);
-  if (m === null) return null;
-  const port = Number(m[3]);
-  if (port > 65535) return null;
-  return { host: m[1] ?? m[2], port };
-}
 
 function mac(secret: string, nonce: Uint8Array, cluster: string, id: string): Buffer {
   return createHmac('sha256', secret).update(nonce).update(`\0${cluster}\0${id}`).digest();
