@@ -7,8 +7,8 @@
 
 import { connect, type Socket } from 'node:net';
 import type { ApplyKind } from '@raft/runtime';
+import { splitAddress } from './address.js';
 import { ConnectionError, ErrorCode, RpcError } from './errors.js';
-import { splitAddress } from './transport.js';
 
 /** Options of {@link RpcClient.connect}. */
 export interface RpcClientOptions {

@@ -23,18 +23,16 @@ export {
   type RpcErrorData,
   silentLogger,
 } from '@raft/runtime';
+export { splitAddress } from './address.js';
 export { type BatchResult, RpcClient, type RpcClientOptions } from './client.js';
 export { ConnectionError } from './errors.js';
 export { encodeFrame, FrameDecoder, FrameError, PEER_MAGIC, PEER_VERSION } from './frame.js';
 export { METHODS, toRuntimeRequest } from './methods.js';
 export type { ServerRecovery } from './recovery.js';
-export {
-  type ApplyOptions,
-  createServer,
-  RaftServer,
-  type RaftStorage,
-  type ServerCounters,
-  type ServerOptions,
-  type ServerState,
-} from './server.js';
-export { splitAddress } from './transport.js';
+export { createServer, RaftServer, type RaftStorage } from './server.js';
+export type {
+  ApplyOptions,
+  ServerCounters,
+  ServerOptions,
+  ServerState,
+} from './server-types.js';

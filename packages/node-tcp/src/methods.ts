@@ -6,7 +6,7 @@
  */
 
 import { ErrorCode, errors, RpcError, type RuntimeRequest } from '@raft/runtime';
-import { splitAddress } from './transport.js';
+import { splitAddress } from './address.js';
 
 /** The JSON-RPC methods this server knows. */
 export const METHODS = [

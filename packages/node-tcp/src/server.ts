@@ -3,178 +3,45 @@
  * WebSocket connections apart, and hands Raft traffic to the runtime and client calls to `methods.ts`. Everything
  * about Raft itself (the action loop, durability, snapshots, forwarding, client answers) is in `@raft/runtime`.
  *
+ * This file is the lifecycle (start, stop, kill) and the wiring between the parts: options and counters are in
+ * `server-types.ts`, the data directory in `data-dir.ts`, protocol sniffing and connection limits in
+ * `connections.ts`, peers in `transport.ts`, clients in `rpc.ts`.
+ *
  * @packageDocumentation
  */
 
 import { EventEmitter } from 'node:events';
-import { promises as fs } from 'node:fs';
-import { createServer as createTcpServer, type Socket, type Server as TcpServer } from 'node:net';
-import { join } from 'node:path';
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import type { RaftOptions } from '@raft/core';
 import {
   type ApplyOutcome,
-  type Command,
   consoleLogger,
   ErrorCode,
   errors,
   type Logger,
-  type Machine,
-  newRuntimeCounters,
   RaftRuntime,
   type RaftStorage,
   RpcError,
-  type RuntimeCounters,
-  type RuntimeState,
 } from '@raft/runtime';
-import { type Codec, openStorage, type RecoveryReport, type JsonValue as StorageJson } from '@raft/storage-jsonl';
-import { PEER_MAGIC } from './frame.js';
+import type { RecoveryReport } from '@raft/storage-jsonl';
+import { splitAddress } from './address.js';
+import { IncomingConnections } from './connections.js';
+import { claimDataDir, ensureDataDir, openDataDir, writeMeta } from './data-dir.js';
 import { toRuntimeRequest } from './methods.js';
 import { copyRecovery, reportRecovery, type ServerRecovery } from './recovery.js';
 import { RpcFrontend } from './rpc.js';
-import { PeerTransport, splitAddress } from './transport.js';
+import {
+  type ApplyOptions,
+  newServerCounters,
+  type ServerCounters,
+  type ServerOptions,
+  type ServerState,
+} from './server-types.js';
+import { PeerTransport } from './transport.js';
 
 export type { RaftStorage };
 
-/** Options of {@link createServer}. Only `address`, `machine` and `dataDir` (or `storage`) are required. */
-export interface ServerOptions {
-  /** `host:port`: the server's id in the cluster and where it listens. Port 0 picks a free port (see docs). */
-  address: string;
-  /** Listen somewhere else than `address` (e.g. `0.0.0.0:4000` behind NAT). Default: `address`. */
-  listen?: string;
-  /** The data directory (storage-jsonl). Required unless {@link ServerOptions.storage} is given. */
-  dataDir?: string;
-  /** The replicated state machine. */
-  machine: Machine;
-  /** Leader heartbeat interval in ms. Default 100. */
-  heartbeatMs?: number;
-  /** Minimum election timeout in ms; each election waits a random time in [t, 2t). Default 1000. */
-  electionTimeoutMs?: number;
-  /** Default timeout of a request (waiting for a leader, forwarding, committing, membership changes). Default 10 s. */
-  requestTimeoutMs?: number;
-  /** Take a snapshot after this many entries were applied since the last one; 0 disables. Default 100 000. */
-  autoSnapshotEntries?: number;
-  /** Largest peer frame sent or accepted, in bytes. Larger AppendEntries are split. Default 64 MiB. */
-  maxFrameBytes?: number;
-  /** Largest JSON-RPC line or WebSocket message, in bytes. Default 16 MiB. */
-  maxLineBytes?: number;
-  /**
-   * Bytes queued for a peer (not yet written, plus unsent in its socket) above which a turn's entry-carrying
-   * messages to it are dropped (Raft retransmits). Queued messages reference log entries, so this is mostly not extra
-   * memory. Default 256 MiB.
-   */
-  maxPeerBufferBytes?: number;
-  /** Requests in progress on this server above which new ones get `OVERLOADED`. Default 100 000. */
-  maxInflightRequests?: number;
-  /**
-   * Client connections (JSON-RPC lines, WebSocket, HTTP) open at once; one more gets an `OVERLOADED` error line (HTTP:
-   * 503) and is closed. Peer connections never count. Default 10 000.
-   */
-  maxClientConnections?: number;
-  /**
-   * A client connection with no request in progress and no traffic for this long is closed; a connection that has
-   * sent nothing yet is closed after min(this, 30 s). 0 disables (TCP keepalive still finds half-open ones).
-   * Default 300 000 (5 minutes).
-   */
-  clientIdleTimeoutMs?: number;
-  /**
-   * Largest answer to a client (a batch's answers count together; larger ones are replaced by `OUTPUT_LIMIT_EXCEEDED`
-   * errors), and most unsent answer bytes a client connection may have queued before it is closed with an
-   * `OUTPUT_LIMIT_EXCEEDED` line. Default 64 MiB.
-   */
-  maxClientOutputBytes?: number;
-  /** Requests in one JSON-RPC batch; a larger batch gets an `INVALID_REQUEST` error per request. Default 10 000. */
-  maxBatchRequests?: number;
-  /** Cluster name every peer must present in its handshake. Default `raft`. */
-  clusterName?: string;
-  /** Shared secret peers prove (HMAC-SHA256 of a server challenge) in their handshake. Default: none. */
-  secret?: string;
-  /** Storage to use instead of opening `dataDir` (the server closes it on stop). */
-  storage?: RaftStorage;
-  /** `false` skips fsync (tests and benchmarks only: acknowledged writes can be lost on power failure). Default true. */
-  storageSync?: boolean;
-  /** Exactly-once client sessions remembered (least recently used forgotten first). Default 100 000. */
-  maxSessions?: number;
-  /** Core tunables (`electionTicks` is derived from the timeouts unless given). */
-  raft?: Partial<RaftOptions>;
-  /** Where to log. Default: warnings and errors to stderr. */
-  logger?: Logger;
-}
-
-/** Counters useful to an operator (monotonic since start, except `clientConnections`). */
-export interface ServerCounters extends RuntimeCounters {
-  /**
-   * JSON-RPC requests received from clients (TCP lines and WebSocket messages; each element of a batch counts).
-   * Calls of the in-process API are not counted.
-   */
-  rpcRequests: number;
-  /**
-   * JSON-RPC error responses sent: malformed text or requests (including a whole unparsable line or an empty batch,
-   * which are not counted in `rpcRequests`) and requests that failed.
-   */
-  rpcErrors: number;
-  /**
-   * Items written to peer sockets (or buffered for a connection still in its handshake): Raft messages, forwarded
-   * requests and their replies. An AppendEntries split into several frames counts once per part.
-   */
-  messagesSent: number;
-  /** Raft messages received from peers (forwarded requests and replies not included). */
-  messagesReceived: number;
-  /**
-   * Raft messages discarded instead of delivered: the peer was unreachable (backing off), its queue was over
-   * `maxPeerBufferBytes`, or its connection closed before they were written. Raft retransmits what still matters.
-   */
-  messagesDropped: number;
-  /** Peer frames written after the handshake (one frame carries one or more items). */
-  framesSent: number;
-  /** Peer frames received after the handshake. */
-  framesReceived: number;
-  /** Bytes written to peer connections, handshakes included (client traffic is not counted). */
-  bytesSent: number;
-  /** Bytes read from peer connections, handshakes included (client traffic is not counted). */
-  bytesReceived: number;
-  /**
-   * Peer connections refused: incoming ones with a bad protocol version, cluster name or secret, a handshake not
-   * finished in time or a malformed frame, and outgoing ones whose peer did not prove the shared secret.
-   */
-  peerConnectionsRejected: number;
-  /** Client connections (JSON-RPC over TCP and WebSocket) open right now: a gauge, not a monotonic counter. */
-  clientConnections: number;
-}
-
-/** The `GetServerState` result: the runtime's state plus what the server adds. */
-export interface ServerState extends RuntimeState {
-  /** The cluster name peers must present in their handshake ({@link ServerOptions.clusterName}). */
-  clusterName: string;
-  /** A copy of the operator counters at the time of the call (see {@link ServerCounters}). */
-  counters: ServerCounters;
-  /** Wall-clock milliseconds since {@link RaftServer.start} brought this server up. */
-  uptimeMs: number;
-  /** What recovery repaired in the data directory when this server started (see {@link ServerRecovery}). */
-  recovery: ServerRecovery;
-}
-
-/** Options of {@link RaftServer.apply}. */
-export interface ApplyOptions {
-  /** Exactly-once session id (with `seq`). */
-  clientId?: string;
-  /** Sequence number within the session (with `clientId`). */
-  seq?: number;
-  /** Request timeout in ms (default: the server's `requestTimeoutMs`). */
-  timeoutMs?: number;
-}
-
 type Done = (o: ApplyOutcome) => void;
-
-/** Log payloads are already JSON values: store them as they are (no per-entry walk). */
-const commandCodec: Codec<Command> = {
-  encode: (c) => c as unknown as StorageJson,
-  decode: (j) => j as unknown as Command,
-};
-
-const META_FILE = 'node-tcp.json';
-
-/** A connection must send its first bytes (which say whether it is a peer or a client) within this many ms. */
-const SNIFF_TIMEOUT_MS = 30_000;
 
 /** Create a server (call {@link RaftServer.start} to run it). */
 export function createServer(options: ServerOptions): RaftServer {
@@ -192,9 +59,8 @@ export class RaftServer extends EventEmitter {
   private transport!: PeerTransport;
   private frontend!: RpcFrontend;
   private listener: TcpServer | null = null;
-  private readonly conns = new Set<Socket>();
-  /** Connections accepted while {@link RaftServer.start} finishes (null when not starting). */
-  private early: Socket[] | null = null;
+  /** Connections not handed to a protocol handler yet (held while starting, then sniffed). */
+  private readonly incoming: IncomingConnections;
   private running = false;
   private started = false;
   private startedAt = 0;
@@ -208,20 +74,7 @@ export class RaftServer extends EventEmitter {
   };
 
   /** Operator counters (see {@link ServerCounters}). */
-  readonly counters: ServerCounters = {
-    ...newRuntimeCounters(),
-    rpcRequests: 0,
-    rpcErrors: 0,
-    messagesSent: 0,
-    messagesReceived: 0,
-    messagesDropped: 0,
-    framesSent: 0,
-    framesReceived: 0,
-    bytesSent: 0,
-    bytesReceived: 0,
-    peerConnectionsRejected: 0,
-    clientConnections: 0,
-  };
+  readonly counters: ServerCounters = newServerCounters();
 
   constructor(private readonly options: ServerOptions) {
     super();
@@ -240,6 +93,14 @@ export class RaftServer extends EventEmitter {
     }
     this._id = options.address;
     this.log = options.logger ?? consoleLogger('warn', options.address);
+    this.incoming = new IncomingConnections({
+      running: () => this.running,
+      limits: () => this.limits,
+      peer: (sock, head) => this.transport.accept(sock, head),
+      http: (sock, head) => this.frontend.acceptHttp(sock, head),
+      lines: (sock, head) => this.frontend.acceptLines(sock, head),
+      refuse: (sock) => this.frontend.refuse(sock, false),
+    });
   }
 
   /** This server's id in the cluster (its `host:port`; the real port once started when port 0 was given). */
@@ -289,21 +150,8 @@ export class RaftServer extends EventEmitter {
     this.started = true;
     const o = this.options;
     const addr = splitAddress(o.address) as { host: string; port: number };
-    let port = addr.port;
-    if (o.dataDir !== undefined) {
-      // The id is recorded in the data directory so a restart with another address cannot pose as another node.
-      const known = await readMeta(o.dataDir);
-      if (known !== null) {
-        const k = splitAddress(known.id);
-        if (port === 0 && k !== null && k.host === addr.host) port = k.port;
-        else if (known.id !== o.address) {
-          throw new RpcError(
-            ErrorCode.INVALID_PARAMS,
-            `data directory ${o.dataDir} belongs to server ${known.id}, not ${o.address}`,
-          );
-        }
-      }
-    }
+    // The id is recorded in the data directory so a restart with another address cannot pose as another node.
+    let port = o.dataDir === undefined ? addr.port : await claimDataDir(o.dataDir, o.address);
     const listenAddr = o.listen === undefined ? { host: addr.host, port } : splitAddress(o.listen);
     if (listenAddr === null) throw new RpcError(ErrorCode.INVALID_PARAMS, 'listen must be "host:port"');
     const clusterName = o.clusterName ?? 'raft';
@@ -317,14 +165,12 @@ export class RaftServer extends EventEmitter {
     let storage: RaftStorage | undefined;
     let listener: TcpServer | undefined;
     try {
-      if (o.dataDir !== undefined) await fs.mkdir(o.dataDir, { recursive: true });
-      storage =
-        o.storage ??
-        (await openStorage<Command>(o.dataDir as string, { sync: o.storageSync ?? true, codec: commandCodec }));
+      if (o.dataDir !== undefined) await ensureDataDir(o.dataDir);
+      storage = o.storage ?? (await openDataDir(o.dataDir as string, o.storageSync ?? true));
       // A storage of the user's may not report repairs; storage-jsonl does.
       this.recovery = reportRecovery(storage as { recovery?: RecoveryReport }, this.log);
-      this.early = [];
-      const l = createTcpServer({ noDelay: true }, (sock) => this.onConnection(sock));
+      this.incoming.holdNew();
+      const l = createTcpServer({ noDelay: true }, (sock) => this.incoming.accept(sock));
       listener = l;
       await new Promise<void>((resolve, reject) => {
         l.once('error', reject);
@@ -426,17 +272,14 @@ export class RaftServer extends EventEmitter {
     this.running = true;
     this.startedAt = Date.now();
     this.log.info('server started', { id: this._id, term: runtime.node.currentTerm, applied: runtime.appliedIndex });
-    const early = this.early ?? [];
-    this.early = null;
-    for (const sock of early) if (!sock.destroyed) this.onConnection(sock);
+    this.incoming.serveHeld();
   }
 
   /** Undo a start that failed: close the port, drop held connections, close storage this server opened. */
   private async abortStart(listener: TcpServer | undefined, storage: RaftStorage | undefined): Promise<void> {
     listener?.close();
     this.listener = null;
-    for (const sock of this.early ?? []) sock.destroy();
-    this.early = null;
+    this.incoming.dropHeld();
     // Storage this server opened is closed again; storage the caller passed in stays the caller's.
     if (storage !== undefined && this.options.storage === undefined) {
       await Promise.resolve(storage.close()).catch(() => undefined);
@@ -481,55 +324,13 @@ export class RaftServer extends EventEmitter {
     this.running = false;
     this.transport.close();
     this.frontend.close();
-    for (const s of this.conns) s.destroy();
-    this.conns.clear();
+    this.incoming.closeAll();
     const listener = this.listener;
     this.listener = null;
     const closed = new Promise<void>((r) => (listener ? listener.close(() => r()) : r()));
     await this.runtime?.stop(graceful);
     await closed;
     this.log.info('server stopped', { id: this._id });
-  }
-
-  // ---------------------------------------------------------------------------------------------------------------
-  // Connections
-  // ---------------------------------------------------------------------------------------------------------------
-
-  private onConnection(socket: Socket): void {
-    if (!this.running) {
-      if (this.early !== null) {
-        socket.on('error', () => undefined);
-        this.early.push(socket);
-      } else socket.destroy();
-      return;
-    }
-    const limits = this.limits;
-    // Connections that have not said what they are yet are bounded in number and time (a peer sends its magic at
-    // once, so only a flood of silent connections can make one wait; it is refused like a client would be).
-    if (this.conns.size >= limits.maxClientConnections) {
-      this.frontend.refuse(socket, false);
-      return;
-    }
-    this.conns.add(socket);
-    socket.on('close', () => this.conns.delete(socket));
-    socket.on('error', () => undefined);
-    const silent = () => socket.destroy();
-    const idle = limits.clientIdleTimeoutMs;
-    socket.setTimeout(idle > 0 ? Math.min(idle, SNIFF_TIMEOUT_MS) : SNIFF_TIMEOUT_MS, silent);
-    let head: Buffer = Buffer.alloc(0);
-    // Sniff the protocol from the first bytes: peers start with the magic, HTTP with "GET ", the rest is JSON-RPC.
-    const onData = (chunk: Buffer) => {
-      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
-      if (head.length < 4 && !head.includes(0x0a)) return;
-      socket.removeListener('data', onData);
-      socket.setTimeout(0);
-      socket.removeListener('timeout', silent);
-      this.conns.delete(socket);
-      if (head.length >= 4 && head.subarray(0, 4).equals(PEER_MAGIC)) this.transport.accept(socket, head);
-      else if (head.length >= 4 && head.toString('latin1', 0, 4) === 'GET ') this.frontend.acceptHttp(socket, head);
-      else this.frontend.acceptLines(socket, head);
-    };
-    socket.on('data', onData);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -629,21 +430,4 @@ export class RaftServer extends EventEmitter {
   call<T = unknown>(method: string, params?: unknown): Promise<T> {
     return this.promise(method, params);
   }
-}
-
-async function readMeta(dir: string): Promise<{ id: string; clusterName?: string } | null> {
-  try {
-    const v = JSON.parse(await fs.readFile(join(dir, META_FILE), 'utf8')) as { id?: unknown };
-    return typeof v.id === 'string' ? (v as { id: string }) : null;
-  } catch {
-    return null;
-  }
-}
-
-async function writeMeta(dir: string, meta: { id: string; clusterName: string }): Promise<void> {
-  const file = join(dir, META_FILE);
-  const existing = await readMeta(dir);
-  if (existing?.id === meta.id) return;
-  await fs.writeFile(`${file}.tmp`, `${JSON.stringify(meta)}\n`);
-  await fs.rename(`${file}.tmp`, file);
 }

@@ -6,22 +6,26 @@
  * peer's own messages come back on the connection the peer dialed. Forwarded client requests travel on the
  * requester's outgoing connection and are answered on the same socket.
  *
+ * This file decides what goes to which peer and when (coalescing, held commit notices, backpressure drops) and
+ * dials the outgoing connections. The rest of the peer side: `peer-handshake.ts` (what a peer must prove),
+ * `peer-link.ts` (one link and its bounded queue), `peer-accept.ts` (incoming connections), `peer-inbound.ts`
+ * (validating and routing received frames), `frame.ts` and `wire.ts` (the encoding).
+ *
  * @packageDocumentation
  */
 
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import type { Entry, Message, NodeId } from '@raft/core';
+import type { Message, NodeId } from '@raft/core';
 import type { Command, Logger } from '@raft/runtime';
+import { splitAddress } from './address.js';
 import { encodeFrame, FrameDecoder, PEER_MAGIC, PEER_VERSION } from './frame.js';
-import {
-  checkForwardReply,
-  checkForwardRequest,
-  checkMessage,
-  type ForwardReply,
-  type ForwardRequest,
-  type WireItem,
-} from './wire.js';
+import { serveIncomingPeer } from './peer-accept.js';
+import { answerChallenge, checkAccepted, type HandshakeIdentity } from './peer-handshake.js';
+import { handleFrame } from './peer-inbound.js';
+import { isOrdered, itemBytes, type LinkHost, PeerLink, splitAppend } from './peer-link.js';
+import type { ForwardReply, ForwardRequest, WireItem } from './wire.js';
+
+export { PeerLink };
 
 /** Counters the transport updates (a subset of the server's counters). */
 export interface TransportCounters {
@@ -36,11 +40,7 @@ export interface TransportCounters {
 }
 
 /** What the transport needs from the server. */
-export interface TransportOptions {
-  /** This server's id (its address). */
-  readonly id: NodeId;
-  readonly clusterName: string;
-  readonly secret: string | undefined;
+export interface TransportOptions extends HandshakeIdentity {
   readonly maxFrameBytes: number;
   readonly maxBufferBytes: number;
   readonly backoffMinMs: number;
@@ -73,102 +73,6 @@ export interface TransportOptions {
   onLost(ids: number[]): void;
 }
 
-type LinkState = 'idle' | 'connecting' | 'ready' | 'backoff' | 'closed';
-
-/** Split "host:port" (or "[v6]:port"). */
-export function splitAddress(addr: string): { host: string; port: number } | null {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(addr);
-  if (m === null) return null;
-  const port = Number(m[3]);
-  if (port > 65535) return null;
-  return { host: m[1] ?? m[2], port };
-}
-
-function mac(secret: string, nonce: Uint8Array, cluster: string, id: string): Buffer {
-  return createHmac('sha256', secret).update(nonce).update(`\0${cluster}\0${id}`).digest();
-}
-
-/** Whether an item must not overtake items queued before it to the same peer. */
-function isOrdered(it: WireItem): boolean {
-  if (it[0] === 1) return true;
-  if (it[0] === 2) return false;
-  const m = it[1];
-  return m.type === 'InstallSnapshot' || (m.type === 'AppendEntries' && m.entries.length > 0);
-}
-
-/** Rough encoded size of a log entry (its command text dominates). */
-function entryBytes(e: Entry<Command>): number {
-  return e.type === 'command' ? 48 + e.command.input.length + (e.command.clientId?.length ?? 0) : 256;
-}
-
-/** Rough encoded size of a frame item, to cut frames and bound queues without encoding first. */
-function itemBytes(it: WireItem): number {
-  if (it[0] === 0) {
-    const m = it[1];
-    if (m.type === 'AppendEntries') {
-      let b = 96;
-      for (const e of m.entries) b += entryBytes(e);
-      return b;
-    }
-    if (m.type === 'InstallSnapshot') return 256 + m.data.length;
-    if (m.type === 'ReadIndexRequest' || m.type === 'ReadIndexResponse') return 96 + 16 * m.readIds.length;
-    return 96;
-  }
-  if (it[0] === 1) {
-    const op = it[1][1];
-    return 96 + (op.t === 'command' ? op.input.length + (op.clientId?.length ?? 0) : 64);
-  }
-  const r = it[1];
-  return 64 + (r[1] === 1 ? r[2].length : r[3].length + 128);
-}
-
-/** One peer connection, outgoing (to `peer`) or incoming (from a peer that identified itself). */
-export class PeerLink {
-  /** Items to send at the end of this turn. */
-  items: WireItem[] = [];
-  socket: Socket | null = null;
-  state: LinkState = 'idle';
-  /** Frames encoded while the connection was being set up; sent once it is ready. */
-  preFrames: Buffer[] = [];
-  preBytes = 0;
-  attempts = 0;
-  retryAt = 0;
-  dirty = false;
-  /** Forwarded requests written (or queued to be written) on the current socket and not answered yet. */
-  readonly forwarded = new Map<number, ForwardRequest>();
-  /**
-   * Items accepted for this (ready) connection but not written yet: they are encoded and written only while the
-   * socket holds less than the transport's low-water mark, so a slow reader does not make this server encode (and
-   * hold) megabytes of frames ahead, and small messages queued later can still go first.
-   */
-  pending: WireItem[] = [];
-  pendingHead = 0;
-  /** Estimated bytes of `pending` (see `itemBytes`). */
-  pendingBytes = 0;
-  /** Term and heartbeat round (`seq`) of the latest AppendEntries queued for this peer. */
-  aeTerm = -1;
-  aeSeq = -1;
-  /** A commit-only AppendEntries held back, and the timer that sends it if nothing supersedes it. */
-  heldCommit: Message<Command> | null = null;
-  heldTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The socket whose `drain` listener will resume writing `pending`, if any. */
-  drainSocket: Socket | null = null;
-
-  constructor(
-    /** The peer's id: the dialed address, or the id an incoming peer announced (null until its hello). */
-    public peer: NodeId | null,
-    readonly outgoing: boolean,
-    private readonly transport: PeerTransport,
-  ) {}
-
-  /** Queue an answer to a forwarded request (sent at the end of the turn on this socket). */
-  reply(r: ForwardReply): void {
-    if (this.state === 'closed') return;
-    this.items.push([2, r]);
-    this.transport.markDirty(this);
-  }
-}
-
 /** The peer side of a server. See the module comment. */
 export class PeerTransport {
   private readonly links = new Map<NodeId, PeerLink>();
@@ -176,8 +80,18 @@ export class PeerTransport {
   private readonly dirty: PeerLink[] = [];
   private flushScheduled = false;
   private closed = false;
+  /** What links need from this transport (see {@link LinkHost}). */
+  private readonly host: LinkHost;
 
-  constructor(private readonly o: TransportOptions) {}
+  constructor(private readonly o: TransportOptions) {
+    this.host = {
+      lowWaterBytes: o.lowWaterBytes,
+      softFrameBytes: o.softFrameBytes,
+      counters: o.counters,
+      markDirty: (link) => this.markDirty(link),
+      encode: (items) => this.encode(items),
+    };
+  }
 
   /**
    * Queue a Raft message for `message.to`; it leaves with everything else queued this turn.
@@ -288,7 +202,7 @@ export class PeerTransport {
   private outLink(to: NodeId): PeerLink {
     let link = this.links.get(to);
     if (link === undefined) {
-      link = new PeerLink(to, true, this);
+      link = new PeerLink(to, true, this.host);
       this.links.set(to, link);
     }
     return link;
@@ -356,10 +270,10 @@ export class PeerTransport {
         socket.writableLength < this.o.lowWaterBytes
       ) {
         // The common case: nothing waiting, a modest turn: one frame, in order.
-        this.writeItems(link, items);
+        link.write(items);
         continue;
       }
-      if (urgent !== null) this.writeItems(link, urgent);
+      if (urgent !== null) link.write(urgent);
       if (bulk === null) continue;
       // Backpressure: a peer that does not read is not worth unbounded memory; Raft retransmits. The turn's ordered
       // items are dropped or kept together, so a forwarded request is either surely sent or surely not.
@@ -370,100 +284,17 @@ export class PeerTransport {
       for (const it of bulk) {
         if (it[0] === 1) link.forwarded.set(it[1][0], it[1]);
         if (it[0] === 0 && it[1].type === 'AppendEntries') {
-          for (const part of this.splitAppend(it[1])) link.pending.push([0, part]);
+          for (const part of splitAppend(it[1], this.o.softFrameBytes)) link.pending.push([0, part]);
         } else link.pending.push(it);
       }
       link.pendingBytes += bulkBytes;
-      this.pump(link);
-    }
-  }
-
-  /** Encode and write items now (on a ready connection). */
-  private writeItems(link: PeerLink, items: WireItem[]): void {
-    const socket = link.socket as Socket;
-    for (const it of items) if (it[0] === 1) link.forwarded.set(it[1][0], it[1]);
-    for (const f of this.encode(items)) {
-      socket.write(f);
-      this.o.counters.framesSent++;
-      this.o.counters.bytesSent += f.length;
-    }
-    this.o.counters.messagesSent += items.length;
-  }
-
-  /** Write pending items, about `softFrameBytes` per frame, while the socket's backlog is under the low-water mark. */
-  private pump(link: PeerLink): void {
-    const socket = link.socket;
-    if (socket === null || link.state !== 'ready') return;
-    const q = link.pending;
-    while (link.pendingHead < q.length && socket.writableLength < this.o.lowWaterBytes) {
-      const batch: WireItem[] = [];
-      let bytes = 0;
-      while (link.pendingHead < q.length && (batch.length === 0 || bytes < this.o.softFrameBytes)) {
-        const it = q[link.pendingHead];
-        const b = itemBytes(it);
-        if (batch.length > 0 && bytes + b > this.o.softFrameBytes) break;
-        q[link.pendingHead++] = undefined as unknown as WireItem;
-        batch.push(it);
-        bytes += b;
-      }
-      link.pendingBytes = Math.max(0, link.pendingBytes - bytes);
-      this.writeItems(link, batch);
-    }
-    if (link.pendingHead >= q.length) {
-      link.pending = [];
-      link.pendingHead = 0;
-      link.pendingBytes = 0;
-    } else if (link.pendingHead > 1024 && link.pendingHead * 2 > q.length) {
-      link.pending = q.slice(link.pendingHead);
-      link.pendingHead = 0;
-    }
-    // One listener per socket: after a reconnection the old socket's listener is gone with it.
-    if (link.pendingHead < link.pending.length && link.drainSocket !== socket) {
-      link.drainSocket = socket;
-      socket.once('drain', () => {
-        if (link.drainSocket === socket) link.drainSocket = null;
-        if (link.socket === socket) this.pump(link);
-      });
+      link.pump();
     }
   }
 
   /** Items queued but never written (the connection closed): returned so forwarded requests count as unsent. */
   private takePending(link: PeerLink): WireItem[] {
-    const rest = link.pending.slice(link.pendingHead);
-    link.pending = [];
-    link.pendingHead = 0;
-    link.pendingBytes = 0;
-    return rest;
-  }
-
-  /**
-   * Cut an AppendEntries into consecutive valid ones of about `softFrameBytes` of entries each (the second's prev is
-   * the first's last entry; the follower acknowledges each). Smaller frames let a follower decode and persist a
-   * large batch piece by piece, and let heartbeats and votes interleave instead of waiting behind one huge frame.
-   */
-  private splitAppend(m: Extract<Message<Command>, { type: 'AppendEntries' }>): (typeof m)[] {
-    const es = m.entries;
-    const limit = this.o.softFrameBytes;
-    let total = 0;
-    for (const e of es) total += entryBytes(e);
-    if (total <= limit || es.length < 2) return [m];
-    const out: (typeof m)[] = [];
-    let from = 0;
-    let bytes = 0;
-    let prevIndex = m.prevLogIndex;
-    let prevTerm = m.prevLogTerm;
-    for (let i = 0; i < es.length; i++) {
-      bytes += entryBytes(es[i]);
-      if (bytes >= limit || i === es.length - 1) {
-        const part = es.slice(from, i + 1);
-        out.push({ ...m, prevLogIndex: prevIndex, prevLogTerm: prevTerm, entries: part });
-        prevIndex = es[i].index;
-        prevTerm = es[i].term;
-        from = i + 1;
-        bytes = 0;
-      }
-    }
-    return out;
+    return link.takePending();
   }
 
   private dropItems(items: WireItem[]): void {
@@ -541,17 +372,8 @@ export class PeerTransport {
           const v = decoder.decode(payload);
           if (!handshaken && clientNonce === null) {
             // Step 1: the server's challenge. Answer with our proof and a challenge of our own.
-            const o = v as { n?: unknown; e?: unknown };
-            if (typeof o?.e === 'string') throw new Error(`peer refused the handshake: ${o.e}`);
-            if (!(o?.n instanceof Uint8Array)) throw new Error('peer sent no handshake challenge');
-            clientNonce = randomBytes(16);
-            const hello: Record<string, unknown> = {
-              h: PEER_VERSION,
-              c: this.o.clusterName,
-              i: this.o.id,
-              n: clientNonce,
-            };
-            if (this.o.secret !== undefined) hello.m = mac(this.o.secret, o.n, this.o.clusterName, this.o.id);
+            const { hello, nonce } = answerChallenge(v, this.o);
+            clientNonce = nonce;
             const f = encodeFrame(hello, this.o.maxFrameBytes) as Buffer;
             socket.write(f);
             this.o.counters.bytesSent += f.length;
@@ -559,15 +381,11 @@ export class PeerTransport {
           }
           if (!handshaken) {
             // Step 2: the server proves the secret too, so nobody can pose as a member we dial.
-            const o = v as { ok?: unknown; e?: unknown };
-            if (typeof o?.e === 'string') throw new Error(`peer refused the handshake: ${o.e}`);
-            if (this.o.secret !== undefined) {
-              const want = mac(this.o.secret, clientNonce as Buffer, `${this.o.clusterName}\0ack`, peer);
-              if (!(o?.ok instanceof Uint8Array) || o.ok.length !== want.length || !timingSafeEqual(o.ok, want)) {
-                this.o.counters.peerConnectionsRejected++;
-                throw new Error('the peer did not prove the shared secret');
-              }
-            } else if (o?.ok === undefined) throw new Error('peer did not accept the handshake');
+            const refused = checkAccepted(v, clientNonce as Buffer, peer, this.o);
+            if (refused !== null) {
+              if (refused.badProof) this.o.counters.peerConnectionsRejected++;
+              throw new Error(refused.reason);
+            }
             socket.cork();
             for (const pf of link.preFrames) socket.write(pf);
             socket.uncork();
@@ -582,7 +400,7 @@ export class PeerTransport {
             continue;
           }
           this.o.counters.framesReceived++;
-          const bad = this.dispatch(link, v, true);
+          const bad = handleFrame(link, v, this.o, true);
           if (bad !== null) throw new Error(bad);
         }
       } catch (e) {
@@ -630,154 +448,8 @@ export class PeerTransport {
       socket.destroy();
       return;
     }
-    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    const link = new PeerLink(null, false, this);
-    link.socket = socket;
-    link.state = 'connecting';
+    const link = new PeerLink(null, false, this.host);
     this.incoming.add(link);
-    socket.setNoDelay(true);
-    const decoder = new FrameDecoder(this.o.maxFrameBytes);
-    const nonce = randomBytes(16);
-    let prefix = head.subarray(PEER_MAGIC.length);
-    let versionOk = false;
-    const reject = (reason: string) => {
-      if (link.state === 'closed') return;
-      this.o.counters.peerConnectionsRejected++;
-      this.o.logger.warn('rejected a peer connection', { remote, peer: link.peer, reason });
-      if (!socket.destroyed && socket.writable) {
-        const f = encodeFrame({ e: reason.slice(0, 200) }, this.o.maxFrameBytes);
-        if (f !== null) socket.end(f);
-      }
-      link.state = 'closed';
-      setTimeout(() => socket.destroy(), 100).unref();
-    };
-    const timer = setTimeout(() => {
-      if (link.state === 'connecting') reject('handshake not completed in time');
-    }, this.o.handshakeTimeoutMs);
-    const onBytes = (chunk: Buffer) => {
-      if (link.state === 'closed') return;
-      this.o.counters.bytesReceived += chunk.length;
-      let data = chunk;
-      if (!versionOk) {
-        data = prefix.length > 0 ? Buffer.concat([prefix, chunk]) : chunk;
-        prefix = Buffer.alloc(0);
-        if (data.length === 0) return;
-        if (data[0] !== PEER_VERSION) {
-          reject(`unsupported peer protocol version ${data[0]}`);
-          return;
-        }
-        versionOk = true;
-        data = data.subarray(1);
-      }
-      try {
-        for (const payload of decoder.push(data)) {
-          const v = decoder.decode(payload);
-          if (link.state === 'connecting') {
-            const why = this.checkHello(v, nonce);
-            if (typeof why === 'string') {
-              reject(why);
-              return;
-            }
-            link.peer = why.id;
-            link.state = 'ready';
-            clearTimeout(timer);
-            const ack =
-              this.o.secret === undefined
-                ? true
-                : mac(this.o.secret, why.nonce, `${this.o.clusterName}\0ack`, this.o.id);
-            socket.write(encodeFrame({ ok: ack }, this.o.maxFrameBytes) as Buffer);
-            continue;
-          }
-          this.o.counters.framesReceived++;
-          const bad = this.dispatch(link, v);
-          if (bad !== null) {
-            reject(bad);
-            return;
-          }
-        }
-      } catch (e) {
-        reject((e as Error).message);
-      }
-    };
-    socket.on('data', onBytes);
-    socket.on('error', (e) => this.o.logger.debug?.('incoming peer connection error', { remote, error: e.message }));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      link.state = 'closed';
-      this.incoming.delete(link);
-    });
-    const challenge = encodeFrame({ n: nonce }, this.o.maxFrameBytes) as Buffer;
-    socket.write(challenge);
-    if (prefix.length > 0) {
-      const p = prefix;
-      prefix = Buffer.alloc(0);
-      onBytes(p);
-    }
-  }
-
-  private checkHello(v: unknown, nonce: Buffer): { id: NodeId; nonce: Uint8Array } | string {
-    const h = v as { h?: unknown; c?: unknown; i?: unknown; m?: unknown; n?: unknown } | null;
-    if (
-      h === null ||
-      typeof h !== 'object' ||
-      h.h !== PEER_VERSION ||
-      typeof h.i !== 'string' ||
-      !(h.n instanceof Uint8Array) ||
-      h.n.length !== 16
-    ) {
-      return 'malformed handshake';
-    }
-    if (h.c !== this.o.clusterName) {
-      return `cluster name mismatch: peer says ${JSON.stringify(String(h.c)).slice(0, 80)}, this server is in ${JSON.stringify(this.o.clusterName)}`;
-    }
-    if (this.o.secret !== undefined) {
-      const want = mac(this.o.secret, nonce, this.o.clusterName, h.i);
-      if (!(h.m instanceof Uint8Array) || h.m.length !== want.length || !timingSafeEqual(h.m, want)) {
-        return 'shared secret proof missing or wrong';
-      }
-    }
-    return h.i.length > 0 && h.i.length < 300 ? { id: h.i, nonce: h.n } : 'malformed handshake';
-  }
-
-  /** Handle one frame's items; returns a reason when the frame is malformed. */
-  private dispatch(link: PeerLink, v: unknown, repliesOnly = false): string | null {
-    if (!Array.isArray(v)) return 'frame is not an array of items';
-    let messages: Message<Command>[] | null = null;
-    let replies: ForwardReply[] | null = null;
-    for (const it of v) {
-      if (!Array.isArray(it) || it.length !== 2) return 'malformed frame item';
-      // On a connection we dialed only answers may come back: messages must arrive on a connection the sender
-      // opened (and authenticated itself on).
-      if (repliesOnly && it[0] !== 2) return 'unexpected item on an outgoing connection';
-      switch (it[0]) {
-        case 0: {
-          const m = checkMessage(it[1], this.o.id);
-          if (typeof m === 'string') return m;
-          (messages ??= []).push(m);
-          break;
-        }
-        case 1: {
-          const r = checkForwardRequest(it[1]);
-          if (typeof r === 'string') return r;
-          this.o.onForward(link, r);
-          break;
-        }
-        case 2: {
-          const r = checkForwardReply(it[1]);
-          if (typeof r === 'string') return r;
-          link.forwarded.delete(r[0]);
-          (replies ??= []).push(r);
-          break;
-        }
-        default:
-          return 'unknown frame item kind';
-      }
-    }
-    if (messages !== null) {
-      this.o.counters.messagesReceived += messages.length;
-      this.o.onMessages(messages);
-    }
-    if (replies !== null) this.o.onReplies(replies);
-    return null;
+    serveIncomingPeer(socket, head, link, this.o, () => this.incoming.delete(link));
   }
 }

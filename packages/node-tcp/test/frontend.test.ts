@@ -4,7 +4,8 @@
 import { connect, createServer as createNetServer, type Server, Socket } from 'node:net';
 import { type ApplyOutcome, ErrorCode, silentLogger } from '@raft/runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CLIENT_KEEPALIVE_MS, RpcFrontend, type RpcFrontendOptions } from '../src/rpc.js';
+import { CLIENT_KEEPALIVE_MS } from '../src/client-connection.js';
+import { RpcFrontend, type RpcFrontendOptions } from '../src/rpc.js';
 import { waitFor } from './helpers.js';
 
 type Line = { id?: unknown; result?: unknown; error?: { code: number; message: string; data?: unknown } };

@@ -19,13 +19,13 @@ export {
 export { type CommandOutput, INSPECT_USAGE, runInspectCommand } from './inspect-command.js';
 export type { RecoveryRepair, TornTail } from './recovery.js';
 export type { SegmentState } from './segments.js';
+export { openStorage } from './storage.js';
 export {
   formatRecoveryRepair,
   type JsonlStorage,
-  openStorage,
   type RecoveredState,
   type RecoveryReport,
   type SnapshotReceiver,
   type StorageOptions,
   type StorageStats,
-} from './storage.js';
+} from './storage-api.js';

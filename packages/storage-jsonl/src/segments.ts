@@ -1,6 +1,6 @@
 /**
  * The physical side of the log: segment files, rotation, compaction and snapshot switch-over. Everything here runs
- * on the storage's single write queue (see storage.ts), one operation at a time, so it needs no locking.
+ * on the storage's single write queue (see group-commit.ts), one operation at a time, so it needs no locking.
  *
  * A segment is `log-<seq>.jsonl`. Its first line is a header repeating the hard state and the log index reached so
  * far (`prev`), so that a segment can be read without the ones before it and deleting old segments never loses the

@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 
-/** Counters; see `StorageStats` in storage.ts for their meaning. */
+/** Counters; see `StorageStats` in storage-api.ts for their meaning. */
 export interface Counters {
   appendCalls: number;
   entriesAppended: number;

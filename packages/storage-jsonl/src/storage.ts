@@ -1,32 +1,34 @@
 /**
- * The storage object and its ordered write queue with group commit.
+ * The storage object: {@link openStorage} opens (and recovers) a directory, and `Storage` validates and encodes every
+ * call, keeps the log's logical state (last index, terms, latest snapshot) and hands the records to the group-commit
+ * queue (`group-commit.ts`). The public types are in `storage-api.ts`, the directory lock in `lock.ts`, snapshot
+ * files in `snapshot-files.ts`, segment files in `segments.ts`.
  *
- * Every mutating call is validated and encoded synchronously, then queued. One writer drains the queue in call
- * order: all records queued while the previous flush was in progress are written with a single `write` and made
- * durable with a single `fdatasync` (group commit). Snapshot installation, compaction and close are queue barriers,
- * so they too happen exactly in call order relative to appends and hard-state writes. A call's promise resolves
- * only once its data (and everything queued before it) is on disk.
+ * Every mutating call is validated and encoded synchronously, then queued; a call's promise resolves only once its
+ * data (and everything queued before it) is on disk. Snapshot installation, compaction and close are queue barriers,
+ * so they too happen exactly in call order relative to appends and hard-state writes.
  *
  * @packageDocumentation
  */
 
 import fs from 'node:fs/promises';
 import { dirname, join, resolve as resolvePath } from 'node:path';
-import type { ClusterConfig, Entry, HardState, Index, SnapshotMeta } from '@raft/core';
+import type { Entry, HardState, Index, SnapshotMeta } from '@raft/core';
+import { checkHardState, checkSnapshotMeta, copyConfig, copyMeta, invalid, isNat } from './checks.js';
 import { type Codec, defaultCodec, type JsonValue } from './codec.js';
 import { StorageError } from './errors.js';
 import {
   entryBody,
   hardStateBody,
   isClusterConfig,
-  LineBuffer,
-  LOCK_FILE,
   type StoredEntry,
   segmentFileName,
   snapshotDataFileName,
 } from './format.js';
 import { fsyncDir, isNotFound } from './fsutil.js';
-import { type RecoveryRepair, type ScanResult, scanDataDir } from './recovery.js';
+import { GroupCommitQueue } from './group-commit.js';
+import { removeLockFile, takeLock, unlockInProcess } from './lock.js';
+import { type ScanResult, scanDataDir } from './recovery.js';
 import { type SegmentState, SegmentWriter } from './segments.js';
 import {
   ChunkFile,
@@ -36,314 +38,23 @@ import {
   writeSnapshotData,
 } from './snapshot-files.js';
 import { type Counters, newCounters } from './stats.js';
-
-/** Options of {@link openStorage}. */
-export interface StorageOptions<C> {
-  /**
-   * Whether writes are made durable with `fdatasync` / `fsync` before their promises resolve. Default `true`.
-   *
-   * **`sync: false` gives up durability**: data still reaches the operating system in call order before promises
-   * resolve, so it survives a crash of the *process*, but a power loss or kernel crash can lose any write that
-   * was acknowledged, and can even leave a log whose acknowledged entries are missing while later hard state is
-   * present. A Raft node that loses acknowledged writes can break the protocol's safety (vote twice in a term,
-   * forget committed entries). Use it only for tests, benchmarks of everything but the disk, or data you can lose.
-   */
-  sync?: boolean;
-  /**
-   * Call `fdatasync` for log appends synchronously, on the calling thread, instead of on libuv's thread pool.
-   * Default `false`.
-   *
-   * An asynchronous fdatasync costs a round trip to a pool thread and back through the event loop (about 50 µs
-   * here), which caps one writer awaiting each append at about 0.75x the disk's raw fsync rate. With `true` a lone
-   * writer reaches the raw rate, but **the event loop is blocked for every fsync**: nothing else in the process
-   * runs meanwhile (no timers, no sockets; a Raft server would miss heartbeats while a slow disk stalls), and the
-   * next batch cannot be prepared during the fsync, so many concurrent appenders get fewer entries per second.
-   * Use it for a process whose only job is writing one entry at a time, on a disk with fast, steady fsyncs.
-   * Ignored with `sync: false`.
-   */
-  blockingFsync?: boolean;
-  /**
-   * Target size of a log segment file in bytes. A segment is closed once a write makes it reach this size (it can
-   * exceed it by up to one group-commit batch). Compaction deletes whole segments, so smaller segments free disk
-   * sooner after a snapshot. Default 16 MiB.
-   */
-  segmentBytes?: number;
-  /** How commands are stored in JSON. Default: {@link defaultCodec} (byte arrays as base64, JSON values as is). */
-  codec?: Codec<C>;
-}
-
-/** What {@link openStorage} recovered from disk: pass it to `RaftNode.restart`. */
-export interface RecoveredState<C> {
-  /** The latest term and vote (term 0 and no vote for a fresh directory). */
-  readonly hardState: HardState;
-  /** The latest snapshot's metadata, or `null` if there is none. */
-  readonly snapshot: SnapshotMeta | null;
-  /** Every log entry after the snapshot's index (after index 0 without a snapshot), in order. */
-  readonly entries: Entry<C>[];
-}
-
-/**
- * What opening the directory repaired. Plain JSON data. A runtime should log `repaired` when it is not empty (a torn
- * tail means the process or the machine crashed in the middle of a write), e.g. with {@link formatRecoveryRepair}.
- */
-export interface RecoveryReport {
-  /** Every change made to the directory when it was opened, in order (empty if none). */
-  readonly repaired: readonly RecoveryRepair[];
-  /** The segment whose torn tail was truncated, or `null` (the `truncated` entry of `repaired`, if any). */
-  readonly tornFile: string | null;
-  /** How many bytes of torn tail were dropped. */
-  readonly tornBytes: number;
-  /** Leftover files deleted (temporary files, obsolete segments and snapshot data): the `deleted` entries. */
-  readonly removedFiles: readonly string[];
-}
-
-/** One line of text for a repair, for logs: `truncated /data/log-0000000002.jsonl at byte 4096 (line 37, ...)`. */
-export function formatRecoveryRepair(r: RecoveryRepair): string {
-  switch (r.action) {
-    case 'truncated':
-      return `truncated ${r.file} at byte ${r.offset} (line ${r.line}), dropping ${r.bytes} bytes: ${r.reason}`;
-    case 'rewroteHeader':
-      return `rewrote the header of ${r.file}: ${r.reason}`;
-    default:
-      return `deleted ${r.file} (${r.bytes} bytes): ${r.reason}`;
-  }
-}
-
-/** Chunked reception of a snapshot sent by a leader (see {@link JsonlStorage.beginSnapshotReceive}). */
-export interface SnapshotReceiver {
-  /** Bytes received so far: the offset the next chunk must start at. */
-  readonly receivedBytes: number;
-  /**
-   * Store a chunk. `offset` must equal {@link SnapshotReceiver.receivedBytes}, or be 0 to restart the transfer.
-   * Chunks are written to a temporary file; nothing is fsynced until `finish`.
-   */
-  write(offset: number, data: Uint8Array): Promise<void>;
-  /**
-   * Make the snapshot durable and install it: fsync and rename the data, replace `snapshot.json`, and drop the
-   * whole log (ordered with the storage's other writes). Resolves once all of that is on disk.
-   */
-  finish(): Promise<void>;
-  /** Abandon the transfer and delete the temporary file. */
-  abort(): Promise<void>;
-}
-
-/** Counters reported by {@link JsonlStorage.stats}. */
-export interface StorageStats {
-  /** `appendEntries` calls accepted (including empty ones). */
-  readonly appendCalls: number;
-  /** Entries accepted by `appendEntries`. */
-  readonly entriesAppended: number;
-  /** `saveHardState` calls accepted. */
-  readonly hardStateCalls: number;
-  /** Group-commit flushes that wrote log records: one `write` each, plus one `fdatasync` each when `sync` is on. */
-  readonly flushes: number;
-  /** `fsync` / `fdatasync` calls of any file or directory (0 with `sync: false`). */
-  readonly fsyncs: number;
-  /** Bytes written to log segments (records and segment headers). */
-  readonly logBytesWritten: number;
-  /** Segment files created. */
-  readonly segmentsCreated: number;
-  /** Segment files deleted by compaction or snapshot installation. */
-  readonly segmentsDeleted: number;
-}
-
-/** A data directory opened for writing. Create with {@link openStorage}. */
-export interface JsonlStorage<C> {
-  /** The data directory (absolute path). */
-  readonly dir: string;
-  /** What was recovered when the storage was opened (it is not updated by later writes). */
-  readonly state: RecoveredState<C>;
-  /** What opening the directory repaired (torn tail truncated, leftovers deleted): log it if not empty. */
-  readonly recovery: RecoveryReport;
-  /** The latest hard state passed to {@link JsonlStorage.saveHardState} (or recovered), durable or not. */
-  readonly hardState: HardState;
-  /** Index of the last log entry, counting writes still in progress (the snapshot's index if the log is empty). */
-  readonly lastIndex: Index;
-  /** Metadata of the latest snapshot passed to `saveSnapshot` / `finish` (or recovered), durable or not. */
-  readonly snapshotMeta: SnapshotMeta | null;
-
-  /** Durably record the term and vote. Written in call order with appends; resolves once on disk. */
-  saveHardState(hs: HardState): Promise<void>;
-  /**
-   * Durably store entries. Entries at or after `entries[0].index` are replaced (that is how a conflicting suffix is
-   * truncated); `entries` must be contiguous and `entries[0].index` at most one past {@link JsonlStorage.lastIndex}
-   * and above the snapshot's index. Resolves once these entries, and everything queued before them, are on disk:
-   * then the runtime may call `node.persisted(lastEntry.index, lastEntry.term)`. Calls need not be awaited one by one:
-   * they are written in call order, and all calls made while a flush is in progress share the next one (group
-   * commit). An empty `entries` writes nothing and resolves once everything queued before it is durable.
-   *
-   * @throws StorageError `INVALID_ARGUMENT` (as a rejected promise; nothing is written) if the entries do not fit
-   *   or a command cannot be encoded.
-   */
-  appendEntries(entries: readonly Entry<C>[]): Promise<void>;
-  /**
-   * Durably save a snapshot (metadata plus state-machine bytes). With `dropLog: true` (an installed snapshot from a
-   * leader) the whole log is discarded. Otherwise (a local snapshot) the log is kept, unless it does not contain the
-   * snapshot's last entry (same index and term), in which case it is discarded too, as Raft requires. Entries up to
-   * the snapshot's index are no longer reported on the next open; call {@link JsonlStorage.compact} to delete them.
-   * `data` must not be modified until the promise settles.
-   */
-  saveSnapshot(meta: SnapshotMeta, data: Uint8Array, opts?: { dropLog?: boolean }): Promise<void>;
-  /**
-   * Delete every whole segment file whose entries are all at or below `upTo` (a segment that also holds later
-   * entries is kept). `upTo` must not exceed the snapshot's index.
-   */
-  compact(upTo: Index): Promise<void>;
-  /**
-   * Start receiving a snapshot in chunks. A previous unfinished reception is aborted. See {@link SnapshotReceiver}.
-   */
-  beginSnapshotReceive(meta: SnapshotMeta): SnapshotReceiver;
-  /** The latest durable snapshot with its data (checksum verified), or `null`. */
-  readSnapshot(): Promise<{ meta: SnapshotMeta; data: Uint8Array } | null>;
-  /**
-   * Up to `maxBytes` bytes at `offset` of the latest durable snapshot's data (fewer at the end), for sending it in
-   * chunks. Pass `index` to make sure the snapshot is still the one being sent: if the current snapshot has another
-   * index the call rejects with `INVALID_ARGUMENT` (the core then restarts the transfer with the new snapshot).
-   */
-  readSnapshotChunk(offset: number, maxBytes: number, index?: Index): Promise<Uint8Array>;
-  /**
-   * The snapshot whose data is durable and readable with {@link JsonlStorage.readSnapshotChunk}, with the size of its
-   * data in bytes (so that a sender knows which chunk is the last), or `null`. Unlike
-   * {@link JsonlStorage.snapshotMeta} it changes only once a saved or received snapshot is on disk.
-   */
-  readonly durableSnapshot: { readonly meta: SnapshotMeta; readonly bytes: number } | null;
-  /** Describe the segment files (for diagnostics). */
-  segments(): readonly SegmentState[];
-  /** Counters since the storage was opened (for tests, benchmarks and metrics); a fresh copy on each call. */
-  stats(): StorageStats;
-  /** Finish queued writes, close files and release the directory. Later calls reject with `CLOSED`. */
-  close(): Promise<void>;
-}
+import type {
+  JsonlStorage,
+  RecoveredState,
+  RecoveryReport,
+  SnapshotReceiver,
+  StorageOptions,
+  StorageStats,
+} from './storage-api.js';
 
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
-/** See `maybeStartEarly`. Large enough that a write+fsync of it costs about as much as a small one. */
-const EARLY_FLUSH_BYTES = 64 * 1024;
-/** Larger line buffers are dropped after use rather than kept for reuse. */
-const MAX_SPARE_BUFFER_BYTES = 4 * 1024 * 1024;
-
-/** Directories opened by this process (the LOCK file guards against other processes). */
-const openDirs = new Set<string>();
-
-function isNat(x: unknown): x is number {
-  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-}
-
-function invalid(message: string): StorageError {
-  return new StorageError('INVALID_ARGUMENT', message);
-}
-
-function checkHardState(hs: HardState): StorageError | null {
-  if (!hs || !isNat(hs.term)) return invalid('hard state term must be a non-negative integer');
-  if (!(hs.votedFor === null || typeof hs.votedFor === 'string')) return invalid('votedFor must be a string or null');
-  return null;
-}
-
-function checkSnapshotMeta(meta: SnapshotMeta): StorageError | null {
-  if (!meta || !isNat(meta.index) || !isNat(meta.term)) return invalid('snapshot index and term must be integers');
-  if (!isClusterConfig(meta.config)) return invalid('snapshot config must be a cluster configuration');
-  return null;
-}
-
-function copyConfig(c: ClusterConfig): ClusterConfig {
-  return c.oldVoters === undefined
-    ? { voters: [...c.voters], learners: [...c.learners] }
-    : { voters: [...c.voters], learners: [...c.learners], oldVoters: [...c.oldVoters] };
-}
-
-function copyMeta(m: SnapshotMeta): SnapshotMeta {
-  return { index: m.index, term: m.term, config: copyConfig(m.config) };
-}
-
-async function takeLock(dir: string): Promise<void> {
-  if (openDirs.has(dir))
-    throw new StorageError('LOCKED', 'the data directory is already open in this process', { file: dir });
-  const path = join(dir, LOCK_FILE);
-  const mine = `${process.pid}\n`;
-  try {
-    // Exclusive creation: of two processes opening the directory at once, only one creates the file.
-    await fs.writeFile(path, mine, { flag: 'wx' });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
-      throw new StorageError('IO_ERROR', 'cannot create LOCK', { file: path, cause: e });
-    // A LOCK left behind by a process that died (a crash, SIGKILL) is stale and taken over.
-    let pid = Number.NaN;
-    try {
-      pid = Number((await fs.readFile(path, 'utf8')).trim());
-    } catch (re) {
-      if (!isNotFound(re)) throw new StorageError('IO_ERROR', 'cannot read LOCK', { file: path, cause: re });
-    }
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))
-      throw new StorageError('LOCKED', `the data directory is in use by process ${pid}`, { file: path });
-    await fs.writeFile(path, mine).catch((we) => {
-      throw new StorageError('IO_ERROR', 'cannot write LOCK', { file: path, cause: we });
-    });
-  }
-  openDirs.add(dir);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-interface Batch {
-  readonly kind: 'batch';
-  readonly buf: LineBuffer;
-  /** Bytes of this batch already written by a pre-write (and dropped from `buf`): see `maybeStartEarly`. */
-  preWritten: number;
-  lastIndex: number | null;
-  maxIndex: number | null;
-  hardState: HardState | null;
-  readonly promise: Promise<void>;
-  resolve: () => void;
-  reject: (e: unknown) => void;
-}
-
-interface Barrier {
-  readonly kind: 'barrier';
-  readonly run: () => Promise<void>;
-  readonly resolve: () => void;
-  readonly reject: (e: unknown) => void;
-}
-
-function newBatch(buf: LineBuffer): Batch {
-  let resolve!: () => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return {
-    kind: 'batch',
-    buf,
-    preWritten: 0,
-    lastIndex: null,
-    maxIndex: null,
-    hardState: null,
-    promise,
-    resolve,
-    reject,
-  };
-}
 
 class Storage<C> implements JsonlStorage<C> {
   readonly state: RecoveredState<C>;
   readonly recovery: RecoveryReport;
 
-  private readonly queue: (Batch | Barrier)[] = [];
-  /** The batch still accepting records (the last element of `queue`), if any. */
-  private openBatch: Batch | null = null;
-  /** A drain is scheduled or running. */
-  private draining = false;
-  /** The drain loop is running (past its first microtask). */
-  private running = false;
-  /** Line buffers of written batches, reused so that a busy storage does not allocate and grow one per flush. */
-  private readonly spareBuffers: LineBuffer[] = [];
-  private failure: StorageError | null = null;
+  /** The ordered write queue (group commit); its `failure` poisons the storage. */
+  private readonly writes: GroupCommitQueue;
   private closed = false;
 
   // The logical state: what the log looks like once everything queued so far is written.
@@ -366,6 +77,7 @@ class Storage<C> implements JsonlStorage<C> {
     entries: Entry<C>[],
     private readonly counters: Counters,
   ) {
+    this.writes = new GroupCommitQueue(writer);
     this.hs = scan.hardState;
     const s = scan.snapshot;
     this.snap = s ? { index: s.index, term: s.term, config: s.config } : null;
@@ -418,118 +130,9 @@ class Storage<C> implements JsonlStorage<C> {
   }
 
   private unusable(): StorageError | null {
-    if (this.failure) return this.failure;
+    if (this.writes.failure) return this.writes.failure;
     if (this.closed) return new StorageError('CLOSED', 'the storage is closed', { file: this.dir });
     return null;
-  }
-
-  // -------------------------------------------------------------------------------------------------------------
-  // The queue
-  // -------------------------------------------------------------------------------------------------------------
-
-  private batch(): Batch {
-    let b = this.openBatch;
-    if (b === null) {
-      b = newBatch(this.spareBuffers.pop() ?? new LineBuffer());
-      this.openBatch = b;
-      this.queue.push(b);
-      this.kick();
-    }
-    return b;
-  }
-
-  private barrier(run: () => Promise<void>): Promise<void> {
-    this.openBatch = null;
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ kind: 'barrier', run, resolve, reject });
-      this.kick();
-    });
-  }
-
-  private kick(): void {
-    if (this.draining) return;
-    this.draining = true;
-    // Start on a microtask so that calls made in the same synchronous run share one write.
-    queueMicrotask(() => this.startDrain());
-  }
-
-  private startDrain(): void {
-    if (this.running) return;
-    this.running = true;
-    void this.drain();
-  }
-
-  /**
-   * Called after records were added to the open batch, once it holds {@link EARLY_FLUSH_BYTES}:
-   *
-   * - If the disk is idle, flush it now instead of at the end of the current run of calls: the calls still to come
-   *   then fill the next batch while this one is being written and fsynced, so encoding overlaps with the disk.
-   *   Without this, many concurrent appenders that resume together after a flush would alternate between encoding
-   *   (disk idle) and flushing (CPU idle).
-   * - If the previous batch's fdatasync is running and this batch is next in line, pre-write what it holds so far
-   *   (see {@link SegmentWriter.preWrite}): when that fdatasync completes, only the rest of this batch is left to
-   *   copy before its own fdatasync starts, and the line buffer stays small. Acknowledgements do not change: the
-   *   batch still resolves only after its own fdatasync, issued once all of it is written, and batches still
-   *   resolve in order. Not while a barrier (snapshot, compaction) runs: what follows a barrier must reach the disk
-   *   after it, possibly in another segment.
-   */
-  private maybeStartEarly(b: Batch): void {
-    if (b.buf.length < EARLY_FLUSH_BYTES) return;
-    if (!this.running) {
-      this.startDrain();
-      return;
-    }
-    if (this.failure !== null || this.queue.length !== 1 || this.queue[0] !== b) return;
-    try {
-      if (!this.writer.preWrite(b.buf.bytes())) return;
-    } catch (e) {
-      // Poison the storage now; the drain rejects this batch (and everything after it) when it gets there.
-      this.failure = e as StorageError;
-      return;
-    }
-    b.preWritten += b.buf.length;
-    b.buf.reset();
-  }
-
-  private recycle(buf: LineBuffer): void {
-    buf.reset();
-    if (this.spareBuffers.length < 2 && buf.buf.length <= MAX_SPARE_BUFFER_BYTES) this.spareBuffers.push(buf);
-  }
-
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const op = this.queue.shift()!;
-      if (op === this.openBatch) this.openBatch = null;
-      if (this.failure) {
-        op.reject(this.failure);
-        continue;
-      }
-      try {
-        if (op.kind === 'batch') {
-          await this.writer.write({
-            bytes: op.buf.bytes(),
-            preWritten: op.preWritten,
-            lastIndex: op.lastIndex,
-            maxIndex: op.maxIndex,
-            hardState: op.hardState,
-          });
-          this.recycle(op.buf);
-        } else {
-          await op.run();
-        }
-        op.resolve();
-      } catch (e) {
-        const err =
-          e instanceof StorageError
-            ? e
-            : new StorageError('IO_ERROR', `write failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
-        // After a failed write or fsync the file contents are unknown: refuse everything from now on.
-        this.failure = err;
-        op.reject(err);
-      }
-    }
-    this.running = false;
-    this.draining = false;
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -541,7 +144,7 @@ class Storage<C> implements JsonlStorage<C> {
     if (err) return Promise.reject(err);
     const copy: HardState = { term: hs.term, votedFor: hs.votedFor };
     this.counters.hardStateCalls++;
-    const b = this.batch();
+    const b = this.writes.batch();
     b.buf.appendRecord(hardStateBody(copy));
     b.hardState = copy;
     this.hs = copy;
@@ -569,7 +172,7 @@ class Storage<C> implements JsonlStorage<C> {
     const n = entries.length;
     if (n === 0) {
       this.counters.appendCalls++;
-      return this.batch().promise;
+      return this.writes.batch().promise;
     }
     const first = entries[0].index;
     if (!isNat(first) || first < 1) return Promise.reject(invalid(`entry index ${first} is not a positive integer`));
@@ -577,7 +180,7 @@ class Storage<C> implements JsonlStorage<C> {
       return Promise.reject(invalid(`entry ${first} is at or below the snapshot's index ${this.snapIndex}`));
     if (first > this.last + 1)
       return Promise.reject(invalid(`entry ${first} would leave a gap: the log ends at index ${this.last}`));
-    const b = this.batch();
+    const b = this.writes.batch();
     const mark = b.buf.length;
     try {
       for (let k = 0; k < n; k++) {
@@ -613,7 +216,7 @@ class Storage<C> implements JsonlStorage<C> {
     b.lastIndex = lastIdx;
     b.maxIndex = b.maxIndex === null ? lastIdx : Math.max(b.maxIndex, lastIdx);
     const promise = b.promise;
-    this.maybeStartEarly(b);
+    this.writes.maybeStartEarly(b);
     return promise;
   }
 
@@ -628,7 +231,7 @@ class Storage<C> implements JsonlStorage<C> {
       this.terms.splice(0, m.index - this.snapIndex);
     }
     this.snap = m;
-    return this.barrier(async () => {
+    return this.writes.barrier(async () => {
       const written = await data;
       await this.writer.installSnapshot(m, file, written, gen, drop);
     });
@@ -700,7 +303,7 @@ class Storage<C> implements JsonlStorage<C> {
     if (!isNat(upTo)) return Promise.reject(invalid('compact: upTo must be a non-negative integer'));
     if (upTo > this.snapIndex)
       return Promise.reject(invalid(`compact: index ${upTo} is beyond the snapshot's index ${this.snapIndex}`));
-    return this.barrier(async () => {
+    return this.writes.barrier(async () => {
       await this.writer.compact(upTo);
     });
   }
@@ -753,21 +356,21 @@ class Storage<C> implements JsonlStorage<C> {
 
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
-    if (this.failure) {
+    if (this.writes.failure) {
       this.closed = true;
-      openDirs.delete(this.dir);
+      unlockInProcess(this.dir);
       return this.writer.close().catch(() => undefined);
     }
     this.closed = true;
     const receiver = this.receiver;
     this.receiver = null;
-    return this.barrier(async () => {
+    return this.writes.barrier(async () => {
       if (receiver) await receiver.abort().catch(() => undefined);
       try {
         await this.writer.close();
-        await fs.rm(join(this.dir, LOCK_FILE), { force: true });
+        await removeLockFile(this.dir);
       } finally {
-        openDirs.delete(this.dir);
+        unlockInProcess(this.dir);
       }
     });
   }
@@ -804,8 +407,8 @@ export async function openStorage<C = Uint8Array>(
   if (created && sync) await fsyncDir(dirname(abs)).catch(() => undefined);
   await takeLock(abs);
   const release = async (): Promise<void> => {
-    openDirs.delete(abs);
-    await fs.rm(join(abs, LOCK_FILE), { force: true }).catch(() => undefined);
+    unlockInProcess(abs);
+    await removeLockFile(abs).catch(() => undefined);
   };
   const counters = newCounters();
   let scan: ScanResult;
