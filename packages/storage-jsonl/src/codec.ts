@@ -4,10 +4,10 @@
  * @packageDocumentation
  */
 
+import type { JsonValue } from '@raft/runtime';
 import { StorageError } from './errors.js';
 
-/** Any value `JSON.stringify` / `JSON.parse` round-trip exactly. */
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type { JsonValue };
 
 /**
  * Turns commands into JSON values and back. `decode(encode(c))` must equal `c`. Both run synchronously: `encode`

@@ -6,7 +6,8 @@
  * @packageDocumentation
  */
 
-import type { Entry, HardState, Index, SnapshotMeta } from '@raft/core';
+import type { Entry, HardState, Index, PersistedState, SnapshotMeta } from '@raft/core';
+import type { RaftStorage, SnapshotReceiver as RuntimeSnapshotReceiver } from '@raft/runtime';
 import type { Codec } from './codec.js';
 import type { RecoveryRepair } from './recovery.js';
 import type { SegmentState } from './segments.js';
@@ -47,14 +48,7 @@ export interface StorageOptions<C> {
 }
 
 /** What {@link openStorage} recovered from disk: pass it to `RaftNode.restart`. */
-export interface RecoveredState<C> {
-  /** The latest term and vote (term 0 and no vote for a fresh directory). */
-  readonly hardState: HardState;
-  /** The latest snapshot's metadata, or `null` if there is none. */
-  readonly snapshot: SnapshotMeta | null;
-  /** Every log entry after the snapshot's index (after index 0 without a snapshot), in order. */
-  readonly entries: Entry<C>[];
-}
+export type RecoveredState<C> = PersistedState<C>;
 
 /**
  * What opening the directory repaired. Plain JSON data. A runtime should log `repaired` when it is not empty (a torn
@@ -84,7 +78,7 @@ export function formatRecoveryRepair(r: RecoveryRepair): string {
 }
 
 /** Chunked reception of a snapshot sent by a leader (see {@link JsonlStorage.beginSnapshotReceive}). */
-export interface SnapshotReceiver {
+export interface SnapshotReceiver extends RuntimeSnapshotReceiver {
   /** Bytes received so far: the offset the next chunk must start at. */
   readonly receivedBytes: number;
   /**
@@ -122,7 +116,7 @@ export interface StorageStats {
 }
 
 /** A data directory opened for writing. Create with {@link openStorage}. */
-export interface JsonlStorage<C> {
+export interface JsonlStorage<C> extends RaftStorage<C> {
   /** The data directory (absolute path). */
   readonly dir: string;
   /** What was recovered when the storage was opened (it is not updated by later writes). */

@@ -55,7 +55,11 @@ async function buildLog(dir: string): Promise<Step[]> {
   return steps;
 }
 
-function expectState(actual: { hardState: HardState; entries: Entry<Uint8Array>[] }, expected: Model, what: string) {
+function expectState(
+  actual: { hardState: HardState; entries: readonly Entry<Uint8Array>[] },
+  expected: Model,
+  what: string,
+) {
   expect({ hardState: actual.hardState, entries: plain(actual.entries) }, what).toEqual({
     hardState: expected.hardState,
     entries: plain(expected.entries),
