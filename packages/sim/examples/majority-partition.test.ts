@@ -11,7 +11,7 @@ it('a majority partition elects a new leader and keeps committing', () => {
       expect(first, `seed ${seed}: no leader`).not.toBeNull();
       const others = sim.ids().filter((id) => id !== first?.id);
       const majority = others.slice(1);
-      sim.partition([[first?.id ?? '', others[0]], majority]); // the old leader ends up in the minority
+      sim.partition([[first?.id ?? '', others[0] ?? ''], majority]); // the old leader ends up in the minority
       sim.runFor(1_000); // the checker throws a SafetyViolation from here if anything breaks
       const leader = sim.runUntilStableLeader(5_000);
       expect(majority, `seed ${seed}: the majority elected nobody`).toContain(leader?.id);
