@@ -88,6 +88,11 @@ export class Playground {
   lossRate = 0;
   /** The first safety violation the checker found (the simulation stops there), or null. */
   violation: SafetyViolation | null = null;
+  /**
+   * The safety checker every node's actions are fed to (read it, do not feed it). Users may propose the same text
+   * twice, so one command applied at two indexes is legitimate here.
+   */
+  readonly checker = new SafetyChecker<Command>({ commandKey: (c) => c.input, uniqueCommands: false });
 
   private readonly opts: Required<PlaygroundOptions>;
   private readonly rng: Prng;
@@ -99,8 +104,6 @@ export class Playground {
   private deferred: { node: NodeId; gen: number; fn: () => void }[] = [];
   private nextFlightId = 1;
   private pendingReplay: RecordedAction[];
-  // Users may propose the same text twice, so one command applied at two indexes is legitimate here.
-  private readonly checker = new SafetyChecker<Command>({ commandKey: (c) => c.input, uniqueCommands: false });
 
   /**
    * @param options - seed, size and timing.
