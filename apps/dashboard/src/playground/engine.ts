@@ -26,7 +26,6 @@ import { type NodeHost, PlaygroundNode, type TimerHandleBox } from './node.js';
 import { Prng } from './prng.js';
 import {
   type ActionOutcome,
-  commandText,
   describeAction,
   type Flight,
   flightType,
@@ -417,9 +416,7 @@ export class Playground {
       return now.ok ? { ok: true, detail: 'applied' } : { ok: false, error: `${leader.id}: ${now.error.message}` };
     const n = rt.node;
     if (n.lastLogIndex > before) {
-      const e = n.entries(n.lastLogIndex)[0];
-      const ours = e?.type === 'command' ? ` (${JSON.stringify(commandText(e.command))})` : '';
-      return { ok: true, detail: `${leader.id} appended it at index ${n.lastLogIndex} (term ${n.lastLogTerm})${ours}` };
+      return { ok: true, detail: `${leader.id} appended it at index ${n.lastLogIndex} (term ${n.lastLogTerm})` };
     }
     return { ok: true, detail: `${leader.id} holds it until it can propose it (a leadership change is under way)` };
   }
