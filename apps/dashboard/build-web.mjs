@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Bundles the browser page (src/main.ts and everything it imports, @raft/core included) into dist/web with esbuild.
+// Bundles the browser page (src/main.ts and everything it imports, @raft/core and @raft/runtime included) into
+// dist/web with esbuild.
 // Why a separate step from tsup: the page is one self-contained browser bundle (no CDN, no web fonts, no request
 // leaves the page's origin), while tsup builds the Node-side server. Usage: node build-web.mjs [--dev]
 import { copyFileSync, mkdirSync } from 'node:fs';
@@ -27,6 +28,7 @@ await build({
   alias: {
     '@raft/core': join(here, '..', '..', 'packages', 'core', 'src', 'index.ts'),
     '@raft/sim': join(here, '..', '..', 'packages', 'sim', 'src', 'index.ts'),
+    '@raft/runtime': join(here, '..', '..', 'packages', 'runtime', 'src', 'index.ts'),
   },
   tsconfig: join(here, 'tsconfig.json'),
   logLevel: 'warning',

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { decodeReplay, encodeReplay, Playground } from '../src/playground/engine.js';
+import { commandText, decodeReplay, encodeReplay, ListMachine, Playground } from '../src/playground/engine.js';
 
 /** Runs until some live node leads (bounded), returning its id. */
 function runUntilLeader(p: Playground, limitMs = 20_000, not?: string): string {
   const end = p.now + limitMs;
-  while (p.now < end) {
+  // Bounded in count too: a stopped simulation (a safety violation) no longer advances its clock.
+  for (let i = 0; i < limitMs / 10 && p.now < end; i++) {
+    if (p.violation !== null) throw p.violation;
     p.advanceTo(p.now + 10);
     const l = p.leaderId();
     if (l !== null && l !== not) return l;
@@ -82,7 +84,7 @@ describe('Playground engine', () => {
     expect(replay).toEqual(live.recorded);
     const again = new Playground({ seed: 1234, nodes: 5 }, replay);
     // Advance in different increments than the live run: the result must not depend on frame timing.
-    while (again.now < end) again.advanceTo(Math.min(end, again.now + 33));
+    for (let i = 0; i < 10_000 && again.now < end; i++) again.advanceTo(Math.min(end, again.now + 33));
     expect(again.pendingReplayCount).toBe(0);
     expect(again.fingerprint()).toBe(live.fingerprint());
     expect(again.recorded).toEqual(live.recorded);
@@ -109,11 +111,120 @@ describe('Playground engine', () => {
     expect(p.violation).toBeNull();
     // The checker is really wired: the committed prefix it tracked matches the nodes' logs.
     const live = p.view().filter((v) => v.up);
-    expect(Math.max(...live.map((v) => v.commitIndex))).toBeGreaterThan(1);
+    const commit = Math.max(...live.map((v) => v.commitIndex));
+    expect(commit).toBeGreaterThan(1);
+    const top = live.find((v) => v.commitIndex === commit)!;
+    for (let i = 1; i <= commit; i++) {
+      const e = top.log[i - 1];
+      expect(p.checker.committedAt(i), `index ${i}`).toMatchObject({ index: i, term: e.term, type: e.type });
+    }
   });
 
   it('clamps the cluster size to 3..7', () => {
     expect(new Playground({ seed: 1, nodes: 1 }).ids.length).toBe(3);
     expect(new Playground({ seed: 1, nodes: 50 }).ids.length).toBe(7);
+  });
+  it('runs every node on the runtime: the log holds its command payloads, and its answer reaches the event log', () => {
+    const p = new Playground({ seed: 21, nodes: 3 });
+    const leader = runUntilLeader(p);
+    const out = p.perform({ type: 'propose', command: 'x=1' });
+    expect(out).toMatchObject({ ok: true, detail: expect.stringContaining(`${leader} appended it at index`) });
+    const last = p
+      .view()
+      .find((v) => v.id === leader)!
+      .log.at(-1)!;
+    expect(last.type).toBe('command');
+    if (last.type !== 'command') return;
+    // The runtime's payload: the input as JSON text (the page shows it back as the command).
+    expect(last.command).toEqual({ input: '"x=1"' });
+    expect(commandText(last.command)).toBe('x=1');
+    p.advanceTo(p.now + 1000);
+    expect(p.lines.map((l) => l.text)).toContain(`${leader} answered "x=1": applied (output 1)`);
+  });
+
+  it("draws each node's Raft timer, not the runtime's request timers", () => {
+    const p = new Playground({ seed: 4, nodes: 5 });
+    const leader = runUntilLeader(p);
+    // A proposal arms a 10 s request timer on the leader's clock: the page must keep drawing the heartbeat.
+    p.perform({ type: 'propose', command: 'a' });
+    for (let i = 0; i < 30; i++) {
+      for (const v of p.view()) {
+        expect(v.timer, v.id).not.toBeNull();
+        const span = v.timer!.deadline - v.timer!.setAt;
+        expect(Number.isInteger(v.timer!.deadline)).toBe(true);
+        expect(v.timer!.deadline).toBeGreaterThanOrEqual(p.now);
+        if (v.id === leader) expect(v.timer).toMatchObject({ kind: 'heartbeat' });
+        if (v.timer!.kind === 'heartbeat') expect(span).toBe(100);
+        else expect(span >= 500 && span < 1000, `${v.id}: election timeout ${span}`).toBe(true);
+      }
+      p.step();
+    }
+  });
+
+  it('a proposal held through a leadership transfer is forwarded to the new leader (and replays)', () => {
+    const p = new Playground({ seed: 5, nodes: 3 });
+    const leader = runUntilLeader(p);
+    const target = p.ids.find((x) => x !== leader)!;
+    expect(p.perform({ type: 'transfer', node: target })).toEqual({
+      ok: true,
+      detail: `${leader} is handing leadership to ${target}`,
+    });
+    // The core refuses proposals during a transfer: the runtime holds the request and retries it.
+    expect(p.perform({ type: 'propose', command: 'y' })).toMatchObject({
+      ok: true,
+      detail: expect.stringContaining('holds it'),
+    });
+    const kinds = new Set<string>();
+    for (let i = 0; i < 300; i++) {
+      p.advanceTo(p.now + 10);
+      for (const f of p.inFlight()) kinds.add(f.kind);
+    }
+    expect(p.leaderId()).toBe(target);
+    expect(kinds).toEqual(new Set(['message', 'forward', 'reply']));
+    for (const v of p.view()) expect(v.applied).toEqual(['y']);
+    const texts = p.lines.map((l) => l.text);
+    expect(texts).toContain(`leadership moved from ${leader} to ${target}`);
+    expect(texts).toContain(`${leader} answered "y": applied (output 1)`);
+    expect(p.violation).toBeNull();
+
+    const again = new Playground({ seed: 5, nodes: 3 }, p.recorded);
+    again.advanceTo(p.now);
+    expect(again.fingerprint()).toBe(p.fingerprint());
+  });
+
+  it('a dropped forwarded request is answered "outcome unknown", and nothing is applied', () => {
+    const p = new Playground({ seed: 5, nodes: 3 });
+    const leader = runUntilLeader(p);
+    p.perform({ type: 'transfer', node: p.ids.find((x) => x !== leader)! });
+    p.perform({ type: 'propose', command: 'y' });
+    for (let i = 0; i < 500 && !p.inFlight().some((f) => f.kind === 'forward'); i++) p.step();
+    const forward = p.inFlight().find((f) => f.kind === 'forward');
+    expect(forward).toBeDefined();
+    expect(p.perform({ type: 'drop', flightId: forward!.id })).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^Forward /),
+    });
+    p.advanceTo(p.now + 3000);
+    for (const v of p.view()) expect(v.applied).toEqual([]);
+    expect(
+      p.lines.some(
+        (l) => l.text.startsWith(`${leader} answered "y": `) && l.text.includes('outcome of the command is unknown'),
+      ),
+    ).toBe(true);
+  });
+
+  it("the playground's machine applies string commands into a list and snapshots it as bytes", () => {
+    const m = new ListMachine();
+    expect(m.apply('a', { kind: 'Command', index: 1 })).toBe(1);
+    expect(m.apply('b', { kind: 'Command', index: 2 })).toBe(2);
+    expect(m.apply('ignored', { kind: 'Query', index: 2 })).toBe(2);
+    expect(m.validate(3)).toMatch(/string/);
+    expect(() => m.apply(3, { kind: 'Command', index: 3 })).toThrow(TypeError);
+    const bytes = m.snapshot();
+    expect(bytes).toBeInstanceOf(Uint8Array);
+    const copy = new ListMachine();
+    copy.restore(bytes);
+    expect(copy.applied).toEqual(['a', 'b']);
+    expect(() => copy.restore(new TextEncoder().encode('{"no":1}'))).toThrow(TypeError);
   });
 });

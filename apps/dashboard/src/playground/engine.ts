@@ -1,11 +1,14 @@
 /**
- * The playground's simulated cluster: real `@raft/core` nodes driven by a deterministic, seeded event loop over a
- * virtual clock, with a network that can lose, cut and drop messages, and nodes that can crash and restart.
+ * The playground's simulated cluster: every node runs the production runtime (`@raft/runtime`, the driver the TCP
+ * server and `@raft/sim` run too) on a simulated disk, over a deterministic, seeded event loop with a virtual
+ * clock and a network that can lose, cut and drop messages; nodes can crash and restart from their disks.
  *
- * Why our own loop rather than `@raft/sim`'s: the playground needs things a property-test simulator does not
- * expose: a message-by-message view of what is in flight (to animate it and to let the user drop one), the
- * deadline of every node's timer (to draw it), single-event stepping, and user actions injected between events
- * and recorded so that a session can be replayed. This file has no DOM access, so it is unit tested in Node.
+ * The playground owns the event loop (not `@raft/sim`'s `Simulation`) because the page needs what a property-test
+ * simulator does not expose: every message in flight (to animate it and to let the user drop one), the deadline of
+ * every node's timer (to draw it), single-event stepping, and user actions injected between events and recorded
+ * so that a session can be replayed. What each node *does* is not the playground's: the runtime carries out every
+ * action of the core (durability gates included); `node.ts` only connects it to this loop. No DOM here, so it is
+ * unit tested in Node.
  *
  * Every action of every node is also fed to `@raft/sim`'s {@link SafetyChecker} (election safety, log matching,
  * leader completeness, state-machine safety, ...), so the page can say so if anything the user does ever breaks
@@ -16,221 +19,90 @@
  * virtual time and the number of events processed before it. Replaying the same seed with the same recorded
  * actions therefore reproduces the run exactly.
  */
-import {
-  type Entry,
-  type HardState,
-  type Message,
-  type NodeId,
-  RaftNode,
-  type RaftOptions,
-  type Role,
-} from '@raft/core';
-import { SafetyChecker, SafetyViolation } from '@raft/sim';
+import type { Message, NodeId } from '@raft/core';
+import type { ApplyOutcome, Command, ForwardRequest } from '@raft/runtime';
+import { EventQueue, SafetyChecker, type SafetyViolation, type Scheduled } from '@raft/sim';
+import { type NodeHost, PlaygroundNode, type TimerHandleBox } from './node.js';
 import { Prng } from './prng.js';
+import {
+  type ActionOutcome,
+  describeAction,
+  type Flight,
+  flightType,
+  type LogLine,
+  type NodeView,
+  type Payload,
+  PlaygroundError,
+  type PlaygroundOptions,
+  type RecordedAction,
+  type UserAction,
+} from './types.js';
 
-/** Timing and size of a playground cluster. Every duration is in virtual milliseconds. */
-export interface PlaygroundOptions {
-  /** Seed of every random choice. */
-  seed: number;
-  /** Number of nodes (clamped to 3..7). */
-  nodes: number;
-  /** Leader heartbeat interval. Default 100. */
-  heartbeatMs?: number;
-  /** Heartbeats per minimum election timeout (the core's `electionTicks`). Default 5. */
-  electionTicks?: number;
-  /** Smallest one-way message latency. Default 20. */
-  minLatencyMs?: number;
-  /** Largest one-way message latency. Default 60. */
-  maxLatencyMs?: number;
-}
+export { ListMachine } from './machine.js';
+export {
+  type ActionOutcome,
+  commandText,
+  decodeReplay,
+  describeAction,
+  encodeReplay,
+  type Flight,
+  flightType,
+  type LogLine,
+  type NodeView,
+  type Payload,
+  PlaygroundError,
+  type PlaygroundOptions,
+  type RecordedAction,
+  type TimerView,
+  type UserAction,
+} from './types.js';
 
-/** Something the user did to the cluster. Every one is recorded for replay. */
-export type UserAction =
-  | { readonly type: 'crash'; readonly node: NodeId }
-  | { readonly type: 'restart'; readonly node: NodeId }
-  /** Cut every link of the node (or heal them if they are all cut already). */
-  | { readonly type: 'isolate'; readonly node: NodeId }
-  /** Cut the link between two nodes, or heal it if it is cut. */
-  | { readonly type: 'toggleLink'; readonly a: NodeId; readonly b: NodeId }
-  /** Heal every link. */
-  | { readonly type: 'heal' }
-  /** Lose one message that is in flight. */
-  | { readonly type: 'drop'; readonly flightId: number }
-  /** Probability (0..1) that any message sent from now on is lost. */
-  | { readonly type: 'setLossRate'; readonly rate: number }
-  /** Propose a command to the current leader. */
-  | { readonly type: 'propose'; readonly command: string }
-  /** Ask the current leader to hand leadership to `node`. */
-  | { readonly type: 'transfer'; readonly node: NodeId };
-
-/** A user action with the moment it happened: `at` virtual ms, after `step` processed events. */
-export interface RecordedAction {
-  readonly at: number;
-  readonly step: number;
-  readonly action: UserAction;
-}
-
-/** What became of a user action. */
-export type ActionOutcome =
-  | { readonly ok: true; readonly detail: string }
-  | { readonly ok: false; readonly error: string };
-
-/** A message on the wire. */
-export interface Flight {
-  readonly id: number;
-  readonly from: NodeId;
-  readonly to: NodeId;
-  readonly sentAt: number;
-  readonly deliverAt: number;
-  readonly message: Message<string>;
-  /** Why it will not arrive, once it is known that it will not. */
-  dropped: null | 'loss' | 'user' | 'partition' | 'crashed';
-}
-
-/** The state of a node's single timer. */
-export interface TimerView {
-  readonly kind: 'election' | 'heartbeat';
-  readonly setAt: number;
-  readonly deadline: number;
-}
-
-/** What the UI shows of one node. */
-export interface NodeView {
-  readonly id: NodeId;
-  readonly up: boolean;
-  /** True when every link to the other nodes is cut. */
-  readonly isolated: boolean;
-  readonly role: Role;
-  readonly term: number;
-  readonly votedFor: NodeId | null;
-  readonly leaderId: NodeId | null;
-  readonly commitIndex: number;
-  readonly lastApplied: number;
-  readonly lastLogIndex: number;
-  /** The log (from the durable copy when the node is down). */
-  readonly log: readonly Entry<string>[];
-  readonly timer: TimerView | null;
-  /** Commands the node's state machine applied, in order (lost on a crash, re-applied after restart). */
-  readonly applied: readonly string[];
-  /** Leader only: each follower's match index. */
-  readonly matchIndex: Readonly<Record<NodeId, number>>;
-}
-
-/** A line of the event log shown under the cluster. */
-export interface LogLine {
-  readonly at: number;
-  readonly text: string;
-}
-
-/** Thrown when a user action names something that does not exist (a programming error in the caller). */
-export class PlaygroundError extends Error {
-  constructor(
-    readonly code: 'NO_SUCH_NODE' | 'BAD_ACTION',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'PlaygroundError';
-  }
-}
-
-interface Disk {
-  hardState: HardState;
-  entries: Entry<string>[];
-}
-
-interface SimNode {
-  readonly id: NodeId;
-  raft: RaftNode<string> | null;
-  readonly disk: Disk;
-  timer: TimerView | null;
-  timerGen: number;
-  applied: string[];
-}
-
-type SimEvent =
-  | { time: number; seq: number; kind: 'timer'; node: NodeId; gen: number }
-  | { time: number; seq: number; kind: 'deliver'; flightId: number };
-
-/** A binary min-heap of events ordered by (time, seq), so equal-time events run in scheduling order. */
-class EventQueue {
-  private heap: SimEvent[] = [];
-
-  get size(): number {
-    return this.heap.length;
-  }
-
-  peek(): SimEvent | undefined {
-    return this.heap[0];
-  }
-
-  push(e: SimEvent): void {
-    const h = this.heap;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(h[i], h[p])) break;
-      [h[i], h[p]] = [h[p], h[i]];
-      i = p;
-    }
-  }
-
-  pop(): SimEvent | undefined {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last !== undefined) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l], h[m])) m = l;
-        if (r < h.length && before(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m], h[i]];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
-
-function before(a: SimEvent, b: SimEvent): boolean {
-  return a.time < b.time || (a.time === b.time && a.seq < b.seq);
-}
+/** A timer set through a node's clock, or the arrival of a flight. */
+type PlaygroundEvent = Scheduled &
+  (
+    | { kind: 'timer'; node: NodeId; gen: number; handle: TimerHandleBox; fn: () => void }
+    | { kind: 'deliver'; flightId: number }
+  );
 
 const MAX_LOG_LINES = 300;
+/**
+ * Rounds of turns and disk syncs at one instant before the playground gives up: each round is a turn of some
+ * node's runtime, so a few dozen suffice; thousands would mean nodes feeding each other work forever (a bug).
+ */
+const MAX_SETTLE_ROUNDS = 10_000;
 
-/** A simulated cluster of `@raft/core` nodes on a virtual clock. */
+/** A simulated cluster of runtime-driven `@raft/core` nodes on a virtual clock. */
 export class Playground {
   /** Virtual time in ms. */
   now = 0;
-  /** Events processed so far. */
+  /** Events processed so far (timers that fired, flights that arrived or vanished). */
   steps = 0;
   /** The node ids, `n1`..`nN`. */
   readonly ids: readonly NodeId[];
   /** Every user action so far (replayed ones included), in order. */
   readonly recorded: RecordedAction[] = [];
-  /** Recent notable events (role changes, crashes, commits), newest last. */
+  /** Recent notable events (role changes, crashes, answers), newest last. */
   readonly lines: LogLine[] = [];
   /** Probability that a message is lost in transit. */
   lossRate = 0;
   /** The first safety violation the checker found (the simulation stops there), or null. */
   violation: SafetyViolation | null = null;
+  /**
+   * The safety checker every node's actions are fed to (read it, do not feed it). Users may propose the same text
+   * twice, so one command applied at two indexes is legitimate here.
+   */
+  readonly checker = new SafetyChecker<Command>({ commandKey: (c) => c.input, uniqueCommands: false });
 
   private readonly opts: Required<PlaygroundOptions>;
   private readonly rng: Prng;
-  private readonly nodes = new Map<NodeId, SimNode>();
-  private readonly queue = new EventQueue();
+  private readonly nodes = new Map<NodeId, PlaygroundNode>();
+  private readonly queue = new EventQueue<PlaygroundEvent>();
   private readonly flights = new Map<number, Flight>();
   private readonly cut = new Set<string>();
-  private seq = 0;
+  /** Runtime turns (the clock's `defer`) waiting for the current event or user action to end. */
+  private deferred: { node: NodeId; gen: number; fn: () => void }[] = [];
   private nextFlightId = 1;
   private pendingReplay: RecordedAction[];
-  // Users may propose the same text twice, so one command applied at two indexes is legitimate here.
-  private readonly checker = new SafetyChecker<string>({ commandKey: (c) => c, uniqueCommands: false });
 
   /**
    * @param options - seed, size and timing.
@@ -243,28 +115,25 @@ export class Playground {
       seed: options.seed >>> 0,
       nodes: n,
       heartbeatMs: options.heartbeatMs ?? 100,
-      electionTicks: options.electionTicks ?? 5,
+      electionTicks: Math.max(2, options.electionTicks ?? 5),
       minLatencyMs: options.minLatencyMs ?? 20,
       maxLatencyMs: options.maxLatencyMs ?? 60,
     };
     this.rng = new Prng(this.opts.seed);
     this.ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
     this.pendingReplay = [...replay].sort((a, b) => a.step - b.step || a.at - b.at);
-    for (const id of this.ids) {
-      const raft = RaftNode.start<string>(id, this.raftOptions());
-      const node: SimNode = {
-        id,
-        raft,
-        disk: { hardState: { term: 0, votedFor: null }, entries: [] },
-        timer: null,
-        timerGen: 0,
-        applied: [],
-      };
-      this.nodes.set(id, node);
-      this.checker.nodeStarted(id, {});
+    const host = this.host();
+    for (const id of this.ids) this.nodes.set(id, new PlaygroundNode(id, host));
+    for (const node of this.nodes.values()) {
+      node.boot();
+      const runtime = node.runtime;
+      if (runtime === null) throw new Error(`${node.id} did not start`);
       // Every initial voter bootstraps with the same configuration (see docs/core.md, createCluster).
-      this.input(node, (r) => r.createCluster(this.ids));
+      const r = runtime.node.createCluster(this.ids);
+      if (!r.ok) throw new Error(`createCluster on ${node.id} failed: ${r.error.message}`);
+      runtime.kick();
     }
+    this.settle();
   }
 
   /** The options in force (after defaults and clamping). */
@@ -272,8 +141,32 @@ export class Playground {
     return this.opts;
   }
 
-  private raftOptions(): RaftOptions {
-    return { electionTicks: this.opts.electionTicks };
+  /** What the nodes see of the playground. */
+  private host(): NodeHost {
+    const pg = this;
+    const h = this.opts.heartbeatMs;
+    return {
+      get now() {
+        return pg.now;
+      },
+      random: () => pg.rng.next(),
+      checker: this.checker,
+      timing: { heartbeatMs: h, electionMinMs: this.opts.electionTicks * h, electionTicks: this.opts.electionTicks },
+      setTimer: (node, gen, ms, fn) => {
+        const handle: TimerHandleBox = { cancelled: false };
+        this.queue.push({ time: this.now + ms, seq: 0, kind: 'timer', node, gen, handle, fn });
+        return handle;
+      },
+      defer: (node, gen, fn) => this.deferred.push({ node, gen, fn }),
+      send: (m: Message<Command>) => this.transmit(m.from, m.to, { kind: 'message', message: m }),
+      forward: (from, to, request: ForwardRequest) => this.transmit(from, to, { kind: 'forward', request }),
+      log: (text) => this.log(text),
+      violated: (v) => {
+        if (this.violation !== null) return;
+        this.violation = v;
+        this.log(`SAFETY VIOLATION: ${v.message}`);
+      },
+    };
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -286,7 +179,7 @@ export class Playground {
     for (;;) {
       if (this.violation !== null) return;
       if (this.runDueReplay(t)) continue;
-      const ev = this.queue.peek();
+      const ev = this.peekLive();
       if (ev === undefined || ev.time > t) break;
       this.processNext();
     }
@@ -299,14 +192,14 @@ export class Playground {
     while (this.runDueReplay(Number.POSITIVE_INFINITY)) {
       // replayed actions recorded at this point run before the next event, as they did originally
     }
-    if (this.queue.size === 0) return false;
+    if (this.peekLive() === undefined) return false;
     this.processNext();
     return true;
   }
 
   /** The virtual time of the next event, or null. */
   nextEventTime(): number | null {
-    return this.queue.peek()?.time ?? null;
+    return this.peekLive()?.time ?? null;
   }
 
   /** Replayed actions not yet applied. */
@@ -323,140 +216,97 @@ export class Playground {
     return true;
   }
 
+  /**
+   * The next event that will do something. Cancelled timers and timers of a crashed incarnation are discarded
+   * without counting as steps, so single-stepping never shows an event that changed nothing.
+   */
+  private peekLive(): PlaygroundEvent | undefined {
+    for (;;) {
+      const ev = this.queue.peek();
+      if (ev === undefined || ev.kind === 'deliver') return ev;
+      const node = this.nodes.get(ev.node);
+      if (!ev.handle.cancelled && node !== undefined && node.runtime !== null && node.gen === ev.gen) return ev;
+      this.queue.pop();
+    }
+  }
+
   private processNext(): void {
     const ev = this.queue.pop();
     if (ev === undefined) return;
     this.now = ev.time;
     this.steps++;
-    if (ev.kind === 'timer') {
-      const node = this.nodes.get(ev.node);
-      if (node === undefined || node.raft === null || node.timerGen !== ev.gen) return; // stale or crashed
-      node.timer = null;
-      this.input(node, (r) => r.handleTimeout());
-      return;
-    }
-    const f = this.flights.get(ev.flightId);
-    if (f === undefined) return;
-    this.flights.delete(f.id);
-    if (f.dropped !== null) return;
-    const target = this.nodes.get(f.to);
-    if (target === undefined || target.raft === null) {
-      f.dropped = 'crashed';
-      return;
-    }
-    if (this.isCut(f.from, f.to)) {
-      f.dropped = 'partition';
-      return;
-    }
-    this.input(target, (r) => r.handleMessage(f.message));
+    if (ev.kind === 'timer') ev.fn();
+    else this.deliver(ev.flightId);
+    this.settle();
   }
-
-  private schedule(
-    e: { time: number; kind: 'timer'; node: NodeId; gen: number } | { time: number; kind: 'deliver'; flightId: number },
-  ): void {
-    this.queue.push({ ...e, seq: this.seq++ } as SimEvent);
-  }
-
-  // -------------------------------------------------------------------------------------------------------------
-  // The runtime: carry out a node's actions
-  // -------------------------------------------------------------------------------------------------------------
 
   /**
-   * Feeds one input to a live node and performs its actions. A safety violation found meanwhile is kept in
-   * {@link Playground.violation} (and stops the run) rather than thrown, so the page can show it.
+   * Finishes the current instant: runs the runtimes' deferred turns and makes every write durable (completing it),
+   * until nothing is left. A write is therefore durable before the event that issued it ends: the playground's disk
+   * is "synchronous" as seen from the events, yet the runtime still waits for each completion (a vote leaves only
+   * once it is on disk), exactly as it does on a real disk.
    */
-  private input<T>(node: SimNode, fn: (raft: RaftNode<string>) => T): T | undefined {
-    const raft = node.raft;
-    if (raft === null) return undefined;
-    // The checker's leader-append-only rule needs to know whether the node led in the same term before the input.
-    const leaderBefore = raft.role === 'leader' ? raft.currentTerm : -1;
-    try {
-      const out = fn(raft);
-      this.drain(node, raft, leaderBefore);
-      return out;
-    } catch (e) {
-      if (!(e instanceof SafetyViolation)) throw e;
-      this.violation = e;
-      this.log(`SAFETY VIOLATION: ${e.message}`);
-      return undefined;
-    }
-  }
-
-  private drain(node: SimNode, raft: RaftNode<string>, leaderBefore: number): void {
-    const checker = this.checker;
-    // persisted() queues more actions (acks, commits), so drain until the node is quiet.
-    for (let round = 0; round < 1000; round++) {
-      const actions = raft.takeActions();
-      if (actions.length === 0) break;
-      const isLeader = raft.role === 'leader';
-      const steady = leaderBefore >= 0 && isLeader && raft.currentTerm === leaderBefore ? leaderBefore : -1;
-      const leaderCommit = isLeader ? raft.commitIndex : -1;
-      for (const a of actions) {
-        switch (a.type) {
-          case 'persistHardState':
-            checker.hardStatePersisted(node.id, a.hardState);
-            // The virtual disk is synchronous: durable before any later send leaves (durability rule 2).
-            node.disk.hardState = a.hardState;
-            break;
-          case 'appendEntries': {
-            const first = a.entries[0];
-            if (first === undefined) break;
-            checker.logAppended(node.id, a.entries, steady, leaderCommit);
-            node.disk.entries.length = first.index - 1; // no compaction here: entry i is at position i - 1
-            node.disk.entries.push(...a.entries);
-            const last = a.entries[a.entries.length - 1];
-            raft.persisted(last.index, last.term);
-            break;
-          }
-          case 'send':
-            this.send(a.message);
-            break;
-          case 'setTimer': {
-            const h = this.opts.heartbeatMs;
-            const min = this.opts.electionTicks * h;
-            const ms = a.kind === 'heartbeat' ? h : min + Math.floor(this.rng.next() * min);
-            node.timerGen++;
-            node.timer = { kind: a.kind, setAt: this.now, deadline: this.now + ms };
-            this.schedule({ time: this.now + ms, kind: 'timer', node: node.id, gen: node.timerGen });
-            break;
-          }
-          case 'apply':
-            if (a.entries.length > 0) checker.applied(node.id, a.entries);
-            for (const e of a.entries) {
-              if (e.type === 'command') node.applied.push(e.command);
-            }
-            break;
-          case 'stateChanged':
-            checker.stateChanged(node.id, a.role, a.term);
-            if (a.role === 'leader') this.log(`${node.id} became leader in term ${a.term}`);
-            else if (a.role === 'candidate') this.log(`${node.id} is a candidate in term ${a.term}`);
-            break;
-          default:
-            // Reads and snapshot transfer are not used: the playground never compacts its logs.
-            break;
-        }
+  private settle(): void {
+    for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
+      const due = this.deferred;
+      this.deferred = [];
+      for (const d of due) {
+        const node = this.nodes.get(d.node);
+        if (node !== undefined && node.runtime !== null && node.gen === d.gen) d.fn();
       }
+      let synced = false;
+      for (const node of this.nodes.values()) if (node.syncDisk()) synced = true;
+      if (!synced && this.deferred.length === 0) return;
     }
-    checker.observe(node.id, raft);
+    throw new PlaygroundError(
+      'RUNAWAY',
+      `the nodes were still busy after ${MAX_SETTLE_ROUNDS} turns at ${this.now} ms`,
+    );
   }
 
-  private send(message: Message<string>): void {
+  // -------------------------------------------------------------------------------------------------------------
+  // The network
+  // -------------------------------------------------------------------------------------------------------------
+
+  /** Puts something on the wire (the runtime's `Transport.send` and `forward` end here). */
+  private transmit(from: NodeId, to: NodeId, payload: Payload): void {
     const lat =
       this.opts.minLatencyMs + Math.floor(this.rng.next() * (this.opts.maxLatencyMs - this.opts.minLatencyMs + 1));
     // Draw the loss coin for every message (even when lossRate is 0) so that changing the rate later does not
     // shift every other random choice of the run.
     const coin = this.rng.next();
     const f: Flight = {
+      ...payload,
       id: this.nextFlightId++,
-      from: message.from,
-      to: message.to,
+      from,
+      to,
       sentAt: this.now,
       deliverAt: this.now + lat,
-      message,
-      dropped: coin < this.lossRate ? 'loss' : this.isCut(message.from, message.to) ? 'partition' : null,
+      dropped: coin < this.lossRate ? 'loss' : this.isCut(from, to) ? 'partition' : null,
     };
     this.flights.set(f.id, f);
-    this.schedule({ time: f.deliverAt, kind: 'deliver', flightId: f.id });
+    this.queue.push({ time: f.deliverAt, seq: 0, kind: 'deliver', flightId: f.id });
+  }
+
+  private deliver(flightId: number): void {
+    const f = this.flights.get(flightId);
+    if (f === undefined) return;
+    this.flights.delete(f.id);
+    const target = this.nodes.get(f.to)?.runtime ?? null;
+    if (f.dropped === null && target === null) f.dropped = 'crashed';
+    if (f.dropped === null && this.isCut(f.from, f.to)) f.dropped = 'partition';
+    if (f.dropped !== null) {
+      // A forwarded request travels on a connection: losing it (or its answer) breaks that connection, and the
+      // requester learns that the outcome is unknown, as it would from a closed TCP connection.
+      if (f.kind === 'forward') this.nodes.get(f.from)?.runtime?.forwardsLost([f.request[0]]);
+      else if (f.kind === 'reply') this.nodes.get(f.to)?.runtime?.forwardsLost([f.reply[0]]);
+      return;
+    }
+    if (target === null) return;
+    if (f.kind === 'message') target.receive([f.message]);
+    else if (f.kind === 'forward') {
+      target.receiveForward(f.request, (reply) => this.transmit(f.to, f.from, { kind: 'reply', reply }));
+    } else target.forwardReplies([f.reply]);
   }
 
   private isCut(a: NodeId, b: NodeId): boolean {
@@ -481,6 +331,8 @@ export class Playground {
     this.recorded.push({ at: this.now, step: this.steps, action });
     const out = this.execute(action);
     this.log(`you: ${describeAction(action)} → ${out.ok ? out.detail : `refused: ${out.error}`}`);
+    // What the action set off at this instant (a runtime turn, a disk write) completes before time moves on.
+    this.settle();
     return out;
   }
 
@@ -488,20 +340,14 @@ export class Playground {
     switch (action.type) {
       case 'crash': {
         const n = this.node(action.node);
-        if (n.raft === null) return { ok: false, error: `${n.id} is already down` };
-        n.raft = null;
-        n.timer = null;
-        n.timerGen++; // its pending timer event becomes stale
-        n.applied = []; // the state machine is in memory; it is rebuilt from the log after a restart
+        if (n.runtime === null) return { ok: false, error: `${n.id} is already down` };
+        n.crash();
         return { ok: true, detail: `${n.id} crashed` };
       }
       case 'restart': {
         const n = this.node(action.node);
-        if (n.raft !== null) return { ok: false, error: `${n.id} is already up` };
-        const persisted = { hardState: n.disk.hardState, snapshot: null, entries: n.disk.entries.slice() };
-        n.raft = RaftNode.restart<string>(n.id, persisted, this.raftOptions());
-        this.checker.nodeStarted(n.id, persisted);
-        this.input(n, () => undefined);
+        if (n.runtime !== null) return { ok: false, error: `${n.id} is already up` };
+        n.boot();
         return { ok: true, detail: `${n.id} restarted in term ${n.disk.hardState.term}` };
       }
       case 'isolate': {
@@ -534,48 +380,97 @@ export class Playground {
         if (f === undefined || f.dropped !== null)
           return { ok: false, error: `message #${action.flightId} is not in flight` };
         f.dropped = 'user';
-        return { ok: true, detail: `${f.message.type} ${f.from}→${f.to} dropped` };
+        return { ok: true, detail: `${flightType(f)} ${f.from}→${f.to} dropped` };
       }
       case 'setLossRate': {
         const r = Number.isFinite(action.rate) ? Math.min(1, Math.max(0, action.rate)) : 0;
         this.lossRate = r;
         return { ok: true, detail: `message loss ${Math.round(r * 100)}%` };
       }
-      case 'propose': {
-        const leader = this.leader();
-        if (leader === null || leader.raft === null) return { ok: false, error: 'no leader right now' };
-        this.checker.proposed(action.command);
-        const r = this.input(leader, (raft) => raft.propose(action.command));
-        if (r === undefined) return { ok: false, error: 'safety violation' };
-        if (!r.ok) return { ok: false, error: `${leader.id}: ${r.error.code}` };
-        return { ok: true, detail: `${leader.id} appended it at index ${r.value.index} (term ${r.value.term})` };
-      }
-      case 'transfer': {
-        this.node(action.node);
-        const leader = this.leader();
-        if (leader === null || leader.raft === null) return { ok: false, error: 'no leader right now' };
-        const r = this.input(leader, (raft) => raft.transferLeadership(action.node));
-        if (r === undefined) return { ok: false, error: 'safety violation' };
-        if (!r.ok) return { ok: false, error: `${leader.id}: ${r.error.code}` };
-        return { ok: true, detail: `${leader.id} is handing leadership to ${action.node}` };
-      }
+      case 'propose':
+        return this.propose(action.command);
+      case 'transfer':
+        return this.transfer(action.node);
       default:
         throw new PlaygroundError('BAD_ACTION', `unknown action ${JSON.stringify(action)}`);
     }
   }
 
-  private node(id: NodeId): SimNode {
+  /**
+   * Hands a command to the leader's runtime, as a client of the TCP server would (`Apply`). The outcome line says
+   * where it was appended; the runtime's answer (applied, or why not) arrives later and goes to the event log.
+   */
+  private propose(command: string): ActionOutcome {
+    const leader = this.leader();
+    const rt = leader?.runtime ?? null;
+    if (leader === null || rt === null) return { ok: false, error: 'no leader right now' };
+    // The payload the runtime will put in the log (its `input` is JSON text): the checker must know it was asked for.
+    this.checker.proposed({ input: JSON.stringify(command) });
+    const before = rt.node.lastLogIndex;
+    const now = this.request(leader, { type: 'command', input: command }, (o) =>
+      o.ok
+        ? `${leader.id} answered ${JSON.stringify(command)}: applied (output ${o.json ?? JSON.stringify(o.output)})`
+        : `${leader.id} answered ${JSON.stringify(command)}: ${o.error.message}`,
+    );
+    if (now !== null)
+      return now.ok ? { ok: true, detail: 'applied' } : { ok: false, error: `${leader.id}: ${now.error.message}` };
+    const n = rt.node;
+    if (n.lastLogIndex > before) {
+      return { ok: true, detail: `${leader.id} appended it at index ${n.lastLogIndex} (term ${n.lastLogTerm})` };
+    }
+    return { ok: true, detail: `${leader.id} holds it until it can propose it (a leadership change is under way)` };
+  }
+
+  /** Asks the leader's runtime to hand leadership to `target` (`TransferLeadership` on the TCP server). */
+  private transfer(target: NodeId): ActionOutcome {
+    this.node(target);
+    const leader = this.leader();
+    const rt = leader?.runtime ?? null;
+    if (leader === null || rt === null) return { ok: false, error: 'no leader right now' };
+    const now = this.request(leader, { type: 'transferLeadership', addr: target }, (o) =>
+      o.ok ? `leadership moved from ${leader.id} to ${target}` : `transfer to ${target}: ${o.error.message}`,
+    );
+    if (now !== null) {
+      return now.ok
+        ? { ok: true, detail: `${target} leads already` }
+        : { ok: false, error: `${leader.id}: ${now.error.message}` };
+    }
+    if (rt.node.transferTarget === target)
+      return { ok: true, detail: `${leader.id} is handing leadership to ${target}` };
+    return { ok: true, detail: `${leader.id} will hand leadership to ${target} once it can (a change is under way)` };
+  }
+
+  /**
+   * Submits a request to a node's runtime. Returns its outcome when the runtime answered at once (a refusal);
+   * otherwise null, and the later answer goes to the event log as `describe` puts it.
+   */
+  private request(
+    node: PlaygroundNode,
+    request: Parameters<PlaygroundNode['submit']>[0],
+    describe: (o: ApplyOutcome) => string,
+  ): ApplyOutcome | null {
+    const answered: { now: ApplyOutcome | null; sync: boolean } = { now: null, sync: true };
+    node.submit(request, (o) => {
+      if (answered.sync) answered.now = o;
+      else this.log(describe(o));
+    });
+    answered.sync = false;
+    return answered.now;
+  }
+
+  private node(id: NodeId): PlaygroundNode {
     const n = this.nodes.get(id);
     if (n === undefined) throw new PlaygroundError('NO_SUCH_NODE', `no node ${JSON.stringify(id)}`);
     return n;
   }
 
   /** The live leader with the highest term, if any. */
-  private leader(): SimNode | null {
-    let best: SimNode | null = null;
+  private leader(): PlaygroundNode | null {
+    let best: PlaygroundNode | null = null;
     for (const n of this.nodes.values()) {
-      if (n.raft?.role !== 'leader') continue;
-      if (best === null || (best.raft?.currentTerm ?? 0) < n.raft.currentTerm) best = n;
+      const r = n.runtime?.node;
+      if (r?.role !== 'leader') continue;
+      if (best === null || (best.runtime?.node.currentTerm ?? 0) < r.currentTerm) best = n;
     }
     return best;
   }
@@ -603,11 +498,10 @@ export class Playground {
   view(): NodeView[] {
     return this.ids.map((id) => {
       const n = this.node(id);
-      const r = n.raft;
       const others = this.ids.filter((x) => x !== id);
       const isolated = others.every((o) => this.isCut(id, o));
-      if (r === null) {
-        const last = n.disk.entries.length;
+      const rt = n.runtime;
+      if (rt === null) {
         return {
           id,
           up: false,
@@ -618,13 +512,14 @@ export class Playground {
           leaderId: null,
           commitIndex: 0,
           lastApplied: 0,
-          lastLogIndex: last,
-          log: n.disk.entries,
+          lastLogIndex: n.disk.lastIndex,
+          log: n.disk.log,
           timer: null,
           applied: [],
           matchIndex: {},
         };
       }
+      const r = rt.node;
       const matchIndex: Record<NodeId, number> = {};
       for (const [peer, p] of r.progress()) if (peer !== id) matchIndex[peer] = p.matchIndex;
       return {
@@ -636,11 +531,11 @@ export class Playground {
         votedFor: r.votedFor,
         leaderId: r.leaderId,
         commitIndex: r.commitIndex,
-        lastApplied: r.lastApplied,
+        lastApplied: rt.appliedIndex,
         lastLogIndex: r.lastLogIndex,
         log: r.entries(1),
         timer: n.timer,
-        applied: n.applied,
+        applied: n.machine.applied,
         matchIndex,
       };
     });
@@ -659,60 +554,15 @@ export class Playground {
       v.votedFor,
       v.leaderId,
       v.commitIndex,
-      v.log.map((e) => `${e.index}:${e.term}:${e.type === 'command' ? e.command : e.type}`).join(','),
+      v.log.map((e) => `${e.index}:${e.term}:${e.type === 'command' ? e.command.input : e.type}`).join(','),
       v.timer ? `${v.timer.kind}@${v.timer.deadline}` : '-',
       v.applied.join(','),
     ]);
-    const wire = this.inFlight().map((f) => `${f.id}:${f.message.type}:${f.from}>${f.to}@${f.deliverAt}:${f.dropped}`);
+    const wire = this.inFlight().map((f) => `${f.id}:${flightType(f)}:${f.from}>${f.to}@${f.deliverAt}:${f.dropped}`);
     return JSON.stringify({ now: this.now, steps: this.steps, nodes, wire, cut: [...this.cut].sort() });
   }
 }
 
 function linkKey(a: NodeId, b: NodeId): string {
   return a < b ? `${a}|${b}` : `${b}|${a}`;
-}
-
-/** A short human description of a user action, for the event log. */
-export function describeAction(a: UserAction): string {
-  switch (a.type) {
-    case 'crash':
-    case 'restart':
-    case 'isolate':
-      return `${a.type} ${a.node}`;
-    case 'toggleLink':
-      return `toggle link ${a.a}–${a.b}`;
-    case 'heal':
-      return 'heal network';
-    case 'drop':
-      return `drop message #${a.flightId}`;
-    case 'setLossRate':
-      return `set loss ${Math.round(a.rate * 100)}%`;
-    case 'propose':
-      return `propose ${JSON.stringify(a.command)}`;
-    case 'transfer':
-      return `transfer leadership to ${a.node}`;
-  }
-}
-
-/** Encodes recorded actions for a URL (`&replay=`): compact JSON, URI-safe. */
-export function encodeReplay(actions: readonly RecordedAction[]): string {
-  return encodeURIComponent(JSON.stringify(actions.map((r) => [r.at, r.step, r.action])));
-}
-
-/** Decodes {@link encodeReplay}'s output; returns an empty list for anything malformed. */
-export function decodeReplay(text: string): RecordedAction[] {
-  try {
-    const raw = JSON.parse(decodeURIComponent(text)) as unknown;
-    if (!Array.isArray(raw)) return [];
-    const out: RecordedAction[] = [];
-    for (const row of raw) {
-      if (!Array.isArray(row) || typeof row[0] !== 'number' || typeof row[1] !== 'number') return [];
-      const action = row[2] as UserAction;
-      if (action === null || typeof action !== 'object' || typeof action.type !== 'string') return [];
-      out.push({ at: row[0], step: row[1], action });
-    }
-    return out;
-  } catch {
-    return [];
-  }
 }

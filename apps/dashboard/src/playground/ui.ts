@@ -5,9 +5,17 @@
  * Virtual time runs at `speed` virtual ms per real ms while not paused; the loop is driven by
  * `requestAnimationFrame`, and the simulation itself never reads the real clock, so frame timing cannot change a run.
  */
-import type { Message, NodeId } from '@raft/core';
+import type { NodeId } from '@raft/core';
 import { h, s, setAttr, setText, termColor } from '../dom.js';
-import { decodeReplay, encodeReplay, type Flight, type NodeView, Playground, type UserAction } from './engine.js';
+import {
+  commandText,
+  decodeReplay,
+  encodeReplay,
+  type Flight,
+  type NodeView,
+  Playground,
+  type UserAction,
+} from './engine.js';
 
 const SPEEDS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20];
 const DEFAULT_SPEED = 0.25;
@@ -396,7 +404,7 @@ export function startPlayground(root: HTMLElement, params: URLSearchParams): voi
       seen.add(f.id);
       let dot = msgGfx.get(f.id);
       if (dot === undefined) {
-        dot = s('circle', { r: 6, 'data-flight': f.id, class: `msg ${messageClass(f.message)}` });
+        dot = s('circle', { r: 6, 'data-flight': f.id, class: `msg ${messageClass(f)}` });
         dot.append(s('title', {}, describeMessage(f)));
         msgLayer.append(dot);
         msgGfx.set(f.id, dot);
@@ -446,13 +454,15 @@ export function startPlayground(root: HTMLElement, params: URLSearchParams): voi
           row.append(h('span', { class: 'log-cell empty' }));
           continue;
         }
+        // A command entry holds the runtime's payload: the cell shows the command it carries.
+        const text = e.type === 'command' ? commandText(e.command) : '';
         const cell = h(
           'span',
           {
             class: `log-cell ${e.index <= v.commitIndex ? 'committed' : 'uncommitted'} t-${e.type}`,
-            title: `#${e.index} term ${e.term}: ${e.type === 'command' ? e.command : e.type}`,
+            title: `#${e.index} term ${e.term}: ${e.type === 'command' ? text : e.type}`,
           },
-          e.type === 'command' ? e.command.slice(0, 4) : e.type === 'noop' ? '·' : 'cfg',
+          e.type === 'command' ? text.slice(0, 4) : e.type === 'noop' ? '·' : 'cfg',
         );
         cell.style.borderColor = termColor(e.term);
         if (e.index <= v.commitIndex) cell.style.backgroundColor = termColor(e.term);
@@ -491,7 +501,9 @@ function legendDot(cls: string, text: string): HTMLElement {
   return h('span', { class: 'legend-item' }, h('span', { class: `dot ${cls}` }), text);
 }
 
-function messageClass(m: Message<string>): string {
+function messageClass(f: Flight): string {
+  if (f.kind !== 'message') return 'm-other';
+  const m = f.message;
   switch (m.type) {
     case 'RequestVote':
       return 'm-vote';
@@ -507,6 +519,17 @@ function messageClass(m: Message<string>): string {
 }
 
 function describeMessage(f: Flight): string {
+  const route = `${f.from}→${f.to}`;
+  if (f.kind === 'forward') {
+    // A client request the node could not run itself (it is not the leader any more), on its way to the leader.
+    const [id, op] = f.request;
+    const what = op.t === 'command' ? `command ${JSON.stringify(commandText(op))}` : op.t;
+    return `#${f.id} forwarded request ${id} ${route}: ${what} (click to drop)`;
+  }
+  if (f.kind === 'reply') {
+    const r = f.reply;
+    return `#${f.id} answer to forwarded request ${r[0]} ${route}: ${r[1] === 1 ? `ok ${r[2]}` : r[3]} (click to drop)`;
+  }
   const m = f.message;
   let detail = '';
   if (m.type === 'RequestVote') detail = `${m.preVote ? 'pre-vote' : 'vote'} last ${m.lastLogIndex}/${m.lastLogTerm}`;
@@ -515,7 +538,7 @@ function describeMessage(f: Flight): string {
   else if (m.type === 'AppendEntries')
     detail = `prev ${m.prevLogIndex}/${m.prevLogTerm}, ${m.entries.length} entries, commit ${m.leaderCommit}`;
   else if (m.type === 'AppendEntriesResponse') detail = `${m.success ? 'ok' : 'rejected'} match ${m.matchIndex}`;
-  return `#${f.id} ${m.type} ${f.from}→${f.to} term ${m.term}${detail ? `: ${detail}` : ''} (click to drop)`;
+  return `#${f.id} ${m.type} ${route} term ${m.term}${detail ? `: ${detail}` : ''} (click to drop)`;
 }
 
 function parseIntOr(v: string | null, d: number): number {
