@@ -65,7 +65,7 @@ describe('random schedules', () => {
     expect(r.committed).toBeGreaterThan(0);
   });
 
-  it('a check that fails inside a node's runtime is reported as itself, not as a stalled node (seed 1750863771)', () => {
+  it("a check that fails inside a node's runtime is reported as itself, not as a stalled node (seed 1750863771)", () => {
     // Found by the default schedules: a durability check raised inside a node's turn was taken by the runtime for
     // its own failure, the node went silent and the run failed as "liveness". The simulation now surfaces such
     // violations after the event (and a runtime that stops is itself a violation); this seed then passes.
