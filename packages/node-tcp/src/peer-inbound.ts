@@ -30,6 +30,11 @@ export function handleFrame(link: PeerLink, v: unknown, to: FrameTarget, replies
       case 0: {
         const m = checkMessage(it[1], to.id);
         if (typeof m === 'string') return m;
+        // A peer speaks only for itself: the id it proved in the handshake (with the shared secret, its HMAC covers
+        // the id). A message claiming another sender (a forged leader, say) is refused with the whole frame.
+        if (link.peer !== null && m.from !== link.peer) {
+          return `message claims to be from ${m.from} on a connection that identified itself as ${link.peer}`;
+        }
         (messages ??= []).push(m);
         break;
       }
