@@ -4,6 +4,7 @@
  *
  * @packageDocumentation
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type RaftServer, type ServerOptions } from '@raft/node-tcp';
 import { intFlag, parseArgs, stringFlag, UsageError } from './args.js';
@@ -40,7 +41,9 @@ options:
   --election-ms N        minimum election timeout; the actual one is random in [N, 2N) (default 1000)
   --snapshot-entries N   snapshot after N applied entries (default 100000; 0 = never)
   --cluster-name NAME    peers must use the same name (default raft)
-  --secret S             shared secret peers must prove (default: $RAFT_SECRET, or none)
+  --secret-file PATH     file holding the shared secret peers must prove (default: $RAFT_SECRET, or none); a
+                         secret is required when <addr> or --listen is not a loopback address
+  --insecure             start on a non-loopback address without a secret (a trusted network only)
   --unsafe-no-fsync      do not fsync (benchmarks of everything but the disk; a crash can lose acknowledged writes)
   --quiet                print only errors
 
@@ -56,6 +59,8 @@ export async function runServe(argv: readonly string[]): Promise<number> {
     'snapshot-entries': 'string',
     'cluster-name': 'string',
     secret: 'string',
+    'secret-file': 'string',
+    insecure: 'boolean',
     'unsafe-no-fsync': 'boolean',
     quiet: 'boolean',
   });
@@ -73,6 +78,12 @@ export async function runServe(argv: readonly string[]): Promise<number> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  if (flags.secret !== undefined) {
+    throw new UsageError(
+      '--secret would put the secret in the command line, which every local user sees (ps); use --secret-file PATH or the RAFT_SECRET environment variable',
+    );
+  }
+  const secret = readSecret(stringFlag(flags, 'secret-file'));
   const quiet = flags.quiet === true;
   const dataDir = stringFlag(flags, 'data') ?? defaultDataDir(addr);
   const say = (msg: string) => {
@@ -88,7 +99,8 @@ export async function runServe(argv: readonly string[]): Promise<number> {
       electionTimeoutMs: intFlag(flags, 'election-ms'),
       autoSnapshotEntries: intFlag(flags, 'snapshot-entries', 0),
       clusterName: stringFlag(flags, 'cluster-name'),
-      secret: stringFlag(flags, 'secret') ?? process.env.RAFT_SECRET,
+      secret,
+      insecure: flags.insecure === true,
       storageSync: flags['unsafe-no-fsync'] !== true,
     });
   } catch (e) {
@@ -125,4 +137,24 @@ export async function runServe(argv: readonly string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+}
+
+/**
+ * The shared secret: the file's contents (one trailing newline dropped), else `$RAFT_SECRET`, else none. An empty
+ * secret is refused rather than taken for "no secret".
+ */
+function readSecret(file: string | undefined): string | undefined {
+  if (file === undefined) {
+    const env = process.env.RAFT_SECRET;
+    return env === undefined || env === '' ? undefined : env;
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read --secret-file ${file}: ${(e as Error).message}`);
+  }
+  const secret = text.replace(/\r?\n$/, '');
+  if (secret === '') throw new UsageError(`--secret-file ${file} is empty`);
+  return secret;
 }

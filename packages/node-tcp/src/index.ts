@@ -23,7 +23,7 @@ export {
   type RpcErrorData,
   silentLogger,
 } from '@raft/runtime';
-export { splitAddress } from './address.js';
+export { exposureProblem, isLoopbackHost, splitAddress } from './address.js';
 export { type BatchResult, RpcClient, type RpcClientOptions } from './client.js';
 export { ConnectionError } from './errors.js';
 export { encodeFrame, FrameDecoder, FrameError, PEER_MAGIC, PEER_VERSION } from './frame.js';

@@ -68,8 +68,17 @@ export interface ServerOptions {
   maxBatchRequests?: number;
   /** Cluster name every peer must present in its handshake. Default `raft`. */
   clusterName?: string;
-  /** Shared secret peers prove (HMAC-SHA256 of a server challenge) in their handshake. Default: none. */
+  /**
+   * Shared secret peers prove (HMAC-SHA256 of a server challenge) in their handshake. Default: none. Required (or
+   * `insecure`) when `address` or `listen` is not a loopback address. Pass it from a file or the environment,
+   * never a command line (`ps` shows argv to every local user).
+   */
   secret?: string;
+  /**
+   * Start without a secret although `address` or `listen` can be reached from other hosts (a trusted network).
+   * Default false: such a server refuses to start and says why.
+   */
+  insecure?: boolean;
   /** Storage to use instead of opening `dataDir` (the server closes it on stop). */
   storage?: RaftStorage;
   /** `false` skips fsync (tests and benchmarks only: acknowledged writes can be lost on power failure). Default true. */

@@ -24,7 +24,7 @@ import {
   RpcError,
 } from '@raft/runtime';
 import type { RecoveryReport } from '@raft/storage-jsonl';
-import { splitAddress } from './address.js';
+import { exposureProblem, splitAddress } from './address.js';
 import { IncomingConnections } from './connections.js';
 import { claimDataDir, ensureDataDir, openDataDir, writeMeta } from './data-dir.js';
 import { toRuntimeRequest } from './methods.js';
@@ -147,6 +147,8 @@ export class RaftServer extends EventEmitter {
         'a stopped server cannot be started again: create a new server with a fresh Machine on the same dataDir',
       );
     }
+    const exposure = exposureProblem(this.options);
+    if (exposure !== null) throw new RpcError(ErrorCode.INVALID_PARAMS, exposure);
     this.started = true;
     const o = this.options;
     const addr = splitAddress(o.address) as { host: string; port: number };
