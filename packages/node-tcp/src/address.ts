@@ -22,7 +22,7 @@ export function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase();
   if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
   const v4 = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h.startsWith('::ffff:') ? h.slice(7) : h);
-  return v4 !== null && v4.slice(1).every((x) => Number(x) <= 255);
+  return v4?.slice(1).every((x) => Number(x) <= 255) === true;
 }
 
 /**
