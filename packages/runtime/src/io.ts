@@ -94,7 +94,11 @@ export type ForwardReply =
 export interface Transport<C = Command> {
   /** Send a Raft message to `message.to`. */
   send(message: Message<C>): void;
-  /** Send a client request to the leader `to`. */
+  /**
+   * Send a client request to the leader `to`. Its reply must reach only this runtime, never a later one on the
+   * same node (a restarted runtime numbers its forwards from 1 again): a transport that carries the reply on the
+   * connection the request came on, as the TCP transport does, has this for free.
+   */
   forward(to: NodeId, request: ForwardRequest): void;
   /**
    * Called once at the end of every turn of the runtime, after its sends: a transport that batches may write what

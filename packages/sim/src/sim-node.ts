@@ -68,7 +68,12 @@ export interface SimNodeHost {
   /** Hands a message to the network. */
   send(message: import('@raft/core').Message<Command>): void;
   /** Hands a forwarded request (or its reply) to the network. */
-  sendForward(from: NodeId, to: NodeId, item: { request: ForwardRequest } | { reply: ForwardReply }): void;
+  sendForward(
+    from: NodeId,
+    to: NodeId,
+    item: { request: ForwardRequest } | { reply: ForwardReply },
+    conn?: number,
+  ): void;
   /** Schedules a node event. */
   schedule(event: NodeEvent): void;
   /** Whether trace events are wanted (callers skip building descriptions otherwise). */

@@ -106,9 +106,11 @@ type SimEvent =
       kind: 'forward';
       node: NodeId;
       from: NodeId;
+      /** The requester's incarnation: the connection the request and its reply travel on. */
+      conn: number;
       item: { request: ForwardRequest } | { reply: ForwardReply };
     }
-  | { time: number; seq: number; kind: 'lost'; node: NodeId; ids: number[] };
+  | { time: number; seq: number; kind: 'lost'; node: NodeId; ids: number[]; conn: number };
 
 /** What became of a request handed to a node's runtime with {@link Simulation.submit}. */
 export interface SubmittedRequest {
@@ -305,28 +307,37 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
    * one heartbeat later, as a TCP transport does when the connection carrying it closes; one that cannot leave at
    * all (no route to the peer) is reported unsent at once.
    */
-  sendForward(from: NodeId, to: NodeId, item: { request: ForwardRequest } | { reply: ForwardReply }): void {
+  sendForward(
+    from: NodeId,
+    to: NodeId,
+    item: { request: ForwardRequest } | { reply: ForwardReply },
+    conn = this.nodes.get(from)?.incarnation ?? 0,
+  ): void {
     const requester = 'request' in item ? from : to;
     const id = 'request' in item ? item.request[0] : item.reply[0];
+    const lost = () =>
+      this.queue.push({
+        time: this.time + this.timing.heartbeatMs,
+        seq: 0,
+        kind: 'lost',
+        node: requester,
+        ids: [id],
+        conn,
+      });
     if (!this.nodes.has(to) || !this.network.connected(from, to)) {
       if ('request' in item) this.nodes.get(from)?.runtime?.forwardsUnsent([item.request]);
-      else
-        this.queue.push({
-          time: this.time + this.timing.heartbeatMs,
-          seq: 0,
-          kind: 'lost',
-          node: requester,
-          ids: [id],
-        });
+      else lost();
       return;
     }
     const fate = this.network.fate(this.time);
     if (fate.length === 0) {
-      this.queue.push({ time: this.time + this.timing.heartbeatMs, seq: 0, kind: 'lost', node: requester, ids: [id] });
+      lost();
       return;
     }
-    // A forwarded request travels on a connection: it is delivered once, never duplicated.
-    this.queue.push({ time: this.time + fate[0], seq: 0, kind: 'forward', node: to, from, item });
+    // A forwarded request travels on a connection: it is delivered once, never duplicated, and its reply can only
+    // reach the incarnation of the requester that opened the connection (`conn`): a restarted node never gets an
+    // answer meant for its previous life (the ids of its forwards start over).
+    this.queue.push({ time: this.time + fate[0], seq: 0, kind: 'forward', node: to, from, item, conn });
   }
 
   /** @internal A node sends a message: the network decides its fate. */
@@ -584,7 +595,10 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
     } else if (e.kind === 'forward') {
       const to = this.nodes.get(e.node);
       const runtime = to?.runtime;
-      const requester = 'request' in e.item ? e.from : e.node;
+      const isRequest = 'request' in e.item;
+      const requester = isRequest ? e.from : e.node;
+      // A reply for an earlier incarnation of its requester: that connection is gone.
+      if (!isRequest && to?.incarnation !== e.conn) return true;
       if (runtime === undefined || runtime === null || !this.network.connected(e.from, e.node)) {
         const id = 'request' in e.item ? e.item.request[0] : e.item.reply[0];
         this.queue.push({
@@ -593,15 +607,26 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
           kind: 'lost',
           node: requester,
           ids: [id],
+          conn: e.conn,
         });
         return true;
       }
+      if (this.tracing) {
+        const what =
+          'request' in e.item
+            ? `forwarded request #${e.item.request[0]} ${e.from}->${e.node} (${e.item.request[1].t}, hop ${e.item.request[3]})`
+            : `reply to #${e.item.reply[0]} ${e.from}->${e.node} (${e.item.reply[1] === 1 ? 'ok' : `error ${e.item.reply[2]}`})`;
+        this.trace(e.node, 'deliver', what);
+      }
       if ('request' in e.item) {
-        const from = e.from;
-        runtime.receiveForward(e.item.request, (reply) => this.sendForward(e.node, from, { reply }));
+        const { from, conn } = e;
+        runtime.receiveForward(e.item.request, (reply) => this.sendForward(e.node, from, { reply }, conn));
       } else runtime.forwardReplies([e.item.reply]);
     } else if (e.kind === 'lost') {
-      this.nodes.get(e.node)?.runtime?.forwardsLost(e.ids);
+      const node = this.nodes.get(e.node);
+      if (node?.incarnation !== e.conn) return true;
+      if (this.tracing) this.trace(e.node, 'drop', `forwarded request #${e.ids.join(',')} lost (outcome unknown)`);
+      node.runtime?.forwardsLost(e.ids);
     } else {
       this.nodes.get(e.node)?.fire(e);
     }
@@ -944,11 +969,21 @@ export class Simulation<C = KvCommand> implements SimNodeHost {
       if (r.outcome !== undefined) return;
       r.outcome = o;
       r.answeredAt = this.time;
+      if (this.tracing) {
+        const what = o.ok ? 'ok' : `error ${o.error.code}: ${o.error.message}`;
+        this.trace(id, 'note', `answered ${request.type} #${this.submitted.indexOf(r)}: ${what}`);
+      }
       if (!o.ok && request.type === 'command' && saysNotApplied(o.error)) {
         this.notApplied.push(r);
         this.checkNotApplied(r);
       }
     };
+    if (this.tracing)
+      this.trace(
+        id,
+        'note',
+        `submitted ${request.type} #${this.submitted.length - 1} ${JSON.stringify(request).slice(0, 120)}`,
+      );
     if (runtime === null) done({ ok: false, error: downError(id) });
     else {
       if (request.type === 'command') this.checker?.proposed(commandOf(request));

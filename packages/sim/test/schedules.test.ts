@@ -74,6 +74,14 @@ describe('random schedules', () => {
     expect(r.committed).toBeGreaterThan(0);
   });
 
+  it('a reply meant for a crashed incarnation never answers its successor (seed 325466742)', () => {
+    // Found by a soak: n4 forwarded a command as #1, crashed, restarted and forwarded another command as #1 again;
+    // the old #1's NOT_A_MEMBER reply reached the new runtime and answered the new command "not applied" although
+    // it was being committed. A reply travels on its request's connection, which dies with the requester.
+    const r = runSchedule({ seed: 325466742, steps: 200 });
+    expect(r.committed).toBeGreaterThan(0);
+  });
+
   it('replay: runs RAFT_SIM_SEED (default seed 1) with a full trace and prints it on failure', () => {
     const seed = REPLAY_SEED ?? 1;
     let failure: ScheduleFailure | null = null;
