@@ -178,7 +178,10 @@ interface Variant {
   term: Term;
   key: string;
   prevTerm: Term;
+  /** The first node seen holding it (for messages). */
   node: NodeId;
+  /** Every node whose log held it at some point (a crash that loses it from a node's disk removes that node). */
+  holders: Set<NodeId>;
 }
 
 /**
@@ -464,9 +467,32 @@ export class SafetyChecker<C = unknown> {
           { node, index: e.index - 1, term: e.term },
         );
       }
+      v.holders.add(node);
       return;
     }
-    list.push({ term: e.term, key, prevTerm, node });
+    list.push({ term: e.term, key, prevTerm, node, holders: new Set([node]) });
+  }
+
+  /**
+   * A node crashed, keeping only `durable` on its disk. Entries that existed only in its memory (never durable, and
+   * never appended by another node, which they would have been had they left it) are forgotten: with its term and
+   * vote lost too, the node may lead the same term again and write other entries there, which is safe because
+   * nothing of the lost ones escaped. Call it before `nodeStarted` for the restart.
+   */
+  nodeCrashed(node: NodeId, durable: { snapshot?: SnapshotMeta | null; entries?: readonly Entry<C>[] } = {}): void {
+    const kept = new Map<Index, string>();
+    for (const e of durable.entries ?? []) kept.set(e.index, `${e.term}:${this.entryKey(e)}`);
+    const base = durable.snapshot?.index ?? 0;
+    for (let i = base + 1; i < this.variants.length; i++) {
+      const list = this.variants[i];
+      if (list === undefined) continue;
+      const keep = list.filter((v) => {
+        if (!v.holders.has(node) || kept.get(i) === `${v.term}:${v.key}`) return true;
+        v.holders.delete(node);
+        return v.holders.size > 0;
+      });
+      this.variants[i] = keep.length > 0 ? keep : undefined;
+    }
   }
 
   /** An `apply` action was performed: each node applies every index once, in order, with the committed entry. */

@@ -263,7 +263,10 @@ export class SimNode {
       keepPrefix && next !== undefined && next.kind === 'entries' && next.entries.length > 1
         ? this.host.random.int(0, next.entries.length)
         : 0;
-    return this.disk.crash(keep, torn);
+    const lost = this.disk.crash(keep, torn);
+    // What never reached its disk (nor another node) is forgotten, as the node itself forgets it.
+    this.host.checker?.nodeCrashed(this.id, this.disk.load());
+    return lost;
   }
 
   /** Erases the disk (the node must be crashed). It can then be started as a brand-new node. */
