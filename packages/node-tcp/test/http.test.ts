@@ -1,7 +1,7 @@
 // JSON-RPC 2.0 over HTTP POST on the client port: a third-party client (jayson's HTTP client, from npm) against a
 // real server, raw node http/net requests for the HTTP statuses (404, 405, 411, 413, 415, 400), and the frontend
 // with a fake dispatcher for the limits (output bound, batch limit, request order, idle timeout).
-import { Agent, type IncomingHttpHeaders, request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { type ApplyOutcome, ErrorCode, silentLogger } from '@raft/runtime';
 import jayson from 'jayson/promise';
@@ -108,8 +108,10 @@ describe('JSON-RPC over HTTP with a third-party client (jayson)', () => {
     expect(byId.get('put')?.result).toBe(null);
     expect(byId.get('get')?.result).toBe(1);
     expect(byId.get('nope')?.error?.code).toBe(ErrorCode.METHOD_NOT_FOUND);
-    // A notification (id null: jayson leaves the id out) gets 204 and no body once it ran: jayson resolves empty.
-    expect(await client.request('Apply', { kind: 'Command', input: { Put: ['n', 3] } }, null)).toBeUndefined();
+    // A notification (jayson documents id null as "make it a notification" and leaves the id out; its typings lack
+    // null) gets 204 and no body once it ran: jayson resolves with nothing.
+    const notification = null as unknown as string;
+    expect(await client.request('Apply', { kind: 'Command', input: { Put: ['n', 3] } }, notification)).toBeUndefined();
     expect((await client.request('Apply', { kind: 'Query', input: { Get: 'n' } })).result).toBe(3);
     // POST /rpc is the same endpoint.
     const rpcPath = jayson.client.http({ ...hostPort(a.id), path: '/rpc', agent });
@@ -266,7 +268,9 @@ describe('JSON-RPC over HTTP: the limits of the lines front end', () => {
     const conn = await raw(addr);
     // The first request waits; the 30 pipelined after it are answered at once, and their answers (1 000 characters
     // each, three times the limit) queue behind the first one's.
-    conn.s.write(post(rpc(1, 'Later')) + Array.from({ length: 30 }, (_, i) => post(rpc(i + 2, 'Big', { n: 1000 }))).join(''));
+    conn.s.write(
+      post(rpc(1, 'Later')) + Array.from({ length: 30 }, (_, i) => post(rpc(i + 2, 'Big', { n: 1000 }))).join(''),
+    );
     await waitFor(() => d.calls.length >= 11, 5000, 'the pipelined requests to be dispatched');
     d.later[0]({ ok: true, output: 'first' });
     await waitFor(conn.closed, 5000, 'the server to close the connection');
@@ -293,7 +297,7 @@ describe('JSON-RPC over HTTP: the limits of the lines front end', () => {
     expect(d.calls).toEqual([]);
     // A batch of 200 is dispatched in slices (64 per turn); the request pipelined after it runs after all of it.
     const { d: d2, addr: addr2 } = await frontend({});
-    const batch = `[${Array.from({ length: 200 }, (_, i) => rpc(i, "Echo", { i })).join(',')}]`;
+    const batch = `[${Array.from({ length: 200 }, (_, i) => rpc(i, 'Echo', { i })).join(',')}]`;
     const conn = await raw(addr2);
     conn.s.write(post(batch) + post(rpc(1000, 'Tail')));
     await waitFor(() => conn.text().includes('"id":1000'), 5000, 'the answer after the batch');
