@@ -195,8 +195,9 @@ function sendJson(res: ServerResponse, status: number, body: string, close: bool
 }
 
 /**
- * A response with `connection: close` makes node end the socket once it is written; if the client does not close
- * its side within a grace time (it may still be sending a body nobody reads), the socket is destroyed.
+ * A response with `connection: close` makes node close the socket once that response is written; if it cannot be
+ * written (an earlier answer on the connection is still pending, or the client does not read), the socket is
+ * destroyed after a grace time anyway.
  */
 function lingerThenDestroy(socket: Socket): void {
   const t = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);

@@ -186,6 +186,11 @@ describe('JSON-RPC over HTTP: statuses', () => {
     expect(chunked.status).toBe(413);
     const smallChunked = await send(a.id, { headers: { ...JSON_HEADERS, 'transfer-encoding': 'chunked' }, body: call });
     expect(JSON.parse(smallChunked.body)).toMatchObject({ id: 1, result: { id: a.id } });
+    // A client that goes away in the middle of its body costs nothing but its connection.
+    const quitter = await raw(a.id);
+    quitter.s.write('POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"js');
+    await new Promise((r) => setTimeout(r, 50));
+    quitter.s.destroy();
     // The server still serves everyone.
     expect((await send(a.id, { headers: JSON_HEADERS, body: call })).status).toBe(200);
   });
