@@ -2,7 +2,7 @@
  * Incoming connections on the single port, before anyone handles them: connections accepted while the server is
  * still starting are held (not reset) and served once it runs; a connection that has not said what it is yet counts
  * against `maxClientConnections` and must send its first bytes within a time limit; then its first bytes tell a
- * peer (the magic), HTTP / WebSocket (`GET `) and JSON-RPC lines (anything else) apart. Separate from `server.ts`
+ * peer (the magic), HTTP / WebSocket (an HTTP method: `GET `, `POST`, ...) and JSON-RPC lines (anything else) apart. Separate from `server.ts`
  * (lifecycle and wiring) and from the handlers (`transport.ts`, `rpc.ts`) because this is the one place that decides
  * which protocol a socket speaks.
  *
@@ -11,6 +11,7 @@
 
 import type { Socket } from 'node:net';
 import { PEER_MAGIC } from './frame.js';
+import { isHttpHead } from './http.js';
 
 /** A connection must send its first bytes (which say whether it is a peer or a client) within this many ms. */
 export const SNIFF_TIMEOUT_MS = 30_000;
@@ -26,7 +27,7 @@ export interface ConnectionHandlers {
   limits(): { readonly maxClientConnections: number; readonly clientIdleTimeoutMs: number };
   /** A peer connection (it started with the magic); `head` holds the bytes read so far. */
   peer(socket: Socket, head: Buffer): void;
-  /** An HTTP request (WebSocket upgrade or `GET /state`). */
+  /** An HTTP connection (JSON-RPC POSTs, `GET /state`, a WebSocket upgrade). */
   http(socket: Socket, head: Buffer): void;
   /** JSON-RPC lines. */
   lines(socket: Socket, head: Buffer): void;
@@ -90,7 +91,8 @@ export class IncomingConnections {
     const idle = limits.clientIdleTimeoutMs;
     socket.setTimeout(idle > 0 ? Math.min(idle, SNIFF_TIMEOUT_MS) : SNIFF_TIMEOUT_MS, silent);
     let head: Buffer = Buffer.alloc(0);
-    // Sniff the protocol from the first bytes: peers start with the magic, HTTP with "GET ", the rest is JSON-RPC.
+    // Sniff the protocol from the first bytes: peers start with the magic, HTTP with a method ("GET ", "POST", ...),
+    // the rest is JSON-RPC lines (JSON text never starts with an upper-case letter).
     const onData = (chunk: Buffer) => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       if (head.length < 4 && !head.includes(0x0a)) return;
@@ -99,7 +101,7 @@ export class IncomingConnections {
       socket.removeListener('timeout', silent);
       this.conns.delete(socket);
       if (head.length >= 4 && head.subarray(0, 4).equals(PEER_MAGIC)) this.h.peer(socket, head);
-      else if (head.length >= 4 && head.toString('latin1', 0, 4) === 'GET ') this.h.http(socket, head);
+      else if (head.length >= 4 && isHttpHead(head.toString('latin1', 0, 4))) this.h.http(socket, head);
       else this.h.lines(socket, head);
     };
     socket.on('data', onData);

@@ -1,69 +1,126 @@
 /**
- * HTTP on the client port: a connection that starts with `GET ` is either a WebSocket upgrade (handed to
- * `websocket.ts`) or a plain request, of which only `GET /state` (the server state as JSON) is served. Headers are
- * bounded (16 KiB). Separate because it is the only HTTP parsing in the server.
+ * HTTP on the client port: a connection whose first bytes are an HTTP method (`GET `, `POST`, ...) is handed to a
+ * node `http.Server` that never listens (the socket is passed in with `emit('connection')` after the sniffed bytes
+ * are pushed back), so requests are parsed by node's HTTP parser, not by hand. Served: `POST /` and `POST /rpc`
+ * (JSON-RPC 2.0, in `http-jsonrpc.ts`), `GET /state` (the server state as JSON), and WebSocket upgrades (handed to
+ * `websocket.ts`); other paths get 404, other methods 405, malformed HTTP 400 and headers above 16 KiB 431 (both
+ * from node, then close). Separate because it is the only HTTP in the server.
  *
  * @packageDocumentation
  */
 
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { refuseConnection, watchIdle } from './client-connection.js';
-import type { ConnState } from './jsonrpc.js';
+import { type HttpRpcConn, sendText, serveJsonRpcPost } from './http-jsonrpc.js';
 import type { ClientContext } from './rpc.js';
 import { serveWebSocket } from './websocket.js';
 
-/** Serve an HTTP request (WebSocket upgrade or `GET /state`) on a socket that started with `GET `. */
-export function serveHttp(socket: Socket, head: Buffer, c: ClientContext): void {
-  if (c.sockets.size >= c.o.maxClientConnections) {
-    refuseConnection(socket, true, c.o);
-    return;
-  }
-  c.sockets.add(socket);
-  socket.on('close', () => c.sockets.delete(socket));
-  socket.on('error', () => undefined);
-  const conn: ConnState = { inflight: 0, alive: () => !socket.destroyed };
-  const ws = { busy: false };
-  watchIdle(socket, conn, () => ws.busy, c.o);
-  let buf = head;
-  const limit = 16 * 1024;
-  const onData = (chunk: Buffer) => {
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-    tryParse();
-  };
-  const tryParse = () => {
-    const end = buf.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (buf.length > limit) {
-        socket.removeListener('data', onData);
-        socket.end('HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+/** Largest request head (request line and headers); a larger one gets `431` and the connection is closed. */
+export const MAX_HTTP_HEADER_BYTES = 16 * 1024;
+
+/** The first four bytes of the HTTP methods the port recognises as HTTP (JSON text never starts with these). */
+const HTTP_METHOD_HEADS = new Set(['GET ', 'HEAD', 'POST', 'PUT ', 'DELE', 'OPTI', 'PATC']);
+
+/** Whether a connection's first four bytes (latin1) start an HTTP request. */
+export function isHttpHead(first4: string): boolean {
+  return HTTP_METHOD_HEADS.has(first4);
+}
+
+/** Per connection: its JSON-RPC state and whether a WebSocket on it is dispatching a batch. */
+interface HttpConn extends HttpRpcConn {
+  readonly ws: { busy: boolean };
+}
+
+/** Serves the HTTP connections of one frontend with one never-listening `http.Server`. */
+export class HttpFront {
+  private readonly server: Server;
+  private readonly conns = new WeakMap<Socket, HttpConn>();
+
+  constructor(private readonly c: ClientContext) {
+    this.server = createServer({ maxHeaderSize: MAX_HTTP_HEADER_BYTES });
+    // Node's own timers stay off: the idle rule of every client connection (`watchIdle`) applies instead. A
+    // keep-alive timeout would reset the socket's timer after each response, and without a 'timeout' listener node
+    // destroys a socket on any timeout, even one with requests in progress that `watchIdle` spares.
+    this.server.timeout = 0;
+    this.server.keepAliveTimeout = 0;
+    this.server.on('timeout', () => undefined);
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.request(req, res, false));
+    // `Expect: 100-continue` (curl sends it for bodies above 1 KiB): refuse a too-large body before it is sent.
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.request(req, res, true));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      const st = this.conns.get(socket);
+      if (st === undefined) {
+        socket.destroy();
+        return;
       }
+      // ws answers anything but a valid WebSocket handshake with a 400 and closes.
+      c.wss.handleUpgrade(req, socket, head, (w) => serveWebSocket(w, socket, st.conn, st.ws, c));
+    });
+  }
+
+  /** Serve HTTP on a socket whose first bytes (`head`, already read from it) are an HTTP method. */
+  accept(socket: Socket, head: Buffer): void {
+    const c = this.c;
+    if (c.sockets.size >= c.o.maxClientConnections) {
+      refuseConnection(socket, true, c.o);
       return;
     }
-    socket.removeListener('data', onData);
-    const lines = buf.toString('latin1', 0, end).split('\r\n');
-    const rest = buf.subarray(end + 4);
-    const [method, url] = lines[0].split(' ');
-    const headers: Record<string, string> = {};
-    for (const l of lines.slice(1)) {
-      const i = l.indexOf(':');
-      if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-    }
-    if ((headers.upgrade ?? '').toLowerCase() === 'websocket') {
-      // ws only reads method, url and headers from the request (no verifyClient is configured).
-      const req = { method, url, headers, socket } as unknown as import('node:http').IncomingMessage;
-      c.wss.handleUpgrade(req, socket, rest, (w) => serveWebSocket(w, socket, conn, ws, c));
-      return;
-    }
-    const path = (url ?? '').split('?')[0];
-    const send = (status: string, type: string, body: string) => {
-      const b = Buffer.from(body);
-      socket.end(
-        `HTTP/1.1 ${status}\r\ncontent-type: ${type}\r\ncontent-length: ${b.length}\r\nconnection: close\r\naccess-control-allow-origin: *\r\n\r\n${body}`,
-      );
+    c.d.counters.clientConnections++;
+    c.sockets.add(socket);
+    socket.on('close', () => {
+      c.sockets.delete(socket);
+      c.d.counters.clientConnections--;
+    });
+    socket.on('error', () => undefined);
+    const st: HttpConn = {
+      socket,
+      conn: { inflight: 0, alive: () => !st.closing && !socket.destroyed },
+      dispatching: false,
+      held: [],
+      queuedChars: 0,
+      closing: false,
+      nextSeq: 0,
+      closeSeq: Number.POSITIVE_INFINITY,
+      ws: { busy: false },
     };
-    if (method === 'GET' && path === '/state') send('200 OK', 'application/json', c.d.stateJson());
-    else send('404 Not Found', 'text/plain', 'Use JSON-RPC lines, a WebSocket, or GET /state.\n');
-  };
-  socket.on('data', onData);
-  tryParse();
+    this.conns.set(socket, st);
+    watchIdle(socket, st.conn, () => st.ws.busy || st.dispatching || st.held.length > 0, c.o);
+    // The sniffed bytes go back into the socket; node's parser reads them first (on the next tick, before any
+    // further network read), then the rest.
+    if (head.length > 0) socket.unshift(head);
+    this.server.emit('connection', socket);
+  }
+
+  private request(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    const st = this.conns.get(req.socket as Socket);
+    if (st === undefined) {
+      res.destroy();
+      return;
+    }
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/' || path === '/rpc') {
+      if (req.method === 'POST') {
+        serveJsonRpcPost(req, res, expectsContinue, st, this.c);
+        return;
+      }
+      sendText(res, 405, 'JSON-RPC over HTTP takes POST (or a WebSocket upgrade on GET).\n', { allow: 'POST' });
+      return;
+    }
+    if (path === '/state') {
+      if (req.method === 'GET' || req.method === 'HEAD') {
+        const body = this.c.d.stateJson();
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'access-control-allow-origin': '*',
+        });
+        res.end(body);
+        return;
+      }
+      sendText(res, 405, 'GET /state only.\n', { allow: 'GET, HEAD' });
+      return;
+    }
+    sendText(res, 404, 'Use POST / (JSON-RPC), a WebSocket, GET /state, or JSON-RPC lines.\n');
+  }
 }

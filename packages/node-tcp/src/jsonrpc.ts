@@ -2,8 +2,8 @@
  * JSON-RPC 2.0 itself, whatever carries it: parsing a text, checking each request, dispatching it, encoding the
  * answer (bounded by `maxClientOutputBytes`), and batches (at most `maxBatchRequests`, dispatched in slices across
  * event-loop turns so that a huge batch cannot starve the node's timers, answered together within the output
- * bound). Used by the TCP line handler (`client-lines.ts`) and the WebSocket handler (`websocket.ts`). Separate
- * because it is the protocol, not a transport.
+ * bound). Used by the TCP line handler (`client-lines.ts`), the WebSocket handler (`websocket.ts`) and HTTP POST
+ * (`http-jsonrpc.ts`). Separate because it is the protocol, not a transport.
  *
  * @packageDocumentation
  */
@@ -67,12 +67,15 @@ export class JsonRpcHandler {
    * Answer one JSON-RPC text. `reply` gets the response text (no newline), or is not called at all when there is
    * nothing to answer (notifications only). `dispatched` is called once every request in the text was handed to
    * the dispatcher: at once, except for a batch larger than one slice, whose rest is dispatched in later turns.
+   * `silent` is called instead of `reply` once every request of a text that gets no answer (notifications only)
+   * has run: HTTP needs that moment to send its `204 No Content`; the stream transports just say nothing.
    */
   handleText(
     text: string,
     reply: (response: string) => void,
     conn: ConnState = { inflight: 0, alive: () => true },
     dispatched: () => void = () => undefined,
+    silent: () => void = () => undefined,
   ): void {
     let v: unknown;
     try {
@@ -86,6 +89,7 @@ export class JsonRpcHandler {
     if (!Array.isArray(v)) {
       this.handleRequest(v, conn, (_idText, r) => {
         if (r !== null) reply(r);
+        else silent();
       });
       dispatched();
       return;
@@ -121,7 +125,11 @@ export class JsonRpcHandler {
         parts.push(r);
         partsChars += r.length + 1;
       }
-      if (--left === 0 && parts.length > 0) {
+      if (--left === 0) {
+        if (parts.length === 0) {
+          silent();
+          return;
+        }
         const all = parts;
         parts = [];
         reply(`[${all.join(',')}]`);

@@ -1,10 +1,11 @@
 /**
- * The client side of the single port: JSON-RPC 2.0 over TCP lines, over WebSocket, and a tiny HTTP responder
- * (`GET /state`). Everything here only parses, dispatches and writes; the server decides what a method does.
+ * The client side of the single port: JSON-RPC 2.0 over TCP lines, over HTTP POST, over WebSocket, and
+ * `GET /state`. Everything here only parses, dispatches and writes; the server decides what a method does.
  *
  * This file holds the frontend object the server talks to (its options, the open client connections, flushing
  * answers at the end of a turn, closing). The parts: `jsonrpc.ts` (the protocol and batches), `client-lines.ts`
- * (TCP lines and their output bounds), `http.ts` and `websocket.ts`, `client-connection.ts` (connection limit,
+ * (TCP lines and their output bounds), `http.ts` (HTTP routing on node's parser), `http-jsonrpc.ts` (JSON-RPC POSTs),
+ * `websocket.ts`, `client-connection.ts` (connection limit,
  * idle timeout, keepalive).
  *
  * @packageDocumentation
@@ -15,7 +16,7 @@ import type { ApplyOutcome, Logger } from '@raft/runtime';
 import { WebSocketServer } from 'ws';
 import { refuseConnection } from './client-connection.js';
 import { serveLines } from './client-lines.js';
-import { serveHttp } from './http.js';
+import { HttpFront } from './http.js';
 import { type ConnState, JsonRpcHandler } from './jsonrpc.js';
 
 /** What the connection handlers need from the server. */
@@ -67,6 +68,7 @@ export class RpcFrontend {
   private readonly sockets = new Set<Socket>();
   private readonly rpc: JsonRpcHandler;
   private readonly ctx: ClientContext;
+  private readonly http: HttpFront;
   /** Connections with answers queued this turn (their flush functions). */
   private pendingFlushes: (() => void)[] = [];
   private flushScheduled = false;
@@ -85,6 +87,7 @@ export class RpcFrontend {
       wss: this.wss,
       scheduleFlush: (f) => this.scheduleFlush(f),
     };
+    this.http = new HttpFront(this.ctx);
   }
 
   /**
@@ -111,9 +114,9 @@ export class RpcFrontend {
     serveLines(socket, head, this.ctx);
   }
 
-  /** Serve an HTTP request (WebSocket upgrade or `GET /state`) on a socket that started with `GET `. */
+  /** Serve HTTP (JSON-RPC POSTs, `GET /state`, WebSocket upgrades) on a socket that started with an HTTP method. */
   acceptHttp(socket: Socket, head: Buffer): void {
-    serveHttp(socket, head, this.ctx);
+    this.http.accept(socket, head);
   }
 
   /**

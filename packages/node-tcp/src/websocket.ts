@@ -22,7 +22,6 @@ export function serveWebSocket(
   state: { busy: boolean },
   c: ClientContext,
 ): void {
-  c.d.counters.clientConnections++;
   // ws switches the socket's timeout off when it takes the socket over; the idle rule applies to WebSockets too.
   if (c.o.clientIdleTimeoutMs > 0) socket.setTimeout(c.o.clientIdleTimeoutMs);
   const limit = c.o.maxClientOutputBytes;
@@ -33,7 +32,6 @@ export function serveWebSocket(
   ws.on('close', () => {
     closing = true;
     held = [];
-    c.d.counters.clientConnections--;
   });
   const reply = (r: string) => {
     if (closing || ws.readyState !== ws.OPEN) return;
