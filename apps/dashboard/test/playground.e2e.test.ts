@@ -84,10 +84,9 @@ describe('playground in headless chromium', () => {
       const secondTerm = Number(await page.getAttribute(`.pg-card[data-node="${second}"]`, 'data-term'));
       expect(events.some((e) => / starts a pre-vote for term \d+$/.test(e))).toBe(true);
       expect(events.some((e) => e.endsWith(`${second} is a candidate in term ${secondTerm}`))).toBe(true);
-      const sinceCrash = events.slice(
-        0,
-        events.findIndex((e) => e.includes(`you: crash ${first}`)),
-      ); // newest first
+      const crashLine = events.findIndex((e) => e.includes(`you: crash ${first}`));
+      expect(crashLine).toBeGreaterThan(0); // still among the 40 lines shown (newest first)
+      const sinceCrash = events.slice(0, crashLine);
       const candidacies = sinceCrash
         .map((e) => / (n\d) is a candidate in term (\d+)$/.exec(e))
         .filter((m) => m !== null);
