@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type Machine, type RaftServer, silentLogger } from '@raft/node-tcp';
+import { createServer, type Machine, type RaftServer, type ServerOptions, silentLogger } from '@raft/node-tcp';
 
 /** The smallest useful machine: a counter, so commands have something to change. */
 class Counter implements Machine {
@@ -42,6 +42,8 @@ export interface TestCluster {
   readonly spare: string;
   /** Crash-like stop of one node. */
   kill(address: string): Promise<void>;
+  /** Starts a killed node again, on the same address and data directory. */
+  restart(address: string): Promise<void>;
   /** Stops everything and deletes temporary data. */
   close(): Promise<void>;
 }
@@ -50,24 +52,24 @@ export interface TestCluster {
 export async function startCluster(): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'dashboard-live-'));
   const servers: RaftServer[] = [];
+  const options: ServerOptions[] = [];
   let loadRunning = true;
   let load: Promise<void> = Promise.resolve();
   try {
     for (let i = 0; i < 4; i++) {
       const address = `127.0.0.1:${await freePort()}`;
-      servers.push(
-        createServer({
-          address,
-          dataDir: join(dir, address.replace(/\W/g, '_')),
-          machine: new Counter(),
-          storageSync: false,
-          logger: silentLogger,
-          // Generous timings: the machine running the tests is shared and may be loaded.
-          heartbeatMs: 50,
-          electionTimeoutMs: 500,
-          requestTimeoutMs: 10_000,
-        }),
-      );
+      options.push({
+        address,
+        dataDir: join(dir, address.replace(/\W/g, '_')),
+        machine: new Counter(),
+        storageSync: false,
+        logger: silentLogger,
+        // Generous timings: the machine running the tests is shared and may be loaded.
+        heartbeatMs: 50,
+        electionTimeoutMs: 500,
+        requestTimeoutMs: 10_000,
+      });
+      servers.push(createServer(options[i]));
     }
     await Promise.all(servers.map((s) => s.start()));
     await servers[0].createCluster();
@@ -78,10 +80,10 @@ export async function startCluster(): Promise<TestCluster> {
     await rm(dir, { recursive: true, force: true });
     throw e;
   }
-  const members = servers.slice(0, 3);
+  const members = () => servers.slice(0, 3); // a restarted node is a new object in `servers`
   load = (async () => {
     for (let i = 0; i < 5000 && loadRunning; i++) {
-      const live = members.filter((s) => s.isRunning);
+      const live = members().filter((s) => s.isRunning);
       try {
         await live[i % live.length]?.apply({ inc: i }, { timeoutMs: 2000 });
       } catch {
@@ -91,10 +93,16 @@ export async function startCluster(): Promise<TestCluster> {
     }
   })();
   return {
-    addresses: members.map((s) => s.id),
+    addresses: members().map((s) => s.id),
     spare: servers[3].id,
     kill: async (address) => {
       await servers.find((s) => s.id === address)?.kill();
+    },
+    restart: async (address) => {
+      const i = servers.findIndex((s) => s.id === address);
+      if (i < 0 || servers[i].isRunning) throw new Error(`${address} is not a killed node of this cluster`);
+      servers[i] = createServer(options[i]);
+      await servers[i].start();
     },
     close: async () => {
       loadRunning = false;

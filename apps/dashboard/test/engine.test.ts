@@ -227,4 +227,59 @@ describe('Playground engine', () => {
     expect(copy.applied).toEqual(['a', 'b']);
     expect(() => copy.restore(new TextEncoder().encode('{"no":1}'))).toThrow(TypeError);
   });
+  it('logs a PreVote round as one pre-vote line, and a candidacy only for a real election in a new term', () => {
+    // Runs event by event and checks each new campaign line against the node's state at the end of that event:
+    // a pre-vote leaves the term as it was (the round asks about term + 1); a real candidacy is in a new term the
+    // node votes itself in. Logging the core's `stateChanged` (role `candidate` for both) failed the first check.
+    const campaign = /^(n\d) (starts a pre-vote for|is a candidate in) term (\d+)$/;
+    for (const seed of [1, 3, 42]) {
+      const p = new Playground({ seed, nodes: 5 });
+      let seen = 0;
+      const counts = { preVote: 0, candidacy: 0 };
+      const run = (ms: number) => {
+        const end = p.now + ms;
+        for (let i = 0; i < 100_000 && (p.nextEventTime() ?? end + 1) <= end; i++) {
+          p.step();
+          expect(p.lines.length).toBeLessThan(300); // every new line is still there to be checked
+          for (const line of p.lines.slice(seen)) {
+            const m = campaign.exec(line.text);
+            if (m === null) continue;
+            const [, id, kind, t] = m;
+            const v = p.view().find((n) => n.id === id)!;
+            const where = `seed ${seed}, ${(line.at / 1000).toFixed(3)}s: ${line.text}`;
+            expect(v.role, where).toBe('candidate');
+            if (kind === 'starts a pre-vote for') {
+              counts.preVote++;
+              expect(v.term, where).toBe(Number(t) - 1);
+            } else {
+              counts.candidacy++;
+              expect([v.term, v.votedFor], where).toEqual([Number(t), id]);
+            }
+          }
+          seen = p.lines.length;
+        }
+        p.advanceTo(end);
+      };
+      const leader = () => {
+        for (let i = 0; i < 40 && p.leaderId() === null; i++) run(500);
+        return p.leaderId()!;
+      };
+      const first = leader();
+      p.perform({ type: 'crash', node: first });
+      run(3000);
+      const second = leader();
+      expect(second).not.toBe(first);
+      // An isolated follower times out again and again (pre-votes that nobody receives): one line, not one a round.
+      const lone = p.ids.find((x) => x !== first && x !== second)!;
+      p.perform({ type: 'isolate', node: lone });
+      const before = p.lines.length;
+      run(4000);
+      const lonePreVotes = p.lines.slice(before).filter((l) => l.text.startsWith(`${lone} starts a pre-vote`));
+      expect(lonePreVotes.length, `seed ${seed}`).toBe(1);
+      p.perform({ type: 'isolate', node: lone });
+      run(2000);
+      expect(counts.preVote, `seed ${seed}`).toBeGreaterThan(0);
+      expect(counts.candidacy, `seed ${seed}`).toBeGreaterThan(0);
+    }
+  });
 });

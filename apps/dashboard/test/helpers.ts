@@ -63,16 +63,25 @@ export async function startE2E(nodes: string[] = []): Promise<E2E> {
   };
 }
 
+/** What {@link watchPage} records. */
+export interface Seen {
+  urls: string[];
+  errors: string[];
+  /** Console errors for failed WebSocket connections (a down node), with `Date.now()` when each was logged. */
+  wsFailures: { at: number; text: string }[];
+}
+
 /** Records every request and page error of `page` (to assert no external request and no script error). */
-export function watchPage(page: Page): { urls: string[]; errors: string[] } {
-  const out = { urls: [] as string[], errors: [] as string[] };
+export function watchPage(page: Page): Seen {
+  const out: Seen = { urls: [], errors: [], wsFailures: [] };
   page.on('request', (r) => out.urls.push(r.url()));
   page.on('websocket', (ws) => out.urls.push(ws.url()));
   page.on('pageerror', (e) => out.errors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
-    // A refused WebSocket to a killed node is expected in the live test; anything else is a bug.
-    if (m.type() === 'error' && !/WebSocket connection to .* failed/.test(m.text()))
-      out.errors.push(`console: ${m.text()}`);
+    if (m.type() !== 'error') return;
+    // A refused WebSocket to a killed node is expected in the live test (and counted there); anything else is a bug.
+    if (/WebSocket connection to .* failed/.test(m.text())) out.wsFailures.push({ at: Date.now(), text: m.text() });
+    else out.errors.push(`console: ${m.text()}`);
   });
   return out;
 }

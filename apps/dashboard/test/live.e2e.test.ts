@@ -106,7 +106,53 @@ describe('live view in headless chromium', () => {
       expect(next).not.toBe(target);
       expect(await page.getAttribute(`.node-card[data-node="${next}"]`, 'data-role')).toBe('leader');
       console.log(`[dashboard e2e] leader kill reflected on the page after ${reflectedMs} ms`);
+
+      // The killed node keeps its last known state, greyed, with its last role and how long ago it was seen.
+      const dead = `.node-card[data-node="${target}"]`;
+      expect(await page.getAttribute(dead, 'data-last-role')).toBe('leader');
+      expect(await page.textContent(`${dead} .badge.last`)).toBe('was leader');
+      expect(await page.textContent(`${dead} dd[data-field="term"]`)).toMatch(/^\d+$/);
+      await expect
+        .poll(() => page.textContent(`${dead} [data-field="last-seen"]`), { timeout: 5000 })
+        .toMatch(/^last seen \d+(\.\d)? s ago/);
+      expect(
+        await page.evaluate((sel) => getComputedStyle(document.querySelector(sel)!).opacity, `${dead} dl.state`),
+      ).toBe('0.55');
+      // Its lag on the new leader's card is unknown (no number, no bar), not the leader's growing log length.
+      const deadRow = `.node-card[data-node="${next}"] tr[data-follower="${target}"]`;
+      await expect
+        .poll(() => page.getAttribute(`${deadRow} td[data-lag]`, 'data-lag'), { timeout: 5000 })
+        .toBe('unknown');
+      expect(await page.locator(`${deadRow} .lagbar`).count()).toBe(0);
       await page.screenshot({ path: join(artifactsDir, 'live-3-after-leader-kill.png'), fullPage: true });
+
+      // Reconnection attempts back off (1 s, 2 s, 4 s, ...): three attempts by about 7 s after the kill, each one a
+      // console error Chromium always logs, and the card counts them. (The old 250 ms..2 s backoff made 5 by then.)
+      await page.waitForFunction(
+        (sel) => /^3 reconnect attempts failed/.test(document.querySelector(sel)?.textContent ?? ''),
+        `${dead} [data-field="reconnect"]`,
+        { timeout: 15_000 },
+      );
+      const failures = seen.wsFailures.filter((f) => f.at >= killedAt && f.text.includes(target));
+      console.log(
+        `[dashboard e2e] ${failures.length} refused reconnections ${Date.now() - killedAt} ms after the kill`,
+      );
+      expect(failures.length).toBeGreaterThanOrEqual(3);
+      expect(failures.length).toBeLessThanOrEqual(4); // the three attempts (+ the lost connection, if logged)
+      expect(Date.now() - killedAt).toBeGreaterThan(6000);
+      await page.screenshot({ path: join(artifactsDir, 'live-4-reconnect-backoff.png'), fullPage: true });
+
+      // Restarted, the node is back on the page long before the next scheduled attempt (8 s away): its leader
+      // reports it replicating again, and the page reconnects at once.
+      const restartedAt = Date.now();
+      await cluster.restart(target);
+      await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('data-status') === 'up', dead, {
+        timeout: 5000,
+      });
+      console.log(`[dashboard e2e] restarted node back on the page after ${Date.now() - restartedAt} ms`);
+      await expect
+        .poll(() => page.getAttribute(`${deadRow} td[data-lag]`, 'data-lag'), { timeout: 10_000 })
+        .toMatch(/^\d+$/);
 
       expect(externalRequests(seen.urls)).toEqual([]);
       expect(seen.errors).toEqual([]);

@@ -29,6 +29,40 @@ describe('playground in headless chromium', () => {
 
       await page.click(`button[data-act="crash"][data-node="${first}"]`);
       expect(await page.getAttribute(`.pg-card[data-node="${first}"]`, 'data-up')).toBe('false');
+      // A crashed node is not offered leadership, and its crash mark does not hide its name: the mark is painted
+      // first (under the texts, which carry a dark halo), and the label is still drawn and readable.
+      expect(await page.isDisabled(`button[data-act="transfer"][data-node="${first}"]`)).toBe(true);
+      expect(await page.getAttribute(`button[data-act="transfer"][data-node="${first}"]`, 'title')).toContain(
+        'crashed',
+      );
+      const crashed = await page.evaluate((id) => {
+        const g = document.querySelector(`g.node[data-node="${id}"]`)!;
+        const label = g.querySelector('.node-label')!;
+        const cross = g.querySelector('.node-cross')!;
+        return {
+          cls: g.getAttribute('class'),
+          crossShown: getComputedStyle(cross).display !== 'none',
+          labelAfterCross: Boolean(cross.compareDocumentPosition(label) & Node.DOCUMENT_POSITION_FOLLOWING),
+          termAfterCross: Boolean(
+            cross.compareDocumentPosition(g.querySelector('.node-term')!) & Node.DOCUMENT_POSITION_FOLLOWING,
+          ),
+          label: label.textContent,
+          halo: getComputedStyle(label).paintOrder,
+        };
+      }, first);
+      expect(crashed).toEqual({
+        cls: 'node down',
+        crossShown: true,
+        labelAfterCross: true,
+        termAfterCross: true,
+        label: first,
+        halo: 'stroke',
+      });
+      const box = (await page.locator(`g.node[data-node="${first}"] .node-circle`).boundingBox())!;
+      await page.screenshot({
+        path: join(artifactsDir, 'playground-crashed-node.png'),
+        clip: { x: box.x - 10, y: box.y - 10, width: box.width + 20, height: box.height + 20 },
+      });
       await page.waitForFunction(
         (old) => {
           const t = document.querySelector('#pg-leader')?.textContent;
@@ -44,6 +78,22 @@ describe('playground in headless chromium', () => {
         firstTerm,
       );
       await page.screenshot({ path: join(artifactsDir, 'playground-2-new-leader.png'), fullPage: true });
+      // The election after the crash is listed as pre-votes (term unchanged) and one real candidacy per node and
+      // new term, not as every pre-vote round being a candidacy in the crashed leader's term.
+      const events = await page.locator('#pg-events li').allTextContents();
+      const secondTerm = Number(await page.getAttribute(`.pg-card[data-node="${second}"]`, 'data-term'));
+      expect(events.some((e) => / starts a pre-vote for term \d+$/.test(e))).toBe(true);
+      expect(events.some((e) => e.endsWith(`${second} is a candidate in term ${secondTerm}`))).toBe(true);
+      const crashLine = events.findIndex((e) => e.includes(`you: crash ${first}`));
+      expect(crashLine).toBeGreaterThan(0); // still among the 40 lines shown (newest first)
+      const sinceCrash = events.slice(0, crashLine);
+      const candidacies = sinceCrash
+        .map((e) => / (n\d) is a candidate in term (\d+)$/.exec(e))
+        .filter((m) => m !== null);
+      expect(candidacies.length).toBeGreaterThan(0);
+      // A candidacy after the crash is in a new term: the old code listed pre-votes as candidacies in firstTerm.
+      expect(candidacies.filter((m) => Number(m[2]) <= firstTerm).map((m) => m[0])).toEqual([]);
+      expect(new Set(candidacies.map((m) => `${m[1]}@${m[2]}`)).size).toBe(candidacies.length);
 
       // Propose through the UI: the command reaches the new leader's log and its state machine.
       await page.fill('#pg-command', 'x=42');

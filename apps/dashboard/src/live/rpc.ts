@@ -1,8 +1,27 @@
 /**
  * A JSON-RPC 2.0 client over a browser WebSocket to one node (`ws://host:port/`, one request or response per
- * message, the same methods as the node's TCP API). It reconnects by itself with a capped backoff, because the
- * dashboard must show a node coming back after a restart without a page reload.
+ * message, the same methods as the node's TCP API). It reconnects by itself with a capped exponential backoff,
+ * because the dashboard must show a node coming back after a restart without a page reload.
+ *
+ * Why the backoff is long (1 s doubling to 30 s): Chromium writes every refused connection to the console
+ * ("WebSocket connection to ... failed", and `fetch`, `EventSource` and images do the same), and a page cannot
+ * suppress it, so there is no quiet way to probe a down node. Attempts are rare instead, counted for the page to
+ * show, and {@link NodeConnection.hint} lets the page try at once when another node reports this one alive.
  */
+
+/** First reconnection delay after a connection fails or closes, ms. */
+export const RECONNECT_MIN_MS = 1000;
+/** Longest reconnection delay, ms. */
+export const RECONNECT_MAX_MS = 30_000;
+
+/**
+ * The wait before reconnection attempt `attempt` (1 = the first attempt after the connection was lost):
+ * {@link RECONNECT_MIN_MS} doubling per attempt, capped at {@link RECONNECT_MAX_MS}.
+ */
+export function reconnectDelay(attempt: number): number {
+  const n = Math.max(1, Math.floor(attempt));
+  return Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** Math.min(n - 1, 30));
+}
 
 /** A JSON-RPC error answered by the node, or a local failure (not connected, timed out, connection lost). */
 export class RpcCallError extends Error {
@@ -32,12 +51,17 @@ export class NodeConnection {
   status: ConnectionStatus = 'connecting';
   /** The last connection error or close reason, for display. */
   lastError = '';
+  /** Reconnection attempts made since the connection was last open (each one that failed logged a console error). */
+  attempts = 0;
+  /** `performance.now()` of the next scheduled attempt, or null when none is scheduled. */
+  nextAttemptAt: number | null = null;
   private ws: WebSocket | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private backoffMs = 250;
   private retry: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
+  /** Whether {@link NodeConnection.hint} was used since the connection was last open (once per outage). */
+  private hinted = false;
 
   /**
    * @param address - `host:port` of the node.
@@ -52,6 +76,8 @@ export class NodeConnection {
 
   private connect(): void {
     if (this.closed) return;
+    this.nextAttemptAt = null;
+    if (this.status === 'closed') this.attempts++;
     this.setStatus('connecting');
     let ws: WebSocket;
     try {
@@ -63,7 +89,8 @@ export class NodeConnection {
     }
     this.ws = ws;
     ws.onopen = () => {
-      this.backoffMs = 250;
+      this.attempts = 0;
+      this.hinted = false;
       this.lastError = '';
       this.setStatus('open');
     };
@@ -82,10 +109,24 @@ export class NodeConnection {
 
   private scheduleReconnect(): void {
     if (this.closed) return;
-    this.setStatus('closed');
+    const delay = reconnectDelay(this.attempts + 1);
     clearTimeout(this.retry);
-    this.retry = setTimeout(() => this.connect(), this.backoffMs);
-    this.backoffMs = Math.min(2000, this.backoffMs * 2);
+    this.nextAttemptAt = performance.now() + delay;
+    this.retry = setTimeout(() => this.connect(), delay);
+    this.setStatus('closed');
+  }
+
+  /**
+   * Evidence that the node is up again (e.g. the leader reports it replicating): reconnect now instead of at the
+   * scheduled attempt. Honoured once per outage, so a node the leader reaches but this page cannot (a firewall,
+   * another network) costs one extra attempt, not one per poll. Returns whether an attempt was started.
+   */
+  hint(): boolean {
+    if (this.closed || this.hinted || this.status !== 'closed') return false;
+    this.hinted = true;
+    clearTimeout(this.retry);
+    this.connect();
+    return true;
   }
 
   private setStatus(s: ConnectionStatus): void {
@@ -154,6 +195,7 @@ export class NodeConnection {
   /** Closes for good (no reconnection). */
   close(): void {
     this.closed = true;
+    this.nextAttemptAt = null;
     clearTimeout(this.retry);
     this.ws?.close();
     this.ws = null;

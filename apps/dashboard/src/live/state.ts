@@ -80,3 +80,34 @@ export function parseServerState(raw: unknown, fallbackId: string): ServerState 
     commandsApplied: typeof counters.commandsApplied === 'number' ? counters.commandsApplied : null,
   };
 }
+
+/** A follower's lag as the page shows it: a number of entries, or unknown with the reason why. */
+export type LagView = { known: true; lag: number } | { known: false; why: string };
+
+/**
+ * What the page can honestly say about a follower's lag (the leader's last index − the follower's match index).
+ * Unknown when this page cannot reach the follower itself (a down node's match index only freezes while the
+ * leader's log grows: "lag 5236" would be a count of entries the leader appended since, not of a live follower
+ * falling behind), and when the leader has not heard from it since taking office (`probe` with match index 0:
+ * 0 means "no match known yet", not "holds nothing").
+ *
+ * @param p - the follower's progress, from the leader's `GetServerState`.
+ * @param reachable - whether the page has fresh state from that follower; undefined when the page does not
+ *   watch it (then the leader's numbers are all there is).
+ */
+export function followerLag(p: FollowerProgress, reachable: boolean | undefined): LagView {
+  if (reachable === false) return { known: false, why: 'this page cannot reach the follower' };
+  if (p.state === 'probe' && p.matchIndex === 0) {
+    return { known: false, why: 'the leader has not heard from it since it took office' };
+  }
+  return { known: true, lag: p.lag };
+}
+
+/** A duration for people, as in "last seen 12 s ago": "0.4 s", "12 s", "3 min 5 s". */
+export function ago(ms: number): string {
+  const t = Math.max(0, ms) / 1000;
+  if (t < 1) return `${t.toFixed(1)} s`;
+  if (t < 59.5) return `${Math.round(t)} s`;
+  const whole = Math.round(t);
+  return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+}

@@ -6,7 +6,7 @@
 import { h, setText } from '../dom.js';
 import { RollingChart } from './chart.js';
 import { NodeConnection, RpcCallError } from './rpc.js';
-import { parseServerState, type ServerState } from './state.js';
+import { ago, followerLag, parseServerState, type ServerState } from './state.js';
 
 /** How often each node is asked for its state. */
 const POLL_MS = 250;
@@ -14,6 +14,11 @@ const POLL_MS = 250;
 const STALE_MS = 2000;
 /** Commits per second are measured over this window (smooths the polling jitter). */
 const RATE_WINDOW_MS = 2000;
+/**
+ * A down node's match index, as its leader reports it, counts as a sign of life only once the node has been down
+ * this long: acknowledgements it sent just before it went down may still reach the leader for a moment.
+ */
+const HINT_AFTER_DOWN_MS = 1000;
 
 interface NodeSlot {
   readonly address: string;
@@ -23,6 +28,10 @@ interface NodeSlot {
   at: number;
   error: string;
   polling: boolean;
+  /** `performance.now()` when the connection was lost (or first failed), null while open. */
+  downSince: number | null;
+  /** While down: the match index its leader last reported for it (see `hintRevivals`). */
+  matchSeen: number | null;
 }
 
 /** Mounts the live view into `root`; nodes come from `?nodes=a,b,c` or else from the server's `/config.json`. */
@@ -71,14 +80,25 @@ export async function startLive(root: HTMLElement, params: URLSearchParams): Pro
     return;
   }
 
-  const slots: NodeSlot[] = nodes.map((address) => ({
-    address,
-    conn: new NodeConnection(address, () => renderSoon()),
-    state: null,
-    at: 0,
-    error: '',
-    polling: false,
-  }));
+  const slots: NodeSlot[] = nodes.map((address) => {
+    const slot: NodeSlot = {
+      address,
+      conn: new NodeConnection(address, (c) => {
+        if (c.status === 'open') {
+          slot.downSince = null;
+          slot.matchSeen = null;
+        } else if (slot.downSince === null) slot.downSince = performance.now();
+        renderSoon();
+      }),
+      state: null,
+      at: 0,
+      error: '',
+      polling: false,
+      downSince: null,
+      matchSeen: null,
+    };
+    return slot;
+  });
 
   // ---- layout ------------------------------------------------------------------------------------------------
   const summary = {
@@ -245,6 +265,7 @@ export async function startLive(root: HTMLElement, params: URLSearchParams): Pro
     }
     const now = performance.now();
     const fresh = slots.filter(isFresh);
+    hintRevivals(fresh, now);
     if (fresh.length > 0) {
       const commit = Math.max(...fresh.map((s) => s.state!.commitIndex));
       history.push({ t: now, commit });
@@ -254,6 +275,27 @@ export async function startLive(root: HTMLElement, params: URLSearchParams): Pro
       chart.push(now, dt > 0.2 ? Math.max(0, (commit - first.commit) / dt) : 0);
     }
     render();
+  }
+
+  /**
+   * Reconnection attempts to a down node are rare (see rpc.ts: each one costs a console error), so the page looks
+   * for evidence that it is back instead: a leader reporting its match index growing means it is answering again,
+   * and the page tries at once rather than at the next scheduled attempt (up to 30 s away).
+   */
+  function hintRevivals(fresh: NodeSlot[], now: number): void {
+    for (const l of fresh) {
+      if (l.state?.role !== 'leader' || l.state.followers === null) continue;
+      for (const [id, p] of Object.entries(l.state.followers)) {
+        const f = slotOf(id);
+        if (f === undefined || f.downSince === null || now - f.downSince < HINT_AFTER_DOWN_MS) continue;
+        if (f.matchSeen !== null && p.matchIndex > f.matchSeen) f.conn.hint();
+        f.matchSeen = p.matchIndex;
+      }
+    }
+  }
+
+  function slotOf(id: string): NodeSlot | undefined {
+    return slots.find((s) => s.address === id) ?? slots.find((s) => s.state?.id === id);
   }
 
   function isFresh(s: NodeSlot): boolean {
@@ -314,22 +356,46 @@ export async function startLive(root: HTMLElement, params: URLSearchParams): Pro
       'data-status': fresh ? 'up' : 'down',
       'data-term': st?.term ?? '',
     });
+    if (st !== null) card.dataset.lastRole = st.role;
+    const now = performance.now();
+    const c = s.conn;
     const status = fresh
       ? 'connected'
-      : s.conn.status === 'open'
+      : c.status === 'open'
         ? `not answering${s.error ? ` (${s.error})` : ''}`
-        : `unreachable${s.conn.lastError ? ` (${s.conn.lastError})` : ''}`;
+        : `unreachable${c.lastError ? ` (${c.lastError})` : ''}`;
+    // While down: how stale the state below is, and what the page does about it (see rpc.ts for the backoff).
+    const seen =
+      fresh || st === null
+        ? null
+        : `last seen ${ago(now - s.at)} ago, at ${new Date(Date.now() - (now - s.at)).toLocaleTimeString()}`;
+    const retry =
+      c.status === 'open' || fresh
+        ? null
+        : c.status === 'connecting'
+          ? `reconnecting (attempt ${c.attempts})`
+          : `${c.attempts === 0 ? 'connection lost' : `${c.attempts} reconnect attempt${c.attempts === 1 ? '' : 's'} failed`}${
+              c.nextAttemptAt === null ? '' : `; next in ${ago(c.nextAttemptAt - now)}`
+            }`;
     card.append(
       h(
         'div',
         { class: 'card-head' },
         h('strong', { class: 'mono' }, s.address),
         ' ',
-        h('span', { class: `badge ${role}` }, fresh ? role : 'down'),
+        h('span', { class: `badge ${role}` }, fresh ? role : c.status === 'open' ? 'not answering' : 'unreachable'),
+        // The last known role stays visible (greyed): "down" alone would hide that the node was, say, the leader.
+        st && !fresh ? h('span', { class: `badge last ${st.role}`, title: 'last known role' }, `was ${st.role}`) : null,
         st && st.id === leader && fresh ? h('span', { class: 'crown', title: 'cluster leader' }, ' ★') : null,
       ),
-      h('div', { class: 'muted small' }, status, st && !fresh ? ' — last known state below' : ''),
+      h('div', { class: 'muted small', 'data-field': 'status' }, status),
     );
+    if (seen !== null) {
+      card.append(
+        h('div', { class: 'small stale-note', 'data-field': 'last-seen' }, seen, ' — last known state below'),
+      );
+    }
+    if (retry !== null) card.append(h('div', { class: 'muted small', 'data-field': 'reconnect' }, retry));
     if (st === null) return card;
     const rows: [string, string][] = [
       ['term', String(st.term)],
@@ -348,7 +414,7 @@ export async function startLive(root: HTMLElement, params: URLSearchParams): Pro
     ];
     if (st.oldVoters !== null) rows.push(['joint: old voters', st.oldVoters.join(', ')]);
     if (st.uptimeMs !== null) rows.push(['uptime', `${Math.round(st.uptimeMs / 1000)} s`]);
-    const dl = h('dl', { class: 'kv' });
+    const dl = h('dl', { class: 'kv state' });
     for (const [k, v] of rows) dl.append(h('dt', {}, k), h('dd', { class: 'mono', 'data-field': k }, v));
     card.append(dl);
     if (st.role === 'leader' && st.followers !== null && Object.keys(st.followers).length > 0) {
@@ -363,8 +429,16 @@ export async function startLive(root: HTMLElement, params: URLSearchParams): Pro
       );
       const body = h('tbody', {});
       for (const [id, p] of Object.entries(st.followers).sort(([a], [b]) => a.localeCompare(b))) {
-        const lagBar = h('span', { class: 'lagbar' });
-        lagBar.style.width = `${Math.min(60, Math.log2(1 + p.lag) * 6)}px`;
+        const follower = slotOf(id);
+        const lag = followerLag(p, follower === undefined ? undefined : isFresh(follower));
+        let lagCell: HTMLElement;
+        if (lag.known) {
+          const lagBar = h('span', { class: 'lagbar' });
+          lagBar.style.width = `${Math.min(60, Math.log2(1 + lag.lag) * 6)}px`;
+          lagCell = h('td', { class: 'mono', 'data-lag': lag.lag }, lag.lag, ' ', lagBar);
+        } else {
+          lagCell = h('td', { class: 'mono muted', 'data-lag': 'unknown', title: `unknown: ${lag.why}` }, 'unknown');
+        }
         body.append(
           h(
             'tr',
@@ -372,7 +446,7 @@ export async function startLive(root: HTMLElement, params: URLSearchParams): Pro
             h('td', { class: 'mono' }, id),
             h('td', { class: 'mono' }, p.matchIndex),
             h('td', { class: 'mono' }, p.nextIndex),
-            h('td', { class: 'mono' }, p.lag, ' ', lagBar),
+            lagCell,
             h('td', {}, p.state),
             h('td', { class: 'mono' }, p.inflight),
           ),

@@ -65,6 +65,8 @@ export class PlaygroundNode {
   private expectedTimer: TimerView['kind'] | null = null;
   /** The term this node led in at the end of its last turn, or -1 (the checker's leader-append-only rule). */
   private leaderTermBefore = -1;
+  /** The campaign last logged while the node is a candidate (see `observeCampaign`); null otherwise. */
+  private campaignLogged: { preVote: boolean; term: number } | null = null;
 
   /**
    * @param id - the node's id
@@ -91,6 +93,7 @@ export class PlaygroundNode {
     this.timer = null;
     this.raftTimer = null;
     this.leaderTermBefore = -1;
+    this.campaignLogged = null;
     host.checker.nodeStarted(this.id, this.disk.empty ? {} : storage.state);
     const t = host.timing;
     const runtime = new RaftRuntime({
@@ -232,14 +235,34 @@ export class PlaygroundNode {
         // The runtime carries it out with exactly one `clock.setTimeout` right after this: that timer is drawn.
         this.expectedTimer = a.kind;
         break;
+      case 'send':
+        if (a.message.type === 'RequestVote') this.observeCampaign(a.message.preVote, a.message.term);
+        break;
       case 'stateChanged':
         checker.stateChanged(this.id, a.role, a.term);
+        // Candidacies are logged from the vote requests (see observeCampaign): `candidate` here may be a PreVote.
         if (a.role === 'leader') this.host.log(`${this.id} became leader in term ${a.term}`);
-        else if (a.role === 'candidate') this.host.log(`${this.id} is a candidate in term ${a.term}`);
+        if (a.role !== 'candidate') this.campaignLogged = null;
         break;
       default:
         break;
     }
+  }
+
+  /**
+   * Logs a campaign once, from the vote requests it sends. The core reports a PreVote round as role `candidate`
+   * in the *current* term (the term only increments once the pre-vote is won), so logging `stateChanged` listed
+   * every pre-vote as a candidacy in a term that already had a leader. A pre-vote is "starts a pre-vote for term
+   * T" (T = the term it asks about); a candidacy is logged only for a real election, whose term is new. A round
+   * repeated for the same term (an isolated node timing out again and again) is not logged again.
+   */
+  private observeCampaign(preVote: boolean, term: number): void {
+    const c = this.campaignLogged;
+    if (c !== null && c.preVote === preVote && c.term === term) return;
+    this.campaignLogged = { preVote, term };
+    this.host.log(
+      preVote ? `${this.id} starts a pre-vote for term ${term}` : `${this.id} is a candidate in term ${term}`,
+    );
   }
 
   private observeTurn(): void {

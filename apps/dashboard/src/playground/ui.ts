@@ -136,9 +136,10 @@ export function startPlayground(root: HTMLElement, params: URLSearchParams): voi
       { class: 'node', 'data-node': id },
       timerArc,
       circle,
+      // The crash mark goes under the texts: a crashed node must still show its name and term.
+      cross,
       label,
       term,
-      cross,
       s('title', {}, `${id}: click to crash or restart`),
     );
     group.addEventListener('click', () =>
@@ -392,6 +393,13 @@ export function startPlayground(root: HTMLElement, params: URLSearchParams): voi
       v.applied.length === 0 ? '—' : `${v.applied.length}: ${v.applied.length > 4 ? '… ' : ''}${tail.join(', ')}`,
     );
     setText(c.crash, v.up ? 'Crash' : 'Restart');
+    // A crashed node cannot take over leadership (the leader would wait for it in vain): offer it only when up.
+    c.transfer.disabled = !v.up;
+    setAttr(
+      c.transfer,
+      'title',
+      v.up ? 'Ask the leader to hand leadership to this node' : `${v.id} is crashed: restart it first`,
+    );
     setText(c.isolate, v.isolated ? 'Reconnect' : 'Isolate');
   }
 
