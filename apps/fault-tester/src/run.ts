@@ -12,7 +12,7 @@ import {
   checkHistory,
   formatResult,
   type HistoryEvent,
-  type Json,
+  type JsonValue,
   pairOperations,
   writeHistoryFile,
 } from '@raft/linearizability';
@@ -189,12 +189,16 @@ export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
     convergence = await waitConvergence(cluster, 90_000);
     log(`[run] convergence: ${convergence.detail}`);
     // Final reads through the log, recorded in the history: they pin down each key's final value.
-    const finalValues = new Map<string, Json>();
+    const finalValues = new Map<string, JsonValue>();
     for (let k = 0; k < keys; k++) {
       const key = `k${k}`;
       recorder.record({ process: 'final', type: 'invoke', f: 'get', key });
       try {
-        const v = await cluster.admin<Json>('Apply', { kind: 'Query', input: { Get: key }, timeoutMs: 10_000 }, 30_000);
+        const v = await cluster.admin<JsonValue>(
+          'Apply',
+          { kind: 'Query', input: { Get: key }, timeoutMs: 10_000 },
+          30_000,
+        );
         recorder.record({ process: 'final', type: 'ok', f: 'get', key, value: v });
         finalValues.set(key, v);
       } catch (e) {
@@ -360,11 +364,11 @@ async function compareNodeData(cluster: Cluster, keys: number): Promise<string |
   const dump = async (n: NodeHandle) => {
     const list = await cluster.adminOn<string[]>(n, 'Apply', { kind: 'LocalQuery', input: 'List' }, 10_000);
     const all = [...new Set([...list, ...Array.from({ length: keys }, (_, k) => `k${k}`)])].sort();
-    const values: Record<string, Json> = {};
+    const values: Record<string, JsonValue> = {};
     for (const key of all) {
-      values[key] = await cluster.adminOn<Json>(n, 'Apply', { kind: 'LocalQuery', input: { Get: key } }, 10_000);
+      values[key] = await cluster.adminOn<JsonValue>(n, 'Apply', { kind: 'LocalQuery', input: { Get: key } }, 10_000);
     }
-    return canonicalJson({ list, values } as unknown as Json);
+    return canonicalJson({ list, values } as unknown as JsonValue);
   };
   const dumps = await Promise.all(cluster.nodes.map(dump));
   for (let i = 1; i < dumps.length; i++) {
@@ -379,7 +383,7 @@ async function compareNodeData(cluster: Cluster, keys: number): Promise<string |
  * write that could be the last one: an ok or info put / applied-or-unknown cas that no acknowledged write
  * strictly follows in real time. (With no acknowledged write at all, absent is allowed too.)
  */
-export function lostWrites(events: readonly HistoryEvent[], finalValues: ReadonlyMap<string, Json>): string[] {
+export function lostWrites(events: readonly HistoryEvent[], finalValues: ReadonlyMap<string, JsonValue>): string[] {
   const ops = pairOperations(events).filter((o) => o.process !== 'final');
   const out: string[] = [];
   for (const [key, final] of finalValues) {

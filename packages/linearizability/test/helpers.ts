@@ -1,9 +1,9 @@
 /** Test helpers: a seeded PRNG, a history generator from a sequential model, anomaly injection, a brute-force oracle. */
 
+import { canonicalJson, type JsonValue } from '@raft/runtime';
 import fc from 'fast-check';
 import { checkOperations } from '../src/check.js';
-import { canonicalJson } from '../src/history.js';
-import type { Json, Operation, OpFn, OpStatus } from '../src/types.js';
+import type { Operation, OpFn, OpStatus } from '../src/types.js';
 
 /** mulberry32: a small seeded PRNG returning floats in [0, 1). */
 export function prng(seed: number): () => number {
@@ -76,13 +76,13 @@ interface Running {
     process: number;
     f: OpFn;
     key: string;
-    value: Json;
-    expected?: Json;
+    value: JsonValue;
+    expected?: JsonValue;
     call: number;
   };
   applied: boolean;
   willBeInfo: boolean;
-  result?: { output?: Json; prev?: Json; applied?: boolean };
+  result?: { output?: JsonValue; prev?: JsonValue; applied?: boolean };
 }
 
 /**
@@ -90,15 +90,15 @@ interface Running {
  * and completion (or never, for fail and half the info ones), so the history is linearizable by construction.
  */
 export function generateHistory(rand: () => number, cfg: GenConfig): Operation[] {
-  const state = new Map<string, Json>();
+  const state = new Map<string, JsonValue>();
   const procs: (Running | undefined)[] = new Array(cfg.processes).fill(undefined);
   const ops: Operation[] = [];
-  const seen: Json[] = [null];
+  const seen: JsonValue[] = [null];
   let nextValue = 0;
   let started = 0;
   let t = 0;
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
-  const fresh = (): Json => (cfg.values === 'unique' ? `v${nextValue++}` : pick(['a', 'b', 'c']));
+  const fresh = (): JsonValue => (cfg.values === 'unique' ? `v${nextValue++}` : pick(['a', 'b', 'c']));
   while (started < cfg.ops || procs.some((p) => p !== undefined)) {
     t += 1 + Math.floor(rand() * 3);
     const pi = Math.floor(rand() * cfg.processes);
@@ -239,7 +239,7 @@ export function injectAnomaly(rand: () => number, ops: readonly Operation[], kin
         const w1s = writes.filter((w) => w.key === g.key && w.ret < w2.call && w.f !== 'delete' && w.value !== null);
         if (w1s.length === 0) continue;
         const w1 = w1s[Math.floor(rand() * w1s.length)];
-        (g as { output?: Json }).output = w1.value;
+        (g as { output?: JsonValue }).output = w1.value;
         return out;
       }
       return undefined;
@@ -302,8 +302,8 @@ export function bruteForceLinearizable(all: readonly Operation[]): boolean {
   const ops = all.filter((o) => o.status !== 'fail' && !(o.status === 'info' && o.f === 'get'));
   const n = ops.length;
   const placed = new Array<boolean>(n).fill(false);
-  const eq = (a: Json | undefined, b: Json | undefined) => canonicalJson(a) === canonicalJson(b);
-  const apply = (s: Json, o: Operation): Json | undefined => {
+  const eq = (a: JsonValue | undefined, b: JsonValue | undefined) => canonicalJson(a) === canonicalJson(b);
+  const apply = (s: JsonValue, o: Operation): JsonValue | undefined => {
     const info = o.status === 'info';
     switch (o.f) {
       case 'get':
@@ -318,7 +318,7 @@ export function bruteForceLinearizable(all: readonly Operation[]): boolean {
         return eq(s, o.expected) ? o.value : undefined;
     }
   };
-  const dfs = (s: Json, count: number): boolean => {
+  const dfs = (s: JsonValue, count: number): boolean => {
     if (ops.every((o, i) => placed[i] || o.status === 'info')) return true;
     for (let i = 0; i < n; i++) {
       if (placed[i]) continue;

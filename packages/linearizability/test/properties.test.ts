@@ -1,8 +1,9 @@
+import type { JsonValue } from '@raft/runtime';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkHistory, checkOperations } from '../src/check.js';
 import { formatHistory, operationsToEvents, pairOperations, parseHistory } from '../src/history.js';
-import type { Json, Operation } from '../src/types.js';
+import type { Operation } from '../src/types.js';
 import {
   ANOMALIES,
   type Anomaly,
@@ -113,7 +114,7 @@ describe('generated histories', () => {
   });
 
   it('agrees with a brute-force oracle on tiny histories, mutated or not', () => {
-    const values: Json[] = [null, 'a', 'b', 'c'];
+    const values: JsonValue[] = [null, 'a', 'b', 'c'];
     assertProperty(
       'agrees with a brute-force oracle on tiny histories, mutated or not',
       fc.tuple(fc.integer(), config(false), fc.integer({ min: 0, max: 5 })),
