@@ -30,6 +30,7 @@ import {
   runLoad,
   type WorkloadKind,
 } from '../apps/loadgen/src/index.js';
+import { splitAddress } from '../packages/node-tcp/src/index.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -274,7 +275,9 @@ async function startEtcd(size: number, tag: string): Promise<Cluster> {
 
 /** One JSON-RPC request on a fresh connection (cluster set-up only). */
 function rpc(addr: string, method: string, params?: unknown, timeoutMs = 30_000): Promise<unknown> {
-  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
+  const a = splitAddress(addr);
+  if (a === null) return Promise.reject(new TypeError(`${method}: not a host:port address: ${addr}`));
+  const { host, port } = a;
   return new Promise((resolve, reject) => {
     const s: Socket = connect(port, host);
     let buf = '';

@@ -1,7 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { encodeFrame, PEER_MAGIC, PEER_VERSION } from '@raft/node-tcp';
+import { encodeFrame, PEER_MAGIC, PEER_VERSION, splitAddress } from '@raft/node-tcp';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ProxyNetwork, splitHostPort } from '../src/proxy.js';
+import { ProxyNetwork } from '../src/proxy.js';
 
 /** An upstream that records what it receives. */
 async function sink(): Promise<{ server: Server; addr: string; received: () => Buffer; sockets: Socket[] }> {
@@ -41,7 +41,7 @@ describe('fault-injecting proxy', () => {
     const net = new ProxyNetwork();
     cleanup.push(() => net.close());
     const proxyId = await net.addProxy(up.addr);
-    const [host, port] = splitHostPort(proxyId);
+    const { host, port } = splitAddress(proxyId)!;
 
     const a = connect({ host, port });
     a.on('error', () => {});
@@ -83,7 +83,7 @@ describe('fault-injecting proxy', () => {
     cleanup.push(() => net.close());
     const proxyId = await net.addProxy(up.addr);
     net.setBlocked([['127.0.0.1:1111', proxyId]]);
-    const [host, port] = splitHostPort(proxyId);
+    const { host, port } = splitAddress(proxyId)!;
     const c = connect({ host, port });
     c.on('error', () => {});
     cleanup.push(() => void c.destroy());
@@ -91,5 +91,16 @@ describe('fault-injecting proxy', () => {
     c.write('{"jsonrpc":"2.0","id":1,"method":"GetServerState"}\n');
     await until(() => up.received().includes('GetServerState'));
     expect(net.stats.identified).toBe(0);
+  });
+
+  it('refuses an upstream that is not a server address, before listening', async () => {
+    const net = new ProxyNetwork();
+    cleanup.push(() => net.close());
+    for (const bad of ['127.0.0.1', 'a:b:1', '127.0.0.1:70000']) {
+      await expect(net.addProxy(bad)).rejects.toThrow(TypeError);
+    }
+    const up = await sink();
+    cleanup.push(() => new Promise<void>((r) => up.server.close(() => r())));
+    expect(splitAddress(await net.addProxy(up.addr))).toMatchObject({ host: '127.0.0.1' });
   });
 });

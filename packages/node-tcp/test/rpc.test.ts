@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { splitAddress } from '../src/address.js';
 import { ErrorCode, RpcClient, RpcError } from '../src/index.js';
 import { Cluster, freePort, KvMachine, threeNodes, waitFor } from './helpers.js';
 
@@ -11,8 +12,8 @@ afterEach(async () => {
 
 /** Send raw text on a new connection and collect `n` answer lines. */
 async function raw(addr: string, text: string | Buffer, n: number, timeoutMs = 10_000): Promise<unknown[]> {
-  const [host, port] = addr.split(':');
-  const s = connect({ host, port: Number(port) });
+  const { host, port } = splitAddress(addr)!;
+  const s = connect({ host, port });
   const lines: unknown[] = [];
   let buf = '';
   await new Promise<void>((resolve, reject) => {
