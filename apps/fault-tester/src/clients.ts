@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { HistoryEvent, JsonValue, OpFn } from '@raft/linearizability';
 import { ConnectionError, ErrorCode, RpcClient, RpcError } from '@raft/node-tcp';
 
@@ -102,8 +103,6 @@ export interface WorkerStats {
   /** Of those, how many got a definite answer (recorded as `ok`); the others are `info`. */
   resolvedByRetry: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Runs the workers until `stop()`; resolves when every worker has finished its last operation (an unknown outcome

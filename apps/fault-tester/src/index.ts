@@ -8,5 +8,5 @@ export { classifyError, Recorder, runWorkers, type WorkerOptions } from './clien
 export { Cluster, ClusterError, type ClusterOptions, type NodeHandle } from './cluster.js';
 export { FAULTS, type FaultKind, type FaultRecord, type NemesisOptions, runNemesis } from './nemesis.js';
 export { ProxyNetwork } from './proxy.js';
-export { lostWrites, prng, type RunOptions, type RunSummary, runFaultTest } from './run.js';
+export { lostWrites, type RunOptions, type RunSummary, runFaultTest } from './run.js';
 export { formatSummary } from './summary.js';

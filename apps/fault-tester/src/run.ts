@@ -6,6 +6,7 @@
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type CheckResult,
   canonicalJson,
@@ -16,6 +17,7 @@ import {
   pairOperations,
   writeHistoryFile,
 } from '@raft/linearizability';
+import { Prng } from '@raft/sim';
 import { Recorder, runWorkers, type WorkerStats } from './clients.js';
 import { Cluster, type NodeHandle } from './cluster.js';
 import { type FaultKind, type FaultRecord, runNemesis } from './nemesis.js';
@@ -113,20 +115,6 @@ export interface RunSummary {
   readonly replay: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** mulberry32. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface NodeState {
   role: string;
   leader: string | null;
@@ -138,12 +126,18 @@ interface NodeState {
   counters?: { leaderChanges?: number };
 }
 
+/** Floats in [0, 1) from the simulator's seeded generator: the same seed gives the same choices of faults and ops. */
+function stream(seed: number): () => number {
+  const rng = new Prng(seed);
+  return () => rng.next();
+}
+
 /** Runs one test. Never throws for a failing cluster: failures are in the summary (`passed: false`). */
 export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
   const log = o.log ?? (() => {});
   const started = Date.now();
   mkdirSync(o.dir, { recursive: true });
-  const rand = prng(o.seed);
+  const rand = stream(o.seed);
   const problems: string[] = [];
   log(`[run] seed ${o.seed}, ${o.nodes} nodes, ${o.faultSeconds}s of faults, dir ${o.dir}`);
   const cluster = await Cluster.start({ nodes: o.nodes, dir: o.dir, log });
@@ -165,7 +159,7 @@ export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
       keys,
       opTimeoutMs: o.opTimeoutMs ?? 3_000,
       stop: () => stopClients,
-      rand: prng(o.seed ^ 0x5bd1e995),
+      rand: stream(o.seed ^ 0x5bd1e995),
       recorder,
       maxOps: o.maxOps ?? 200_000,
       ...(o.readKind ? { readKind: o.readKind } : {}),

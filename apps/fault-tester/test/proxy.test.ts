@@ -1,5 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { encodeFrame, PEER_MAGIC, PEER_VERSION, splitAddress } from '@raft/node-tcp';
+import { sleep, waitFor } from '@raft/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProxyNetwork } from '../src/proxy.js';
 
@@ -16,14 +17,6 @@ async function sink(): Promise<{ server: Server; addr: string; received: () => B
   const a = server.address();
   if (a === null || typeof a === 'string') throw new Error('no address');
   return { server, addr: `127.0.0.1:${a.port}`, received: () => Buffer.concat(chunks), sockets };
-}
-
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const hello = (id: string) =>
@@ -48,9 +41,9 @@ describe('fault-injecting proxy', () => {
     cleanup.push(() => void a.destroy());
     await new Promise<void>((r) => a.once('connect', () => r()));
     a.write(hello('127.0.0.1:1111'));
-    await until(() => net.stats.identified === 1);
+    await waitFor(() => net.stats.identified === 1);
     a.write('payload-1');
-    await until(() => up.received().includes('payload-1'));
+    await waitFor(() => up.received().includes('payload-1'));
 
     // Blocking 1111 -> proxied node resets the existing connection...
     const closed = new Promise<void>((r) => a.once('close', () => r()));
@@ -65,15 +58,15 @@ describe('fault-injecting proxy', () => {
     await new Promise<void>((r) => b.once('connect', () => r()));
     const before = up.received().length;
     b.write(hello('127.0.0.1:1111'));
-    await until(() => net.stats.identified === 2);
+    await waitFor(() => net.stats.identified === 2);
     b.write('payload-2');
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     expect(up.received().includes('payload-2')).toBe(false);
     // The chunk carrying the hello is held too: it is the first one known to come from the blocked sender.
     expect(up.received().length).toBe(before);
 
     net.healAll();
-    await until(() => up.received().includes('payload-2'));
+    await waitFor(() => up.received().includes('payload-2'));
   });
 
   it('passes connections that are not peer connections untouched', async () => {
@@ -89,7 +82,7 @@ describe('fault-injecting proxy', () => {
     cleanup.push(() => void c.destroy());
     await new Promise<void>((r) => c.once('connect', () => r()));
     c.write('{"jsonrpc":"2.0","id":1,"method":"GetServerState"}\n');
-    await until(() => up.received().includes('GetServerState'));
+    await waitFor(() => up.received().includes('GetServerState'));
     expect(net.stats.identified).toBe(0);
   });
 

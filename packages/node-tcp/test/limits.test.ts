@@ -1,10 +1,12 @@
 // Client-connection limits through the whole server: the first-bytes timeout, maxClientConnections (never applied
 // to peers), and maxBatchRequests as a server option. The frontend's limits in detail: frontend.test.ts.
+
 import { connect, type Socket } from 'node:net';
+import { waitFor } from '@raft/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { splitAddress } from '../src/address.js';
 import { ErrorCode, type RpcError } from '../src/index.js';
-import { Cluster, waitFor } from './helpers.js';
+import { Cluster } from './helpers.js';
 
 let c: Cluster;
 const sockets: Socket[] = [];

@@ -1,9 +1,10 @@
 import { connect } from 'node:net';
+import { freePort, waitFor } from '@raft/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { splitAddress } from '../src/address.js';
 import { ErrorCode, RpcClient, RpcError } from '../src/index.js';
-import { Cluster, freePort, KvMachine, threeNodes, waitFor } from './helpers.js';
+import { Cluster, KvMachine, threeNodes } from './helpers.js';
 
 let c: Cluster;
 afterEach(async () => {
