@@ -16,6 +16,7 @@ export default defineConfig({
       '@raft/runtime': pkg('runtime'),
       '@raft/kvs-app': pkg('kvs-app'),
       '@raft/linearizability': pkg('linearizability'),
+      '@raft/testkit': pkg('testkit'),
     },
   },
   test: {

@@ -14,7 +14,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,8 @@ import {
   runLoad,
   type WorkloadKind,
 } from '../apps/loadgen/src/index.js';
+import { splitAddress } from '../packages/node-tcp/src/index.js';
+import { freePorts, sleep, WaitTimeoutError, waitFor } from '../packages/testkit/src/index.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -172,37 +174,32 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, logs: Child[]): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    const dead = logs.find((c) => c.exited);
-    if (dead) throw new Error(`${dead.name} exited while waiting for ${what}:\n${tail(dead.logPath)}`);
-    await sleep(100);
+/**
+ * Polls `check` (its errors count as "not yet") until it holds; fails early when one of `logs`' processes exits, and
+ * on a timeout names every process's log tail.
+ */
+async function waitForNodes(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  logs: Child[],
+): Promise<void> {
+  try {
+    await waitFor(
+      async () => {
+        if (await check().catch(() => false)) return true;
+        const dead = logs.find((c) => c.exited);
+        if (dead) throw new Error(`${dead.name} exited while waiting for ${what}:\n${tail(dead.logPath)}`);
+        return false;
+      },
+      timeoutMs,
+      what,
+      { intervalMs: 100 },
+    );
+  } catch (e) {
+    if (!(e instanceof WaitTimeoutError)) throw e;
+    throw new Error(`${e.message}\n${logs.map((c) => `--- ${c.name}\n${tail(c.logPath)}`).join('\n')}`);
   }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}\n${logs.map((c) => `--- ${c.name}\n${tail(c.logPath)}`).join('\n')}`,
-  );
-}
-
-/** Free loopback ports, found by binding port 0 (distinct within one call). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -252,7 +249,7 @@ async function startEtcd(size: number, tag: string): Promise<Cluster> {
   }
   const servers = ports.slice(0, size).map((p) => `127.0.0.1:${p}`);
   // Ready = every member serves a linearizable range (which needs a leader and a quorum).
-  await waitFor(
+  await waitForNodes(
     `etcd ${tag} to elect a leader`,
     async () => {
       for (const s of servers) {
@@ -274,7 +271,9 @@ async function startEtcd(size: number, tag: string): Promise<Cluster> {
 
 /** One JSON-RPC request on a fresh connection (cluster set-up only). */
 function rpc(addr: string, method: string, params?: unknown, timeoutMs = 30_000): Promise<unknown> {
-  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
+  const a = splitAddress(addr);
+  if (a === null) return Promise.reject(new TypeError(`${method}: not a host:port address: ${addr}`));
+  const { host, port } = a;
   return new Promise((resolve, reject) => {
     const s: Socket = connect(port, host);
     let buf = '';
@@ -336,7 +335,7 @@ async function startKvs(size: number, tag: string, options: { profile?: boolean 
       ),
     );
   }
-  await waitFor(
+  await waitForNodes(
     `raft-kvs ${tag} to listen`,
     async () => {
       for (const s of servers) await rpc(s, 'GetServerState', undefined, 2000);
@@ -348,7 +347,7 @@ async function startKvs(size: number, tag: string, options: { profile?: boolean 
   // raftpico's README: CreateCluster on the first node, then AddServer each other node through it.
   await rpc(servers[0], 'CreateCluster');
   for (const s of servers.slice(1)) await rpc(servers[0], 'AddServer', { addr: s }, 60_000);
-  await waitFor(
+  await waitForNodes(
     `raft-kvs ${tag} members to agree`,
     async () => {
       for (const s of servers) {

@@ -59,4 +59,20 @@ describe('check-packages', () => {
     assert.ok(problems.some((p) => /no README\.md/.test(p)));
     assert.ok(problems.some((p) => /no LICENSE/.test(p)));
   });
+
+  it('holds a private package under packages/ (like @raft/testkit) to none of the publishing rules', () => {
+    const priv = mkdtempSync(join(tmpdir(), 'check-packages-private-'));
+    try {
+      mkdirSync(join(priv, 'apps'));
+      mkdirSync(join(priv, 'packages', 'kit'), { recursive: true });
+      const pkg = { name: '@x/kit', version: '0.0.0', private: true, files: ['dist'] };
+      writeFileSync(join(priv, 'packages', 'kit', 'package.json'), JSON.stringify(pkg));
+      assert.deepEqual(checkPackages(priv), []);
+      // The same package, not private, is refused: the test above is about `private`, not an empty package.
+      writeFileSync(join(priv, 'packages', 'kit', 'package.json'), JSON.stringify({ ...pkg, private: false }));
+      assert.ok(checkPackages(priv).some((p) => /packages\/kit: publishable but has no README\.md/.test(p)));
+    } finally {
+      rmSync(priv, { recursive: true, force: true });
+    }
+  });
 });

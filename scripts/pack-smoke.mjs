@@ -17,10 +17,11 @@
 // cut off after SMOKE_DEADLINE_MS. Set RAFT_PACK_KEEP=1 to keep the temp directory.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The workspace's private test kit, built with the rest (`pnpm build`); only this script uses it, not the packed packages.
+import { freePorts } from '../packages/testkit/dist/index.js';
 import { CHECKED } from './check-doc-blocks.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -76,23 +77,6 @@ function publishablePackages() {
     if (!pkg.private) out.push({ dir, pkg });
   }
   return out;
-}
-
-async function freePorts(n) {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => s.address().port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 /** Starts `raft-kvs serve` and resolves once it prints "serving on" (at most 30 s). */

@@ -5,7 +5,8 @@
  * @packageDocumentation
  */
 
-import type { HistoryEvent, Json, OpFn } from '@raft/linearizability';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { HistoryEvent, JsonValue, OpFn } from '@raft/linearizability';
 import { ConnectionError, ErrorCode, RpcClient, RpcError } from '@raft/node-tcp';
 
 /** Collects history events with monotonic timestamps (ns since the recorder was created). */
@@ -103,8 +104,6 @@ export interface WorkerStats {
   resolvedByRetry: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * Runs the workers until `stop()`; resolves when every worker has finished its last operation (an unknown outcome
  * being retried counts as unfinished, up to {@link WorkerOptions.retryUnknownMs}).
@@ -120,7 +119,7 @@ export async function runWorkers(o: WorkerOptions): Promise<WorkerStats> {
     let n = 0;
     let seq = 0;
     const clientId = `${session}-w${w}`;
-    const lastSeen = new Map<string, Json>();
+    const lastSeen = new Map<string, JsonValue>();
     const drop = async () => {
       const c = client;
       client = null;
@@ -162,7 +161,7 @@ export async function runWorkers(o: WorkerOptions): Promise<WorkerStats> {
       return { ok: false };
     };
     /** Send a command; on an unknown outcome, retry it with the same session and seq (see `retryUnknownMs`). */
-    const command = async <T>(input: Json): Promise<T> => {
+    const command = async <T>(input: JsonValue): Promise<T> => {
       const params = { kind: 'Command', input, clientId, seq: ++seq, timeoutMs: o.opTimeoutMs };
       try {
         return await (client as RpcClient).request<T>('Apply', params);
@@ -191,7 +190,7 @@ export async function runWorkers(o: WorkerOptions): Promise<WorkerStats> {
       try {
         if (f === 'get') {
           o.recorder.record({ ...base, type: 'invoke' });
-          const v = await client.request<Json>('Apply', {
+          const v = await client.request<JsonValue>('Apply', {
             kind: o.readKind ?? 'Query',
             input: { Get: key },
             timeoutMs: o.opTimeoutMs,
@@ -200,7 +199,7 @@ export async function runWorkers(o: WorkerOptions): Promise<WorkerStats> {
           lastSeen.set(key, v);
         } else if (f === 'put') {
           o.recorder.record({ ...base, type: 'invoke', value });
-          const prev = await command<Json>({ Put: [key, value] });
+          const prev = await command<JsonValue>({ Put: [key, value] });
           o.recorder.record({ ...base, type: 'ok', value, prev });
           lastSeen.set(key, value);
         } else {

@@ -7,10 +7,11 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { RpcClient } from '@raft/node-tcp';
+import { freePort } from '@raft/testkit';
 import { ProxyNetwork } from './proxy.js';
 
 /** The repository root (this file is apps/fault-tester/src/cluster.ts, or dist/ when built). */
@@ -66,17 +67,6 @@ export interface ClusterOptions {
   /** Log a line per event (default: nothing). */
   readonly log?: (msg: string) => void;
 }
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const addr = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  if (addr === null || typeof addr === 'string') throw new ClusterError('no free port');
-  return addr.port;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A running cluster. */
 export class Cluster {

@@ -7,6 +7,6 @@
 export { classifyError, Recorder, runWorkers, type WorkerOptions } from './clients.js';
 export { Cluster, ClusterError, type ClusterOptions, type NodeHandle } from './cluster.js';
 export { FAULTS, type FaultKind, type FaultRecord, type NemesisOptions, runNemesis } from './nemesis.js';
-export { ProxyNetwork, splitHostPort } from './proxy.js';
-export { lostWrites, prng, type RunOptions, type RunSummary, runFaultTest } from './run.js';
+export { ProxyNetwork } from './proxy.js';
+export { lostWrites, type RunOptions, type RunSummary, runFaultTest } from './run.js';
 export { formatSummary } from './summary.js';

@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, NodeHandle } from './cluster.js';
 
 /** Kinds of fault. */
@@ -37,8 +38,6 @@ export interface FaultRecord {
   /** Set when the fault could not be carried out as planned (e.g. RemoveServer timed out). */
   readonly problem?: string;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Options of {@link runNemesis}. */
 export interface NemesisOptions {

@@ -17,7 +17,7 @@
  */
 
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { FrameDecoder, PEER_MAGIC } from '@raft/node-tcp';
+import { FrameDecoder, PEER_MAGIC, splitAddress } from '@raft/node-tcp';
 
 /** Bytes a held direction may accumulate before its connection is reset. */
 const MAX_HELD_BYTES = 32 * 1024 * 1024;
@@ -47,9 +47,13 @@ export class ProxyNetwork {
   /**
    * Starts a proxy on 127.0.0.1 (a free port) that forwards to `upstream` ("host:port"). Returns the proxy's
    * address, which is the node's id.
+   *
+   * @throws TypeError when `upstream` is not an address a server could have (`splitAddress` from @raft/node-tcp).
    */
   async addProxy(upstream: string): Promise<string> {
-    const server = createServer((client) => this.accept(client, id, upstream));
+    const target = splitAddress(upstream);
+    if (target === null) throw new TypeError(`upstream must be "host:port", got ${JSON.stringify(upstream)}`);
+    const server = createServer((client) => this.accept(client, id, target));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());
@@ -99,9 +103,8 @@ export class ProxyNetwork {
     this.servers.clear();
   }
 
-  private accept(client: Socket, to: string, upstream: string): void {
-    const [host, port] = splitHostPort(upstream);
-    const up = connect({ host, port });
+  private accept(client: Socket, to: string, upstream: { host: string; port: number }): void {
+    const up = connect(upstream);
     client.setNoDelay(true);
     up.setNoDelay(true);
     const c: Conn = {
@@ -194,10 +197,4 @@ export class ProxyNetwork {
     c.client.destroy();
     c.upstream.destroy();
   }
-}
-
-/** Splits "host:port". */
-export function splitHostPort(addr: string): [string, number] {
-  const at = addr.lastIndexOf(':');
-  return [addr.slice(0, at), Number(addr.slice(at + 1))];
 }

@@ -6,16 +6,18 @@
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type CheckResult,
   canonicalJson,
   checkHistory,
   formatResult,
   type HistoryEvent,
-  type Json,
+  type JsonValue,
   pairOperations,
   writeHistoryFile,
 } from '@raft/linearizability';
+import { Prng } from '@raft/sim';
 import { Recorder, runWorkers, type WorkerStats } from './clients.js';
 import { Cluster, type NodeHandle } from './cluster.js';
 import { type FaultKind, type FaultRecord, runNemesis } from './nemesis.js';
@@ -113,20 +115,6 @@ export interface RunSummary {
   readonly replay: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** mulberry32. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface NodeState {
   role: string;
   leader: string | null;
@@ -138,12 +126,18 @@ interface NodeState {
   counters?: { leaderChanges?: number };
 }
 
+/** Floats in [0, 1) from the simulator's seeded generator: the same seed gives the same choices of faults and ops. */
+function stream(seed: number): () => number {
+  const rng = new Prng(seed);
+  return () => rng.next();
+}
+
 /** Runs one test. Never throws for a failing cluster: failures are in the summary (`passed: false`). */
 export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
   const log = o.log ?? (() => {});
   const started = Date.now();
   mkdirSync(o.dir, { recursive: true });
-  const rand = prng(o.seed);
+  const rand = stream(o.seed);
   const problems: string[] = [];
   log(`[run] seed ${o.seed}, ${o.nodes} nodes, ${o.faultSeconds}s of faults, dir ${o.dir}`);
   const cluster = await Cluster.start({ nodes: o.nodes, dir: o.dir, log });
@@ -165,7 +159,7 @@ export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
       keys,
       opTimeoutMs: o.opTimeoutMs ?? 3_000,
       stop: () => stopClients,
-      rand: prng(o.seed ^ 0x5bd1e995),
+      rand: stream(o.seed ^ 0x5bd1e995),
       recorder,
       maxOps: o.maxOps ?? 200_000,
       ...(o.readKind ? { readKind: o.readKind } : {}),
@@ -189,12 +183,16 @@ export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
     convergence = await waitConvergence(cluster, 90_000);
     log(`[run] convergence: ${convergence.detail}`);
     // Final reads through the log, recorded in the history: they pin down each key's final value.
-    const finalValues = new Map<string, Json>();
+    const finalValues = new Map<string, JsonValue>();
     for (let k = 0; k < keys; k++) {
       const key = `k${k}`;
       recorder.record({ process: 'final', type: 'invoke', f: 'get', key });
       try {
-        const v = await cluster.admin<Json>('Apply', { kind: 'Query', input: { Get: key }, timeoutMs: 10_000 }, 30_000);
+        const v = await cluster.admin<JsonValue>(
+          'Apply',
+          { kind: 'Query', input: { Get: key }, timeoutMs: 10_000 },
+          30_000,
+        );
         recorder.record({ process: 'final', type: 'ok', f: 'get', key, value: v });
         finalValues.set(key, v);
       } catch (e) {
@@ -360,11 +358,11 @@ async function compareNodeData(cluster: Cluster, keys: number): Promise<string |
   const dump = async (n: NodeHandle) => {
     const list = await cluster.adminOn<string[]>(n, 'Apply', { kind: 'LocalQuery', input: 'List' }, 10_000);
     const all = [...new Set([...list, ...Array.from({ length: keys }, (_, k) => `k${k}`)])].sort();
-    const values: Record<string, Json> = {};
+    const values: Record<string, JsonValue> = {};
     for (const key of all) {
-      values[key] = await cluster.adminOn<Json>(n, 'Apply', { kind: 'LocalQuery', input: { Get: key } }, 10_000);
+      values[key] = await cluster.adminOn<JsonValue>(n, 'Apply', { kind: 'LocalQuery', input: { Get: key } }, 10_000);
     }
-    return canonicalJson({ list, values } as unknown as Json);
+    return canonicalJson({ list, values } as unknown as JsonValue);
   };
   const dumps = await Promise.all(cluster.nodes.map(dump));
   for (let i = 1; i < dumps.length; i++) {
@@ -379,7 +377,7 @@ async function compareNodeData(cluster: Cluster, keys: number): Promise<string |
  * write that could be the last one: an ok or info put / applied-or-unknown cas that no acknowledged write
  * strictly follows in real time. (With no acknowledged write at all, absent is allowed too.)
  */
-export function lostWrites(events: readonly HistoryEvent[], finalValues: ReadonlyMap<string, Json>): string[] {
+export function lostWrites(events: readonly HistoryEvent[], finalValues: ReadonlyMap<string, JsonValue>): string[] {
   const ops = pairOperations(events).filter((o) => o.process !== 'final');
   const out: string[] = [];
   for (const [key, final] of finalValues) {

@@ -23,4 +23,4 @@ export { cpuModel, cpuSeconds, measureFsyncRate, residentBytes } from './system.
 export type { Completion, Endpoint, Transport } from './transport.js';
 export { errorKind, parseEndpoint } from './transport.js';
 export type { Op, WorkloadKind, WorkloadOptions } from './workload.js';
-export { Prng, WORKLOADS, Workload } from './workload.js';
+export { WORKLOADS, Workload } from './workload.js';

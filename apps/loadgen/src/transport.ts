@@ -1,5 +1,6 @@
 /** The seam between the shared load loop and a wire protocol (JSON-RPC lines, or etcd's HTTP/JSON gateway). */
 import type { Socket } from 'node:net';
+import { splitAddress } from '@raft/node-tcp';
 import { LoadgenError } from './errors.js';
 import type { Op } from './workload.js';
 
@@ -32,17 +33,19 @@ export interface Endpoint {
   readonly port: number;
 }
 
-/** Parses `host:port`, `:port` or a bare port. Throws {@link LoadgenError} `BAD_OPTION` on anything else. */
+/**
+ * Parses `host:port` (`[v6]:port` for IPv6), `:port` or a bare port, with or without `http://`. The address part is
+ * read by the servers' own parser, `splitAddress` from @raft/node-tcp. Throws {@link LoadgenError} `BAD_OPTION` on
+ * anything else.
+ */
 export function parseEndpoint(text: string): Endpoint {
   const s = text.trim().replace(/^https?:\/\//, '');
-  const colon = s.lastIndexOf(':');
-  const host = colon <= 0 ? '127.0.0.1' : s.slice(0, colon).replace(/^\[|\]$/g, '');
-  const portText = colon < 0 ? s : s.slice(colon + 1);
-  const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+  const full = /^\d+$/.test(s) ? `127.0.0.1:${s}` : s.startsWith(':') ? `127.0.0.1${s}` : s;
+  const a = splitAddress(full);
+  if (a === null || a.port < 1) {
     throw new LoadgenError('BAD_OPTION', `bad server address "${text}": expected host:port or :port`);
   }
-  return { host, port };
+  return { host: a.host, port: a.port };
 }
 
 /** Normalises an error text into a kind for counting: digits collapse so that ids and indices do not split kinds. */

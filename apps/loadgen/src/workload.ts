@@ -2,6 +2,7 @@
  * Request generation: the templates of raftpico's benchmark (random three-letter keys, random u32 values) as
  * abstract operations, so that every target encodes the very same sequence of keys and values.
  */
+import { Prng } from '@raft/sim';
 import { LoadgenError } from './errors.js';
 
 /** Which operations a run sends. */
@@ -18,36 +19,16 @@ export type Op =
   | { readonly type: 'put'; readonly key: string; readonly value: number | string }
   | { readonly type: 'get'; readonly key: string; readonly consistency: 'linearizable' | 'local' };
 
-/** A small, fast, seedable PRNG (mulberry32): the same seed gives the same requests on every target. */
-export class Prng {
-  private state: number;
-
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  /** A uniformly distributed unsigned 32-bit integer. */
-  nextU32(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-
-  /** An integer in [0, n). */
-  below(n: number): number {
-    return this.nextU32() % n;
-  }
-}
-
 const ALPHA = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
 /** Options of {@link Workload}. */
 export interface WorkloadOptions {
   /** `command` (puts), `query` (linearizable gets), `local` (local gets) or `mix` (half puts, half queries). */
   readonly kind: WorkloadKind;
-  /** Seed of the mulberry32 PRNG: the same seed, kind and `valueSize` give the same operations on every target. */
+  /**
+   * Seed of the PRNG (`Prng` from @raft/sim, xoshiro128**): the same seed, kind and `valueSize` give the same
+   * operations on every target.
+   */
   readonly seed: number;
   /**
    * 0 (the default): values are random u32 numbers, as in raftpico's benchmark. Otherwise values are strings of
@@ -82,14 +63,14 @@ export class Workload {
     this.prng = new Prng(options.seed);
     // One filler string per run: generating 64 KiB of randomness per request would make the client the bottleneck.
     let filler = '';
-    for (let i = 0; i < size; i++) filler += ALPHA[this.prng.below(ALPHA.length)];
+    for (let i = 0; i < size; i++) filler += ALPHA[this.prng.int(0, ALPHA.length)];
     this.filler = filler;
   }
 
   /** A random three-letter key (52^3 distinct keys, like rjg's `$alpha` x 3). */
   key(): string {
     const p = this.prng;
-    return ALPHA[p.below(52)] + ALPHA[p.below(52)] + ALPHA[p.below(52)];
+    return ALPHA[p.int(0, 52)] + ALPHA[p.int(0, 52)] + ALPHA[p.int(0, 52)];
   }
 
   /** A random value: a u32, or a string of exactly `valueSize` characters. */

@@ -132,6 +132,10 @@ describe('helpers', () => {
     expect(parseEndpoint('http://127.0.0.1:2379')).toEqual({ host: '127.0.0.1', port: 2379 });
     expect(() => parseEndpoint('host:x')).toThrow(LoadgenError);
     expect(() => parseEndpoint(':70000')).toThrow(/bad server address/);
+    expect(parseEndpoint('4000')).toEqual({ host: '127.0.0.1', port: 4000 });
+    expect(parseEndpoint('[::1]:2379')).toEqual({ host: '::1', port: 2379 });
+    // As the servers parse their ids: a host never holds a bare colon (IPv6 goes in brackets), port 0 is no server.
+    for (const bad of ['a:b:4000', '::1:4000', ':0', '']) expect(() => parseEndpoint(bad)).toThrow(LoadgenError);
   });
 
   it('groups error kinds regardless of numbers and prints them under the table', () => {

@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 import { createConnection, type Socket } from 'node:net';
+import { splitAddress } from '@raft/node-tcp';
 
 /** Why a call failed before any response could be printed. */
 export class CallError extends Error {
@@ -19,18 +20,19 @@ export class CallError extends Error {
 }
 
 /**
- * Expands raftpico's `:4000` shorthand to `127.0.0.1:4000` and checks the `host:port` form.
+ * Expands raftpico's `:4000` shorthand to `127.0.0.1:4000` and checks the `host:port` form (`[v6]:port` for an IPv6
+ * address) with the server's own parser, `splitAddress`, so the CLI accepts exactly the addresses a server does.
  *
  * @throws TypeError when `addr` is not `host:port` with a port in 1..65535.
  */
 export function parseAddr(addr: string): { host: string; port: number; addr: string } {
   const full = addr.startsWith(':') ? `127.0.0.1${addr}` : addr;
-  const m = /^(.+):(\d{1,5})$/.exec(full);
-  const port = m ? Number(m[2]) : 0;
-  if (!m || port < 1 || port > 65535) {
+  const a = splitAddress(full);
+  // Port 0 means "any free port" to a server, never an address to call or to name a member by.
+  if (a === null || a.port < 1) {
     throw new TypeError(`invalid address ${JSON.stringify(addr)}: expected host:port (or :port for 127.0.0.1)`);
   }
-  return { host: m[1], port, addr: full };
+  return { host: a.host, port: a.port, addr: full };
 }
 
 /** Builds one request line the way `jlot req` does (id 0 unless given). */

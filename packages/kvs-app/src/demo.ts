@@ -11,6 +11,7 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { intFlag, parseArgs, stringFlag, UsageError } from './args.js';
 import { callLines, requestLine } from './call.js';
@@ -39,8 +40,6 @@ interface DemoNode {
   readonly logFile: string;
   child: ChildProcess | null;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The command that runs this CLI again (works from sources through tsx and from the built file). */
 function selfCommand(): { command: string; args: string[] } {

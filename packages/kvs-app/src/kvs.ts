@@ -12,16 +12,15 @@
  * Values are any JSON.
  */
 
-/** Any JSON value. */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+import { canonicalJson, type JsonValue } from '@raft/runtime';
 
 /** A parsed key-value operation. */
 export type KvsOp =
-  | { readonly op: 'Put'; readonly key: string; readonly value: Json }
+  | { readonly op: 'Put'; readonly key: string; readonly value: JsonValue }
   | { readonly op: 'Get'; readonly key: string }
   | { readonly op: 'Delete'; readonly key: string }
   | { readonly op: 'List' }
-  | { readonly op: 'Cas'; readonly key: string; readonly expected: Json; readonly value: Json };
+  | { readonly op: 'Cas'; readonly key: string; readonly expected: JsonValue; readonly value: JsonValue };
 
 /** Whether an operation changes the store (and so must go through the log as a Command). */
 export function isMutation(op: KvsOp): boolean {
@@ -35,7 +34,7 @@ const OPS = ['Put', 'Get', 'Delete', 'List', 'Cas'] as const;
 const fail = (error: string): ParseResult => ({ ok: false, error });
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const byKey = (a: [string, Json], b: [string, Json]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+const byKey = (a: [string, JsonValue], b: [string, JsonValue]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 
 /** Resolves on a later turn of the event loop (after pending I/O callbacks where `setImmediate` exists). */
 const nextTurn = (): Promise<void> =>
@@ -145,7 +144,12 @@ export function parseKvsInput(input: unknown): ParseResult {
  * (`{"key": ..., ...}`) of an operation. The object forms of raftpico's earlier README are accepted as written,
  * including a `value` field on Get and Delete, which is ignored.
  */
-function keyed(name: string, arg: unknown, fields: string[], make: (key: string, rest: Json[]) => KvsOp): ParseResult {
+function keyed(
+  name: string,
+  arg: unknown,
+  fields: string[],
+  make: (key: string, rest: JsonValue[]) => KvsOp,
+): ParseResult {
   const arity = fields.length;
   let values: unknown[];
   if (Array.isArray(arg)) {
@@ -171,10 +175,10 @@ function keyed(name: string, arg: unknown, fields: string[], make: (key: string,
   if (typeof key !== 'string') return fail(`${name}: the key must be a string (got ${describe(key)})`);
   const rest = values.slice(1);
   for (const v of rest) if (!isJson(v)) return fail(`${name}: values must be JSON`);
-  return { ok: true, op: make(key, rest as Json[]) };
+  return { ok: true, op: make(key, rest as JsonValue[]) };
 }
 
-function isJson(v: unknown): v is Json {
+function isJson(v: unknown): v is JsonValue {
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return true;
   if (typeof v === 'number') return Number.isFinite(v);
   if (Array.isArray(v)) return v.every(isJson);
@@ -188,19 +192,9 @@ function describe(v: unknown): string {
   return s.length > 40 ? `${s.slice(0, 40)}...` : s;
 }
 
-/** Canonical JSON: object keys sorted, so equal values have equal text. */
-export function canonicalJson(v: Json): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (isObject(v)) {
-    const keys = Object.keys(v).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, Json>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
-
 /** The replicated map. Deterministic: the same operations in the same order give the same state and outputs. */
 export class KvsStore {
-  private map = new Map<string, Json>();
+  private map = new Map<string, JsonValue>();
 
   /** Number of keys. */
   get size(): number {
@@ -208,7 +202,7 @@ export class KvsStore {
   }
 
   /** Applies one operation and returns its output. */
-  execute(op: KvsOp): Json {
+  execute(op: KvsOp): JsonValue {
     switch (op.op) {
       case 'Put': {
         const prev = this.map.get(op.key) ?? null;
@@ -280,7 +274,7 @@ export class KvsStore {
     return out;
   }
 
-  private sortedPairs(): [string, Json][] {
+  private sortedPairs(): [string, JsonValue][] {
     return [...this.map.entries()].sort(byKey);
   }
 
@@ -302,10 +296,10 @@ export class KvsStore {
       if (!Array.isArray(all)) throw new TypeError(NOT_A_SNAPSHOT);
       for (const p of all) pairs.push(p);
     }
-    const map = new Map<string, Json>();
+    const map = new Map<string, JsonValue>();
     for (const p of pairs) {
       if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string') throw new TypeError(NOT_A_SNAPSHOT);
-      map.set(p[0], p[1] as Json);
+      map.set(p[0], p[1] as JsonValue);
     }
     this.map = map;
   }

@@ -4,8 +4,8 @@
  *
  * @packageDocumentation
  */
-import type { ApplyContext, ApplyKind, Machine } from '@raft/node-tcp';
-import { isMutation, type Json, KvsStore, parseKvsInput } from './kvs.js';
+import type { ApplyContext, ApplyKind, JsonValue, Machine } from '@raft/node-tcp';
+import { isMutation, KvsStore, parseKvsInput } from './kvs.js';
 
 /**
  * Creates the key-value {@link Machine} a `raft-kvs` server runs.
@@ -15,7 +15,7 @@ import { isMutation, type Json, KvsStore, parseKvsInput } from './kvs.js';
  * - A mutation (Put, Delete, Cas) sent as `Query` or `LocalQuery` is refused too: reads run on one member only, so
  *   letting them change state would make members diverge.
  */
-export function createKvsMachine(): Machine<unknown, Json> & { readonly store: KvsStore } {
+export function createKvsMachine(): Machine<unknown, JsonValue> & { readonly store: KvsStore } {
   const store = new KvsStore();
   return {
     store,
@@ -27,7 +27,7 @@ export function createKvsMachine(): Machine<unknown, Json> & { readonly store: K
       }
       return undefined;
     },
-    apply(input: unknown, _ctx: ApplyContext): Json {
+    apply(input: unknown, _ctx: ApplyContext): JsonValue {
       const parsed = parseKvsInput(input);
       // validate() ran before the command entered the log; an entry that still fails to parse came from a peer
       // running a different version, so fail loudly (MACHINE_ERROR to the caller) instead of guessing.

@@ -11,6 +11,10 @@ describe('parseAddr', () => {
   it('rejects what is not host:port', () => {
     for (const bad of ['4000', 'host:', ':0', ':70000', 'a:b']) expect(() => parseAddr(bad)).toThrow(/host:port/);
   });
+  it('parses as the server does: an IPv6 host in brackets, no bare colons in a host', () => {
+    expect(parseAddr('[::1]:4000')).toEqual({ host: '::1', port: 4000, addr: '[::1]:4000' });
+    for (const bad of ['a:b:4000', '::1:4000', '[::1]4000']) expect(() => parseAddr(bad)).toThrow(/host:port/);
+  });
 });
 
 describe('requestLine / expectedResponses', () => {

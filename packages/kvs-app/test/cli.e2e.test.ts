@@ -4,8 +4,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePorts, waitFor } from '@raft/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, freePorts, runCli, type ServeProcess, startServe } from './cli-process.js';
+import { runCli, type ServeProcess, startServe } from './cli-process.js';
 
 const FAST = ['--election-ms', '300', '--heartbeat-ms', '50'];
 
@@ -100,17 +101,29 @@ describe('raft-kvs CLI, end to end', () => {
     expect(await servers.get(c)?.stop('SIGTERM')).toBe(0);
     expect((await call(a, 'Apply', { kind: 'Command', input: { Put: ['while-down', [1, 2, 3]] } })).code).toBe(0);
     await start(c);
-    await eventually(async () => {
-      const r = await call(c, 'Apply', { kind: 'LocalQuery', input: { Get: 'while-down' } });
-      return JSON.stringify(result(r.stdout)) === '[1,2,3]';
-    });
+    // Polled every 100 ms, errors retried: each check runs the CLI, and the node may not be serving yet.
+    const retry = { intervalMs: 100, retryErrors: true };
+    await waitFor(
+      async () => {
+        const r = await call(c, 'Apply', { kind: 'LocalQuery', input: { Get: 'while-down' } });
+        return JSON.stringify(result(r.stdout)) === '[1,2,3]';
+      },
+      20_000,
+      'the restarted node to catch up',
+      retry,
+    );
 
     for (const s of servers.values()) expect(await s.stop('SIGTERM')).toBe(0);
     await Promise.all(addrs.map(start));
-    const got = await eventually(async () => {
-      const r = await call(c, 'Apply', { kind: 'Query', input: { Get: 'foo' } });
-      return r.code === 0 ? result(r.stdout) : undefined;
-    });
+    const got = await waitFor(
+      async () => {
+        const r = await call(c, 'Apply', { kind: 'Query', input: { Get: 'foo' } });
+        return r.code === 0 ? result(r.stdout) : undefined;
+      },
+      20_000,
+      'a linearizable read after the full restart',
+      retry,
+    );
     expect(got).toBe(1);
     const state = result((await call(a, 'GetServerState')).stdout) as { members: string[] };
     expect(state.members).toEqual(addrs);

@@ -2,8 +2,9 @@
  * `raft-kvs demo --exit`: the walk-through `npm start` runs, end to end (child processes, a real leader kill).
  */
 import { spawnSync } from 'node:child_process';
+import { freePorts } from '@raft/testkit';
 import { describe, expect, it } from 'vitest';
-import { freePorts, ROOT, runCli } from './cli-process.js';
+import { ROOT, runCli } from './cli-process.js';
 
 /** Finds `n` consecutive free ports (the demo uses base, base+1, ...). */
 async function consecutiveFreePorts(n: number): Promise<number> {

@@ -6,8 +6,9 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { freePorts } from '@raft/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePorts, ROOT } from './cli-process.js';
+import { ROOT } from './cli-process.js';
 
 interface Step {
   readonly command: string;

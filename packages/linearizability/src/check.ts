@@ -4,10 +4,11 @@
  * @packageDocumentation
  */
 
+import { canonicalJson, type JsonValue } from '@raft/runtime';
 import { frontierKey, MAX_RUNNING } from './frontier.js';
-import { canonicalJson, pairOperations } from './history.js';
+import { pairOperations } from './history.js';
 import { ABSENT, ANY, type Budget, FRESH, type KeyOp, Kind, NO_PREV, type SearchResult, searchKey } from './search.js';
-import type { HistoryEvent, Json, Operation } from './types.js';
+import type { HistoryEvent, Operation } from './types.js';
 
 /** The overall answer. `unknown` means a budget ran out before any key failed. */
 export type Verdict = 'linearizable' | 'not-linearizable' | 'unknown';
@@ -174,7 +175,7 @@ function compile(ops: readonly Operation[], initial: InitialState): { kops: KeyO
     if (op.prev !== undefined && op.status === 'ok') observed.add(canonicalJson(op.prev));
   }
   const ids = new Map<string, number>();
-  const id = (v: Json | undefined): number => {
+  const id = (v: JsonValue | undefined): number => {
     const c = canonicalJson(v);
     if (c === 'null') return ABSENT;
     if (!observed.has(c)) return FRESH;
@@ -323,7 +324,7 @@ function shrink(
 
 /** One operation as a human-readable line, e.g. `p3 put "k" "v5" ok prev=null [t 100 .. 130] (lines 7-9)`. */
 export function formatOperation(op: Operation): string {
-  const j = (v: Json | undefined) => JSON.stringify(v ?? null);
+  const j = (v: JsonValue | undefined) => JSON.stringify(v ?? null);
   let what: string;
   switch (op.f) {
     case 'get':

@@ -5,11 +5,11 @@
  */
 
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import type { JsonValue } from '@raft/runtime';
 import {
   type EventType,
   type HistoryEvent,
   HistoryFormatError,
-  type Json,
   type Operation,
   type OpFn,
   type ProcessId,
@@ -19,17 +19,6 @@ const FNS: readonly OpFn[] = ['put', 'get', 'cas', 'delete'];
 const TYPES: readonly EventType[] = ['invoke', 'ok', 'fail', 'info'];
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Canonical JSON text (object keys sorted), so equal values compare equal as strings. `undefined` counts as `null`. */
-export function canonicalJson(v: Json | undefined): string {
-  if (v === undefined || v === null) return 'null';
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (isObject(v)) {
-    const keys = Object.keys(v).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, Json>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
 
 /**
  * Validates one parsed JSON object as a {@link HistoryEvent}.
@@ -185,7 +174,7 @@ function makeOp(
     case 'get':
       return status === 'ok' ? { ...withLine, value: null, output: done?.value ?? null } : { ...withLine, value: null };
     case 'cas': {
-      const [expected, value] = inv.value as [Json, Json];
+      const [expected, value] = inv.value as [JsonValue, JsonValue];
       return status === 'ok'
         ? { ...withLine, value, expected, applied: done?.applied ?? true }
         : { ...withLine, value, expected };

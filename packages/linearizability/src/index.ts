@@ -12,6 +12,8 @@
  * @packageDocumentation
  */
 
+// The JSON value type and the canonical text values are compared by are the runtime's, re-exported for convenience.
+export { canonicalJson, type JsonValue } from '@raft/runtime';
 export {
   type CheckOptions,
   type CheckResult,
@@ -27,7 +29,6 @@ export {
 } from './check.js';
 export {
   appendHistoryFile,
-  canonicalJson,
   formatEvent,
   formatHistory,
   operationsToEvents,
@@ -41,7 +42,6 @@ export {
   type EventType,
   type HistoryEvent,
   HistoryFormatError,
-  type Json,
   type Operation,
   type OpFn,
   type OpStatus,

@@ -4,8 +4,7 @@
  * @packageDocumentation
  */
 
-/** Any JSON value. Keys' values are compared as canonical JSON, and `null` means "absent". */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+import type { JsonValue } from '@raft/runtime';
 
 /** The key-value operations the checker models. */
 export type OpFn = 'put' | 'get' | 'cas' | 'delete';
@@ -35,9 +34,9 @@ export interface HistoryEvent {
   /** The key operated on (keys are independent registers, checked separately); a completion must repeat it. */
   readonly key: string;
   /** Argument (on `invoke`) or value read (on an `ok` get). */
-  readonly value?: Json;
+  readonly value?: JsonValue;
   /** On an `ok` put or delete: the value the key held just before (`null` = absent). Optional. */
-  readonly prev?: Json;
+  readonly prev?: JsonValue;
   /** On an `ok` cas: whether it replaced the value. Absent means `true`. */
   readonly applied?: boolean;
   /** Monotonic time in any unit (ns or ms); only the order matters. Non-decreasing along the file is expected. */
@@ -65,13 +64,13 @@ export interface Operation {
    */
   readonly status: OpStatus;
   /** `put`: the value written. `cas`: the value written if it applies. Otherwise `null`. */
-  readonly value: Json;
+  readonly value: JsonValue;
   /** `cas` only: the value it expects. */
-  readonly expected?: Json;
+  readonly expected?: JsonValue;
   /** `get` with status `ok`: the value read. */
-  readonly output?: Json;
+  readonly output?: JsonValue;
   /** `put` / `delete` with status `ok`: the previous value, when the client recorded it. */
-  readonly prev?: Json;
+  readonly prev?: JsonValue;
   /** `cas` with status `ok`: whether it applied. */
   readonly applied?: boolean;
   /** Invocation time. */

@@ -1,6 +1,7 @@
+import type { JsonValue } from '@raft/runtime';
 import { describe, expect, it } from 'vitest';
 import { checkHistory, checkOperations, formatResult, formatWitness } from '../src/check.js';
-import type { HistoryEvent, Json, Operation, OpFn, OpStatus } from '../src/types.js';
+import type { HistoryEvent, Operation, OpFn, OpStatus } from '../src/types.js';
 
 /** A compact way to write hand-made operations: `op(process, f, key, [call, ret], extras)`. */
 let nextId = 0;
@@ -9,7 +10,14 @@ function op(
   f: OpFn,
   key: string,
   [call, ret]: [number, number | 'info'],
-  extra: { value?: Json; expected?: Json; output?: Json; prev?: Json; applied?: boolean; status?: OpStatus } = {},
+  extra: {
+    value?: JsonValue;
+    expected?: JsonValue;
+    output?: JsonValue;
+    prev?: JsonValue;
+    applied?: boolean;
+    status?: OpStatus;
+  } = {},
 ): Operation {
   const status = extra.status ?? (ret === 'info' ? 'info' : 'ok');
   return {
@@ -28,10 +36,10 @@ function op(
     invokeLine: 0,
   };
 }
-const put = (p: number, k: string, v: Json, t: [number, number | 'info'], prev?: Json) =>
+const put = (p: number, k: string, v: JsonValue, t: [number, number | 'info'], prev?: JsonValue) =>
   op(p, 'put', k, t, { value: v, ...(prev !== undefined ? { prev } : {}) });
-const get = (p: number, k: string, out: Json, t: [number, number]) => op(p, 'get', k, t, { output: out });
-const cas = (p: number, k: string, e: Json, v: Json, t: [number, number | 'info'], applied?: boolean) =>
+const get = (p: number, k: string, out: JsonValue, t: [number, number]) => op(p, 'get', k, t, { output: out });
+const cas = (p: number, k: string, e: JsonValue, v: JsonValue, t: [number, number | 'info'], applied?: boolean) =>
   op(p, 'cas', k, t, { expected: e, value: v, ...(applied !== undefined ? { applied } : {}) });
 const verdict = (ops: Operation[]) => checkOperations(ops).verdict;
 

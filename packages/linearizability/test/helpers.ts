@@ -1,21 +1,13 @@
-/** Test helpers: a seeded PRNG, a history generator from a sequential model, anomaly injection, a brute-force oracle. */
+/**
+ * Test helpers: a history generator from a sequential model (driven by @raft/sim's seeded `Prng`), anomaly injection,
+ * a brute-force oracle.
+ */
 
+import { canonicalJson, type JsonValue } from '@raft/runtime';
+import type { Prng } from '@raft/sim';
 import fc from 'fast-check';
 import { checkOperations } from '../src/check.js';
-import { canonicalJson } from '../src/history.js';
-import type { Json, Operation, OpFn, OpStatus } from '../src/types.js';
-
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import type { Operation, OpFn, OpStatus } from '../src/types.js';
 
 /** Options for {@link assertProperty}. */
 export interface PropertyOptions<T> {
@@ -76,56 +68,56 @@ interface Running {
     process: number;
     f: OpFn;
     key: string;
-    value: Json;
-    expected?: Json;
+    value: JsonValue;
+    expected?: JsonValue;
     call: number;
   };
   applied: boolean;
   willBeInfo: boolean;
-  result?: { output?: Json; prev?: Json; applied?: boolean };
+  result?: { output?: JsonValue; prev?: JsonValue; applied?: boolean };
 }
 
 /**
  * Simulates clients against one sequential map: each operation takes effect at one instant between its invocation
  * and completion (or never, for fail and half the info ones), so the history is linearizable by construction.
  */
-export function generateHistory(rand: () => number, cfg: GenConfig): Operation[] {
-  const state = new Map<string, Json>();
+export function generateHistory(rand: Prng, cfg: GenConfig): Operation[] {
+  const state = new Map<string, JsonValue>();
   const procs: (Running | undefined)[] = new Array(cfg.processes).fill(undefined);
   const ops: Operation[] = [];
-  const seen: Json[] = [null];
+  const seen: JsonValue[] = [null];
   let nextValue = 0;
   let started = 0;
   let t = 0;
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
-  const fresh = (): Json => (cfg.values === 'unique' ? `v${nextValue++}` : pick(['a', 'b', 'c']));
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand.next() * xs.length)];
+  const fresh = (): JsonValue => (cfg.values === 'unique' ? `v${nextValue++}` : pick(['a', 'b', 'c']));
   while (started < cfg.ops || procs.some((p) => p !== undefined)) {
-    t += 1 + Math.floor(rand() * 3);
-    const pi = Math.floor(rand() * cfg.processes);
+    t += 1 + Math.floor(rand.next() * 3);
+    const pi = Math.floor(rand.next() * cfg.processes);
     const run = procs[pi];
     if (run === undefined) {
       if (started >= cfg.ops) continue;
-      const key = `k${Math.floor(rand() * cfg.keys)}`;
-      const r = rand();
+      const key = `k${Math.floor(rand.next() * cfg.keys)}`;
+      const r = rand.next();
       const f: OpFn = r < 0.35 ? 'get' : r < 0.65 ? 'put' : r < 0.92 ? 'cas' : 'delete';
       const current = state.get(key) ?? null;
       const value = f === 'put' || f === 'cas' ? fresh() : null;
-      const expected = f === 'cas' ? (rand() < 0.5 ? current : pick(seen)) : undefined;
+      const expected = f === 'cas' ? (rand.next() < 0.5 ? current : pick(seen)) : undefined;
       procs[pi] = {
         op: { id: started++, process: pi, f, key, value, ...(f === 'cas' ? { expected } : {}), call: t },
         applied: false,
-        willBeInfo: rand() < cfg.infoRate,
+        willBeInfo: rand.next() < cfg.infoRate,
       };
       continue;
     }
     const { op } = run;
     if (!run.applied) {
-      if (rand() < cfg.failRate) {
+      if (rand.next() < cfg.failRate) {
         ops.push({ ...op, status: 'fail', ret: t, invokeLine: 0 });
         procs[pi] = undefined;
         continue;
       }
-      if (run.willBeInfo && rand() < 0.5) {
+      if (run.willBeInfo && rand.next() < 0.5) {
         // Timed out before taking effect.
         ops.push({ ...op, status: 'info', ret: Number.POSITIVE_INFINITY, completeTime: t, invokeLine: 0 });
         procs[pi] = undefined;
@@ -192,7 +184,7 @@ export type Anomaly = (typeof ANOMALIES)[number];
  * Tail anomalies are appended after every completion, on a fresh key `k0`'s existing values so they interact with
  * the pending info operations.
  */
-export function injectAnomaly(rand: () => number, ops: readonly Operation[], kind: Anomaly): Operation[] | undefined {
+export function injectAnomaly(rand: Prng, ops: readonly Operation[], kind: Anomaly): Operation[] | undefined {
   const out = ops.map((o) => ({ ...o }));
   const finite = ops.filter((o) => o.ret !== Number.POSITIVE_INFINITY).map((o) => o.ret);
   const calls = ops.map((o) => o.call);
@@ -232,14 +224,14 @@ export function injectAnomaly(rand: () => number, ops: readonly Operation[], kin
       );
       const gets = out.filter((o) => o.status === 'ok' && o.f === 'get');
       for (let tries = 0; tries < 50 && gets.length > 0; tries++) {
-        const g = gets[Math.floor(rand() * gets.length)];
+        const g = gets[Math.floor(rand.next() * gets.length)];
         const w2s = writes.filter((w) => w.key === g.key && w.ret < g.call);
         if (w2s.length === 0) continue;
-        const w2 = w2s[Math.floor(rand() * w2s.length)];
+        const w2 = w2s[Math.floor(rand.next() * w2s.length)];
         const w1s = writes.filter((w) => w.key === g.key && w.ret < w2.call && w.f !== 'delete' && w.value !== null);
         if (w1s.length === 0) continue;
-        const w1 = w1s[Math.floor(rand() * w1s.length)];
-        (g as { output?: Json }).output = w1.value;
+        const w1 = w1s[Math.floor(rand.next() * w1s.length)];
+        (g as { output?: JsonValue }).output = w1.value;
         return out;
       }
       return undefined;
@@ -247,7 +239,7 @@ export function injectAnomaly(rand: () => number, ops: readonly Operation[], kin
     case 'stale-read-tail': {
       const old =
         written.length > 0
-          ? written[Math.floor(rand() * written.length)]
+          ? written[Math.floor(rand.next() * written.length)]
           : add({ f: 'put', status: 'ok', value: 'x-old' }).value;
       add({ f: 'put', status: 'ok', value: 'x-new' });
       add({ f: 'get', status: 'ok', output: old });
@@ -302,8 +294,8 @@ export function bruteForceLinearizable(all: readonly Operation[]): boolean {
   const ops = all.filter((o) => o.status !== 'fail' && !(o.status === 'info' && o.f === 'get'));
   const n = ops.length;
   const placed = new Array<boolean>(n).fill(false);
-  const eq = (a: Json | undefined, b: Json | undefined) => canonicalJson(a) === canonicalJson(b);
-  const apply = (s: Json, o: Operation): Json | undefined => {
+  const eq = (a: JsonValue | undefined, b: JsonValue | undefined) => canonicalJson(a) === canonicalJson(b);
+  const apply = (s: JsonValue, o: Operation): JsonValue | undefined => {
     const info = o.status === 'info';
     switch (o.f) {
       case 'get':
@@ -318,7 +310,7 @@ export function bruteForceLinearizable(all: readonly Operation[]): boolean {
         return eq(s, o.expected) ? o.value : undefined;
     }
   };
-  const dfs = (s: Json, count: number): boolean => {
+  const dfs = (s: JsonValue, count: number): boolean => {
     if (ops.every((o, i) => placed[i] || o.status === 'info')) return true;
     for (let i = 0; i < n; i++) {
       if (placed[i]) continue;

@@ -1,6 +1,7 @@
+import { waitFor } from '@raft/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, silentLogger } from '../src/index.js';
-import { Cluster, FAST, KvMachine, threeNodes, waitFor } from './helpers.js';
+import { Cluster, FAST, KvMachine, threeNodes } from './helpers.js';
 
 let c: Cluster;
 afterEach(async () => {

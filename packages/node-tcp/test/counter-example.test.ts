@@ -1,10 +1,11 @@
 /** The embedding example quoted in docs/node-tcp.md (examples/counter.ts), run for real on 127.0.0.1. */
+
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '@raft/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCounter } from '../examples/counter.js';
-import { freePort } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'node-tcp-counter-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,12 +1,13 @@
 // The client frontend (RpcFrontend) on its own, with a fake dispatcher and small limits: output bounds, batch
 // limits and slicing, connection limits, idle timeouts. Small limits stand in for the real defaults (64 MiB of
 // answers, 10 000 requests per batch), so nothing here sends more than a few hundred KiB.
+
 import { connect, createServer as createNetServer, type Server, Socket } from 'node:net';
 import { type ApplyOutcome, ErrorCode, silentLogger } from '@raft/runtime';
+import { sleep, waitFor } from '@raft/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CLIENT_KEEPALIVE_MS } from '../src/client-connection.js';
 import { RpcFrontend, type RpcFrontendOptions } from '../src/rpc.js';
-import { waitFor } from './helpers.js';
 
 type Line = { id?: unknown; result?: unknown; error?: { code: number; message: string; data?: unknown } };
 
@@ -224,7 +225,7 @@ describe('RpcFrontend connections', () => {
     expect(third.lines[0].error?.message).toContain('maxClientConnections');
     a.s.destroy();
     await waitFor(a.closed, 5000, 'the first client to go');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     const fourth = await client(port);
     fourth.s.write(`${req(1, 'Echo', ['d'])}\n`);
     await waitFor(() => fourth.lines.length === 1, 5000, 'an answer on a freed slot');
@@ -242,7 +243,7 @@ describe('RpcFrontend connections', () => {
     const t0 = Date.now();
     await waitFor(idle.closed, 5000, 'the idle connection to be closed');
     expect(Date.now() - t0).toBeLessThan(2000);
-    await new Promise((r) => setTimeout(r, 400));
+    await sleep(400);
     expect(waiting.closed()).toBe(false);
     d.later[0]({ ok: true, output: 'late' });
     await waitFor(() => waiting.lines.length === 1, 5000, 'the late answer');

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { splitAddress } from '../src/address.js';
 import { encodeFrame, FrameDecoder, PEER_MAGIC, PEER_VERSION, type RaftServer, RpcClient } from '../src/index.js';
 import { Cluster } from './helpers.js';
 
@@ -110,9 +111,9 @@ interface Answer {
 
 /** Write `text` on a new connection and collect answer lines until the one with id `endId` arrives. */
 function exchange(addr: string, text: string, endId: string): Promise<(Answer | Answer[])[]> {
-  const [host, port] = addr.split(':');
+  const { host, port } = splitAddress(addr)!;
   return new Promise((resolve, reject) => {
-    const s = connect({ host, port: Number(port) });
+    const s = connect({ host, port });
     const out: (Answer | Answer[])[] = [];
     let buf = '';
     const t = setTimeout(() => {
@@ -142,8 +143,8 @@ function exchange(addr: string, text: string, endId: string): Promise<(Answer | 
 
 /** A raw peer connection: says the magic, reads the challenge, and (optionally) sends a hello. */
 async function peer(hello: Record<string, unknown> | null, extra?: Buffer): Promise<Socket> {
-  const [host, port] = server.id.split(':');
-  const s = connect({ host, port: Number(port) });
+  const { host, port } = splitAddress(server.id)!;
+  const s = connect({ host, port });
   await new Promise<void>((r, j) => {
     s.once('connect', () => r());
     s.once('error', j);

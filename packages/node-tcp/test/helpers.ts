@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, waitFor } from '@raft/testkit';
 import {
   createServer,
   type Machine,
@@ -59,19 +59,6 @@ export class KvMachine implements Machine {
   restore(s: unknown): void {
     this.map = new Map(JSON.parse(new TextDecoder().decode(s as Uint8Array)) as [string, unknown][]);
   }
-}
-
-/** A free TCP port on 127.0.0.1 (bind to 0, read it, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Fast test timings that still tolerate a loaded CPU. */
@@ -143,20 +130,6 @@ export class Cluster {
     await Promise.all(this.clients.map((c) => c.close()));
     await Promise.all([...this.servers.values()].map((s) => s.kill()));
     await rm(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** Poll `cond` until it is true or `timeoutMs` passes (then throw with `what`). */
-export async function waitFor(
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 10_000,
-  what = 'condition',
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

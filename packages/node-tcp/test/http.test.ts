@@ -4,10 +4,11 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { type ApplyOutcome, ErrorCode, silentLogger } from '@raft/runtime';
+import { waitFor } from '@raft/testkit';
 import jayson from 'jayson/promise';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RpcFrontend, type RpcFrontendOptions } from '../src/rpc.js';
-import { Cluster, waitFor } from './helpers.js';
+import { Cluster } from './helpers.js';
 
 let c: Cluster | undefined;
 const agents: Agent[] = [];

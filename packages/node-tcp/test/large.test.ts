@@ -1,6 +1,7 @@
+import { waitFor } from '@raft/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RaftServer, ServerOptions } from '../src/index.js';
-import { Cluster, threeNodes, waitFor } from './helpers.js';
+import { Cluster, threeNodes } from './helpers.js';
 
 let c: Cluster;
 afterEach(async () => {

@@ -1,9 +1,12 @@
 // Client-connection limits through the whole server: the first-bytes timeout, maxClientConnections (never applied
 // to peers), and maxBatchRequests as a server option. The frontend's limits in detail: frontend.test.ts.
+
 import { connect, type Socket } from 'node:net';
+import { waitFor } from '@raft/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
+import { splitAddress } from '../src/address.js';
 import { ErrorCode, type RpcError } from '../src/index.js';
-import { Cluster, waitFor } from './helpers.js';
+import { Cluster } from './helpers.js';
 
 let c: Cluster;
 const sockets: Socket[] = [];
@@ -14,8 +17,8 @@ afterEach(async () => {
 
 /** A raw connection that records what it receives and whether it was closed. */
 async function rawConn(addr: string): Promise<{ s: Socket; text: () => string; closed: () => boolean }> {
-  const [host, port] = addr.split(':');
-  const s = connect({ host, port: Number(port) });
+  const { host, port } = splitAddress(addr)!;
+  const s = connect({ host, port });
   sockets.push(s);
   let text = '';
   let closed = false;

@@ -3,9 +3,10 @@
 // another; before the fix the server adopted the forged term (and followed the forged leader).
 import { createHmac, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { waitFor } from '@raft/testkit';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { encodeFrame, FrameDecoder, PEER_MAGIC, PEER_VERSION, type RaftServer } from '../src/index.js';
-import { Cluster, waitFor } from './helpers.js';
+import { Cluster } from './helpers.js';
 
 const SECRET = 'sesame';
 const CLUSTER = 'ident';

@@ -1,8 +1,10 @@
 import { connect } from 'node:net';
+import { freePort, waitFor } from '@raft/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { splitAddress } from '../src/address.js';
 import { ErrorCode, RpcClient, RpcError } from '../src/index.js';
-import { Cluster, freePort, KvMachine, threeNodes, waitFor } from './helpers.js';
+import { Cluster, KvMachine, threeNodes } from './helpers.js';
 
 let c: Cluster;
 afterEach(async () => {
@@ -11,8 +13,8 @@ afterEach(async () => {
 
 /** Send raw text on a new connection and collect `n` answer lines. */
 async function raw(addr: string, text: string | Buffer, n: number, timeoutMs = 10_000): Promise<unknown[]> {
-  const [host, port] = addr.split(':');
-  const s = connect({ host, port: Number(port) });
+  const { host, port } = splitAddress(addr)!;
+  const s = connect({ host, port });
   const lines: unknown[] = [];
   let buf = '';
   await new Promise<void>((resolve, reject) => {

@@ -1,9 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, waitFor } from '@raft/testkit';
 import { describe, expect, it } from 'vitest';
 import { type ApplyContext, createServer, type Machine, silentLogger } from '../src/index.js';
-import { Cluster, FAST, freePort, waitFor } from './helpers.js';
+import { Cluster, FAST } from './helpers.js';
 
 /**
  * A machine whose state is the list of applied commands with their log indexes. Its snapshot captures the list

@@ -1,12 +1,14 @@
 // Start-up order: the port must accept only once the server can serve. Opening storage is made slow here (a mock
 // of @raft/storage-jsonl's openStorage that waits first), which is what a real disk does for 22-180 ms.
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, sleep } from '@raft/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createServer, type RaftServer, silentLogger } from '../src/index.js';
-import { FAST, freePort, KvMachine } from './helpers.js';
+import { FAST, KvMachine } from './helpers.js';
 
 const slow = vi.hoisted(() => ({ ms: 0 }));
 vi.mock('@raft/storage-jsonl', async (importOriginal) => {
@@ -14,6 +16,7 @@ vi.mock('@raft/storage-jsonl', async (importOriginal) => {
   return {
     ...m,
     openStorage: async (...args: Parameters<typeof m.openStorage>) => {
+      // Not the testkit's sleep: this factory is hoisted above the file's imports.
       await new Promise((r) => setTimeout(r, slow.ms));
       return m.openStorage(...args);
     },
@@ -93,7 +96,7 @@ describe('start-up', () => {
       // Bounded: at most 5 s and 1000 attempts, 5 ms apart while the port refuses.
       for (let i = 0; i < 1000 && a.kind === 'refused' && Date.now() < end; i++) {
         a = await attempt(port);
-        if (a.kind === 'refused') await new Promise((r) => setTimeout(r, 5));
+        if (a.kind === 'refused') await sleep(5);
       }
       await started;
       expect(server.id).toBe(`127.0.0.1:${port}`);

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Entry, Message } from '@raft/core';
 import { type Command, silentLogger } from '@raft/runtime';
+import { sleep } from '@raft/testkit';
 import { describe, expect, it } from 'vitest';
 import { FrameDecoder } from '../src/frame.js';
 import { type PeerLink, PeerTransport } from '../src/transport.js';
@@ -86,8 +87,6 @@ function ae(prev: number, entries: Entry<Command>[], commit: number, seq: number
     seq,
   };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('PeerTransport', () => {
   it('holds a commit-only AppendEntries until a later one supersedes it, or sends it after the delay', async () => {

@@ -25,6 +25,7 @@ export {
   type ApplyKind,
   type ApplyOutcome,
   type Command,
+  canonicalJson,
   isCommand,
   type JsonValue,
   type Machine,

@@ -14,6 +14,33 @@ export type ApplyKind = 'Command' | 'Query' | 'LocalQuery';
 /** Any JSON value. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
+/**
+ * Canonical JSON text of a value: object keys sorted (at every depth), no whitespace, so two values are equal as
+ * JSON exactly when their texts are equal (`{"a":1,"b":2}` and `{"b":2,"a":1}` give the same text). The key-value
+ * store's compare-and-set and the linearizability checker compare values this way.
+ *
+ * `undefined`, where JSON has no such value (at the top, in an array, as an object member), counts as `null`, so
+ * "no value recorded" and "absent" compare equal. Numbers, strings, booleans and `null` are written as
+ * `JSON.stringify` writes them.
+ *
+ * @example
+ * ```ts
+ * canonicalJson({ b: [1, { d: 2, c: 3 }], a: null }); // '{"a":null,"b":[1,{"c":3,"d":2}]}'
+ * ```
+ *
+ * @param v - a JSON value, or `undefined`
+ * @returns its canonical JSON text
+ */
+export function canonicalJson(v: JsonValue | undefined): string {
+  if (v === undefined || v === null) return 'null';
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (typeof v === 'object') {
+    const keys = Object.keys(v).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
 /** What {@link Machine.apply} is told besides the input. */
 export interface ApplyContext {
   /** `Command`: applied once in log order on every member. `Query` / `LocalQuery`: a read; must not change state. */

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Entry } from '@raft/core';
+import { Prng } from '@raft/sim';
 import { describe, expect, it } from 'vitest';
 import { isStorageError, type JsonlStorage, openStorage, type StorageError } from '../src/index.js';
 import {
@@ -16,7 +17,6 @@ import {
   copyDir,
   payload,
   plain,
-  prng,
   segmentFiles,
   snapshotFiles,
   tempDir,
@@ -49,7 +49,7 @@ describe('corruption', () => {
     console.log(
       `corruption test seed ${seed} (replay: RAFT_STORAGE_SEED=${seed} pnpm --filter @raft/storage-jsonl exec vitest run test/corruption.test.ts)`,
     );
-    const rnd = prng(seed);
+    const rnd = new Prng(seed);
     const pristine = await tempDir();
     await buildDir(pristine);
     const ref = await openStorage(pristine, { sync: false });
@@ -65,14 +65,14 @@ describe('corruption', () => {
     for (let trial = 0; trial < 150; trial++) {
       const dir = await tempDir();
       copyDir(pristine, dir);
-      const name = names[Math.floor(rnd() * names.length)];
+      const name = names[Math.floor(rnd.next() * names.length)];
       const path = join(dir, name);
       const bytes = fs.readFileSync(path);
-      const flips = 1 + Math.floor(rnd() * 3);
+      const flips = 1 + Math.floor(rnd.next() * 3);
       const positions: number[] = [];
       for (let f = 0; f < flips; f++) {
-        const pos = Math.floor(rnd() * bytes.length);
-        bytes[pos] ^= 1 + Math.floor(rnd() * 255);
+        const pos = Math.floor(rnd.next() * bytes.length);
+        bytes[pos] ^= 1 + Math.floor(rnd.next() * 255);
         positions.push(pos);
       }
       fs.writeFileSync(path, bytes);

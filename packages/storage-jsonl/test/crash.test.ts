@@ -9,10 +9,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Prng } from '@raft/sim';
 import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../src/index.js';
-import { payload, prng, tempDir, testSeed } from './helpers.js';
+import { payload, tempDir, testSeed } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = join(here, '..');
@@ -41,6 +42,19 @@ beforeAll(async () => {
     fs.writeFileSync(out, outputText);
   }
   fs.writeFileSync(join(jsRoot, 'package.json'), '{"type":"module"}\n');
+  // The child's one runtime import outside this package is @raft/sim's Prng: a stand-in @raft/sim whose entry is
+  // that one file (self-contained, no imports) resolves it without the simulator and its dependencies.
+  const sim = join(jsRoot, 'node_modules', '@raft', 'sim');
+  fs.mkdirSync(sim, { recursive: true });
+  fs.writeFileSync(join(sim, 'package.json'), '{"type":"module","exports":"./prng.js"}\n');
+  const prngSource = join(pkg, '..', 'sim', 'src', 'prng.ts');
+  fs.writeFileSync(
+    join(sim, 'prng.js'),
+    ts.transpileModule(fs.readFileSync(prngSource, 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+      fileName: prngSource,
+    }).outputText,
+  );
   CHILD = join(jsRoot, 'test', 'fixtures', 'crash-child.js');
 });
 afterAll(async () => {
@@ -110,7 +124,7 @@ describe('crash: SIGKILL during appends with fsync', () => {
     console.log(
       `crash test seed ${seed} (replay: RAFT_STORAGE_SEED=${seed} pnpm --filter @raft/storage-jsonl exec vitest run test/crash.test.ts)`,
     );
-    const rnd = prng(seed);
+    const rnd = new Prng(seed);
     const dir = await tempDir();
     const acked = new Map<number, number>(); // index -> term, for every entry acknowledged in any round
     let ackedHsTerm = 0;
@@ -119,8 +133,8 @@ describe('crash: SIGKILL during appends with fsync', () => {
     let tornRounds = 0;
     let snapshots = 0;
     for (let round = 1; round <= ROUNDS; round++) {
-      const runMs = 20 + Math.floor(rnd() * 250);
-      const { lines } = await runChild(dir, round, Math.floor(rnd() * 2 ** 31), runMs);
+      const runMs = 20 + Math.floor(rnd.next() * 250);
+      const { lines } = await runChild(dir, round, Math.floor(rnd.next() * 2 ** 31), runMs);
       const what = `seed ${seed} round ${round} (killed ${runMs} ms after open)`;
       for (const line of lines) {
         const [kind, a, b, c] = line.split(' ');

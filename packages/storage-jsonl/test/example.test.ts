@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Message } from '@raft/core';
+import { waitFor } from '@raft/testkit';
 import { describe, expect, it } from 'vitest';
 import { DurableNode, type StateMachine } from '../examples/raft-storage.js';
 import { tempDir } from './helpers.js';
@@ -27,14 +28,8 @@ class ListMachine implements StateMachine {
   }
 }
 
-/** Poll until `cond` holds (bounded; real timers on a loaded machine). */
-async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const stop = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > stop) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** Polls `cond` every 5 ms (the cluster's messages go out on 1 ms timers), for at most `ms` (real timers, loaded machine). */
+const until = (cond: () => boolean, what: string, ms = 30_000) => waitFor(cond, ms, what, { intervalMs: 5 });
 
 describe('docs/storage.md runtime example', () => {
   it('is quoted in docs/storage.md exactly', () => {

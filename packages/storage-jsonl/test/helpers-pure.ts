@@ -6,15 +6,3 @@ export function payload(index: number, term: number, size = 8 + (index % 13)): U
   for (let k = 0; k < size; k++) b[k] = (index * 7 + term * 13 + k * 31) & 0xff;
   return b;
 }
-
-/** mulberry32: a small seeded PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

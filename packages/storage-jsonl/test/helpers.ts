@@ -1,4 +1,4 @@
-/** Shared test helpers: temporary directories, entries, a seeded PRNG and state comparison. */
+/** Shared test helpers: temporary directories, entries and state comparison. */
 
 import fs from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,7 +9,7 @@ import { afterEach } from 'vitest';
 import type { RecoveredState } from '../src/index.js';
 import { payload } from './helpers-pure.js';
 
-export { payload, prng } from './helpers-pure.js';
+export { payload } from './helpers-pure.js';
 
 const created: string[] = [];
 
