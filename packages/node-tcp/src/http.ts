@@ -1,14 +1,15 @@
 /**
  * HTTP on the client port: a connection that starts with `GET ` is either a WebSocket upgrade (handed to
  * `websocket.ts`) or a plain request, of which only `GET /state` (the server state as JSON) is served. Headers are
- * bounded (16 KiB). Separate because it is the only HTTP parsing in the server.
+ * bounded (16 KiB). An `Authorization: Bearer <token>` header authenticates the request (or the WebSocket). Separate because it is the only HTTP parsing in the server.
  *
  * @packageDocumentation
  */
 
 import type { Socket } from 'node:net';
+import { ErrorCode, RpcError } from '@raft/runtime';
 import { refuseConnection, watchIdle } from './client-connection.js';
-import type { ConnState } from './jsonrpc.js';
+import { type ConnState, errorJson } from './jsonrpc.js';
 import type { ClientContext } from './rpc.js';
 import { serveWebSocket } from './websocket.js';
 
@@ -48,6 +49,16 @@ export function serveHttp(socket: Socket, head: Buffer, c: ClientContext): void 
       const i = l.indexOf(':');
       if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
     }
+    // A bearer token binds the whole connection (a WebSocket's messages, or this request) to its caller.
+    const auth = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? '');
+    if (auth !== null) {
+      const caller = c.d.authenticate(auth[1]);
+      if (caller instanceof RpcError) {
+        httpError(socket, '401 Unauthorized', caller);
+        return;
+      }
+      conn.caller = caller;
+    }
     if ((headers.upgrade ?? '').toLowerCase() === 'websocket') {
       // ws only reads method, url and headers from the request (no verifyClient is configured).
       const req = { method, url, headers, socket } as unknown as import('node:http').IncomingMessage;
@@ -61,9 +72,24 @@ export function serveHttp(socket: Socket, head: Buffer, c: ClientContext): void 
         `HTTP/1.1 ${status}\r\ncontent-type: ${type}\r\ncontent-length: ${b.length}\r\nconnection: close\r\naccess-control-allow-origin: *\r\n\r\n${body}`,
       );
     };
-    if (method === 'GET' && path === '/state') send('200 OK', 'application/json', c.d.stateJson());
-    else send('404 Not Found', 'text/plain', 'Use JSON-RPC lines, a WebSocket, or GET /state.\n');
+    if (method === 'GET' && path === '/state') {
+      const refused = c.d.authorize('state', conn.caller ?? null);
+      if (refused !== null) {
+        httpError(socket, refused.code === ErrorCode.FORBIDDEN ? '403 Forbidden' : '401 Unauthorized', refused);
+        return;
+      }
+      send('200 OK', 'application/json', c.d.stateJson());
+    } else send('404 Not Found', 'text/plain', 'Use JSON-RPC lines, a WebSocket, or GET /state.\n');
   };
   socket.on('data', onData);
   tryParse();
+}
+
+/** Answer an HTTP request with a JSON-RPC error body (401 with a `WWW-Authenticate` challenge), then close. */
+function httpError(socket: Socket, status: string, e: RpcError): void {
+  const body = `${errorJson('null', e.code, e.message, e.data)}\n`;
+  const challenge = status.startsWith('401') ? 'www-authenticate: Bearer\r\n' : '';
+  socket.end(
+    `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${challenge}connection: close\r\naccess-control-allow-origin: *\r\n\r\n${body}`,
+  );
 }

@@ -4,6 +4,7 @@
 import { connect, createServer as createNetServer, type Server, Socket } from 'node:net';
 import { type ApplyOutcome, ErrorCode, silentLogger } from '@raft/runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Caller } from '../src/auth.js';
 import { CLIENT_KEEPALIVE_MS } from '../src/client-connection.js';
 import { RpcFrontend, type RpcFrontendOptions } from '../src/rpc.js';
 import { waitFor } from './helpers.js';
@@ -24,6 +25,12 @@ class FakeDispatcher {
   }
   stateJson(): string {
     return '{}';
+  }
+  authenticate(): Caller {
+    return { name: 'anonymous', role: 'admin' };
+  }
+  authorize(): null {
+    return null;
   }
 }
 
