@@ -206,7 +206,10 @@ describe('rotation', () => {
     await waitFor(
       async () =>
         await RpcClient.connect(server.id, { token: later }).then(
-          (x) => (x.close(), true),
+          async (x) => {
+            await x.close();
+            return true;
+          },
           () => false,
         ),
       10_000,
