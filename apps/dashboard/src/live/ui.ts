@@ -28,6 +28,10 @@ interface NodeSlot {
 /** Mounts the live view into `root`; nodes come from `?nodes=a,b,c` or else from the server's `/config.json`. */
 export async function startLive(root: HTMLElement, params: URLSearchParams): Promise<void> {
   let nodes = splitNodes(params.get('nodes'));
+  // The token travels in the URL's fragment (#token=...), which the browser never sends to any server; `?tls=1` means
+  // the nodes have TLS (wss://).
+  const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
+  const auth = { token: token === '' ? undefined : token, secure: params.get('tls') === '1' };
   if (nodes.length === 0) {
     try {
       const res = await fetch('config.json');
@@ -73,7 +77,7 @@ export async function startLive(root: HTMLElement, params: URLSearchParams): Pro
 
   const slots: NodeSlot[] = nodes.map((address) => ({
     address,
-    conn: new NodeConnection(address, () => renderSoon()),
+    conn: new NodeConnection(address, () => renderSoon(), auth),
     state: null,
     at: 0,
     error: '',
