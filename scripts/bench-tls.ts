@@ -213,7 +213,7 @@ async function main(): Promise<void> {
       `(load average ${loadBefore.toFixed(2)} at start): two 3-node raft-kvs clusters on loopback in the same run, one ` +
       'plain and one with TLS on every peer and client connection (ECDSA P-256 certificates, TLS 1.3), each driven by ' +
       `@raft/loadgen at C=${C.toLocaleString('en-US')} over 3 connections (one per node), ${COUNT.toLocaleString('en-US')} ` +
-      `measured requests per run, ${ROUNDS} run(s) per cell alternating plain and TLS; the table gives the median run. ` +
+      `measured requests per run, ${ROUNDS} run(s) per cell alternating plain and TLS; each cell is the median over its runs (with two runs, their mean). ` +
       'fsync on, no client tokens.',
     '',
     '| workload | plain ok/s | TLS ok/s | TLS / plain | plain p50 / p99 ms | TLS p50 / p99 ms | plain CPU µs/op | TLS CPU µs/op | errors |',
