@@ -85,7 +85,7 @@ describe('an anonymous client', () => {
 
   it('is refused a token that is not in the file, and stays anonymous', async () => {
     const anon = await client();
-    const e = await anon.request('Authenticate', { token: newToken() }).catch((x: RpcError) => x);
+    const e = await anon.request<never>('Authenticate', { token: newToken() }).catch((x: RpcError) => x);
     expect(e).toBeInstanceOf(RpcError);
     expect(e.code).toBe(ErrorCode.UNAUTHENTICATED);
     expect(await codeOf(anon.request('Apply', put('k', 1)))).toBe(ErrorCode.UNAUTHENTICATED);
@@ -101,7 +101,7 @@ describe('roles', () => {
     expect(await r.request('Apply', { kind: 'Query', input: { Get: 'victim' } })).toBe(1);
     expect(await r.request('Apply', { kind: 'LocalQuery', input: { Get: 'victim' } })).toBe(1);
     expect(await codeOf(r.request('GetServerState'))).toBe('ok');
-    const e = await r.request('Apply', put('victim', 2)).catch((x: RpcError) => x);
+    const e = await r.request<never>('Apply', put('victim', 2)).catch((x: RpcError) => x);
     expect(e.code).toBe(ErrorCode.FORBIDDEN);
     expect(e.data).toMatchObject({ notApplied: true, role: 'read', required: 'write' });
     expect(await server.localQuery({ Get: 'victim' })).toBe(1);
