@@ -3,6 +3,7 @@
  * `serve-dashboard [--port N] [--nodes host:port,host:port,...]`: serves the dashboard on 127.0.0.1 and prints
  * its URLs. Runs until interrupted.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startDashboardServer } from './server.js';
 
@@ -12,6 +13,9 @@ Serves the live dashboard and the Raft playground on 127.0.0.1 and prints their 
 
   --port N       port to listen on (default 0: any free port)
   --nodes LIST   comma-separated host:port of the nodes the live view watches
+  --token-file F the nodes need a client token: the one in F (default: $RAFT_TOKEN); it is put in the printed
+                 URL's #fragment, which the browser never sends to a server
+  --tls          the nodes have TLS (the live view uses wss://; the browser must trust the cluster CA)
   -h, --help     print this help
 
 exit status: 0 stopped by SIGINT/SIGTERM; 1 could not serve (not built, port taken); 2 usage error`;
@@ -27,6 +31,8 @@ function parse() {
       options: {
         port: { type: 'string', default: '0' },
         nodes: { type: 'string', default: '' },
+        'token-file': { type: 'string' },
+        tls: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -49,7 +55,10 @@ const nodes = (values.nodes ?? '')
   .map((s) => s.trim())
   .filter((s) => s.length > 0);
 try {
-  const d = await startDashboardServer({ port, nodes });
+  const file = values['token-file'];
+  const raw = file === undefined ? process.env.RAFT_TOKEN : readFileSync(file, 'utf8');
+  const token = raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+  const d = await startDashboardServer({ port, nodes, token, tls: values.tls === true });
   console.log(`live view:  ${d.url}`);
   console.log(`playground: ${d.playgroundUrl}`);
   const stop = () => void d.close().then(() => process.exit(0));

@@ -31,6 +31,13 @@ export interface DashboardServerOptions {
   nodes?: readonly string[];
   /** Directory holding the built page. Default: the `dist/web` the build wrote next to this module. */
   webDir?: string;
+  /**
+   * A client token for the nodes: it goes into the live view's URL fragment (`#token=...`), which the browser keeps
+   * to itself, and never into anything this server serves. Default: none.
+   */
+  token?: string;
+  /** The nodes have TLS: the live view uses `wss://` (`?tls=1`). Default false. */
+  tls?: boolean;
 }
 
 /** A running dashboard server. */
@@ -117,9 +124,13 @@ export async function startDashboardServer(options: DashboardServerOptions = {})
   });
   const port = (server.address() as AddressInfo).port;
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
-  const query = nodes.length > 0 ? `?nodes=${nodes.map(encodeURIComponent).join(',')}` : '';
+  const q: string[] = [];
+  if (nodes.length > 0) q.push(`nodes=${nodes.map(encodeURIComponent).join(',')}`);
+  if (options.tls === true) q.push('tls=1');
+  const query = q.length > 0 ? `?${q.join('&')}` : '';
+  const fragment = options.token === undefined ? '' : `#token=${encodeURIComponent(options.token)}`;
   return {
-    url: `${base}${query}`,
+    url: `${base}${query}${fragment}`,
     playgroundUrl: `${base}?mode=playground&seed=1&nodes=5`,
     port,
     close: () =>

@@ -35,6 +35,17 @@ describe('startDashboardServer', () => {
     }
   });
 
+  it('puts a token only in the URL fragment (never served), and tls=1 in the query', async () => {
+    const d = await startDashboardServer({ webDir: dir, nodes: ['127.0.0.1:7001'], token: 'tok/en', tls: true });
+    try {
+      expect(d.url).toBe(`http://127.0.0.1:${d.port}/?nodes=127.0.0.1%3A7001&tls=1#token=tok%2Fen`);
+      const config = await (await fetch(`http://127.0.0.1:${d.port}/config.json`)).text();
+      expect(config).not.toContain('tok');
+    } finally {
+      await d.close();
+    }
+  });
+
   it('fails with NOT_BUILT when the page was not built', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'dashboard-empty-'));
     try {

@@ -5,6 +5,7 @@
  *
  * @packageDocumentation
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from './cluster.js';
@@ -22,6 +23,8 @@ changes membership, then heals, checks convergence and checks the history for li
   --seed N       nemesis and client seed (RAFT_FAULT_SEED, default random; printed)
   --dir DIR      run directory (RAFT_FAULT_DIR, default artifacts/fault-tester/<time>-seed<seed>)
   --workers W    concurrent clients (RAFT_FAULT_WORKERS, default 5)
+  --token-file F run with client authentication: the nodes accept the token in F (role admin) and every
+                 client uses it (RAFT_TOKEN: the token itself; default none)
   -h, --help     print this help
 
 exit status: 0 every check passed; 1 a check failed; 2 usage error`;
@@ -40,6 +43,7 @@ function parse() {
         seed: { type: 'string' },
         dir: { type: 'string' },
         workers: { type: 'string' },
+        'token-file': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -71,6 +75,20 @@ const workers = int('workers', 'RAFT_FAULT_WORKERS', 5);
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const dir =
   values.dir ?? process.env.RAFT_FAULT_DIR ?? join(REPO_ROOT, 'artifacts', 'fault-tester', `${stamp}-seed${seed}`);
-const summary = await runFaultTest({ nodes, faultSeconds, seed, dir, workers, log: (m) => console.log(m) });
+/** The client token: from --token-file (never argv: ps shows it to every local user), else $RAFT_TOKEN, else none. */
+function readToken(): string | undefined {
+  const file = values['token-file'];
+  let t = process.env.RAFT_TOKEN;
+  if (file !== undefined) {
+    try {
+      t = readFileSync(file, 'utf8');
+    } catch (e) {
+      usageError(`cannot read --token-file ${file}: ${(e as Error).message}`);
+    }
+  }
+  return t === undefined || t.trim() === '' ? undefined : t.trim();
+}
+const token = readToken();
+const summary = await runFaultTest({ nodes, faultSeconds, seed, dir, workers, token, log: (m) => console.log(m) });
 console.log(formatSummary(summary));
 process.exit(summary.passed ? 0 : 1);

@@ -54,6 +54,8 @@ export function classifyError(e: unknown): 'fail' | 'info' {
 
 /** Options of {@link runWorkers}. */
 export interface WorkerOptions {
+  /** A client token each connection authenticates with (servers with a credentials file need one). */
+  readonly token?: string;
   /** Listen addresses of the nodes currently worth trying (called before each connection). */
   readonly targets: () => string[];
   /**
@@ -131,7 +133,11 @@ export async function runWorkers(o: WorkerOptions): Promise<WorkerStats> {
       if (targets.length === 0) return null;
       const target = targets[Math.floor(o.rand() * targets.length)];
       try {
-        return await RpcClient.connect(target, { timeoutMs: o.opTimeoutMs + 2_000, connectTimeoutMs: 2_000 });
+        return await RpcClient.connect(target, {
+          timeoutMs: o.opTimeoutMs + 2_000,
+          connectTimeoutMs: 2_000,
+          token: o.token,
+        });
       } catch {
         return null;
       }

@@ -6,11 +6,11 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync, type WriteStream, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { RpcClient } from '@raft/node-tcp';
+import { hashToken, RpcClient } from '@raft/node-tcp';
 import { freePort } from '@raft/testkit';
 import { ProxyNetwork } from './proxy.js';
 
@@ -66,6 +66,11 @@ export interface ClusterOptions {
   readonly electionMs?: number;
   /** Log a line per event (default: nothing). */
   readonly log?: (msg: string) => void;
+  /**
+   * Run with client authentication: every node gets `--credentials-file <dir>/credentials.json` naming this token
+   * (role admin), and every admin call authenticates with it. Default: none (no authentication).
+   */
+  readonly token?: string;
 }
 
 /** A running cluster. */
@@ -84,6 +89,11 @@ export class Cluster {
   static async start(o: ClusterOptions): Promise<Cluster> {
     const c = new Cluster(o);
     mkdirSync(join(o.dir, 'logs'), { recursive: true });
+    if (o.token !== undefined) {
+      // Only the token's hash goes to disk (as a server would keep it); the token stays in this process.
+      const entry = { name: 'fault-tester', role: 'admin', sha256: hashToken(o.token) };
+      writeFileSync(join(o.dir, 'credentials.json'), JSON.stringify({ tokens: [entry] }));
+    }
     for (let i = 0; i < o.nodes; i++) {
       const listen = `127.0.0.1:${await freePort()}`;
       const id = await c.proxies.addProxy(listen);
@@ -119,6 +129,7 @@ export class Cluster {
     const args = ['--import', 'tsx', KVS_CLI, 'serve', n.id, '--listen', n.listen, '--data', n.dataDir];
     if (this.o.heartbeatMs !== undefined) args.push('--heartbeat-ms', String(this.o.heartbeatMs));
     if (this.o.electionMs !== undefined) args.push('--election-ms', String(this.o.electionMs));
+    if (this.o.token !== undefined) args.push('--credentials-file', join(this.o.dir, 'credentials.json'));
     const proc = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
       env: { ...process.env, TSX_TSCONFIG_PATH: join(REPO_ROOT, 'tsconfig.base.json') },
@@ -196,7 +207,11 @@ export class Cluster {
 
   /** One JSON-RPC call on node `n` (its real listen address, not through the proxy). */
   async adminOn<T = unknown>(n: NodeHandle, method: string, params: unknown, timeoutMs = 10_000): Promise<T> {
-    const c = await RpcClient.connect(n.listen, { timeoutMs, connectTimeoutMs: Math.min(timeoutMs, 5_000) });
+    const c = await RpcClient.connect(n.listen, {
+      timeoutMs,
+      connectTimeoutMs: Math.min(timeoutMs, 5_000),
+      token: this.o.token,
+    });
     try {
       return await c.request<T>(method, params);
     } finally {

@@ -51,6 +51,8 @@ export interface RunOptions {
   readonly keepAll?: boolean;
   /** `LocalQuery` makes client reads deliberately non-linearizable (a self-test of the whole pipeline). */
   readonly readKind?: 'Query' | 'LocalQuery';
+  /** Run the cluster with client authentication, every client using this token (see {@link ClusterOptions.token}). */
+  readonly token?: string;
 }
 
 /** What a run found. `passed` is true only when every check passed and the checker said `linearizable`. */
@@ -140,7 +142,7 @@ export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
   const rand = stream(o.seed);
   const problems: string[] = [];
   log(`[run] seed ${o.seed}, ${o.nodes} nodes, ${o.faultSeconds}s of faults, dir ${o.dir}`);
-  const cluster = await Cluster.start({ nodes: o.nodes, dir: o.dir, log });
+  const cluster = await Cluster.start({ nodes: o.nodes, dir: o.dir, log, token: o.token });
   log(`[run] cluster up: ${cluster.nodes.map((n) => `n${n.index}=${n.id} (listen ${n.listen})`).join(', ')}`);
   const recorder = new Recorder();
   let faults: FaultRecord[] = [];
@@ -162,6 +164,7 @@ export async function runFaultTest(o: RunOptions): Promise<RunSummary> {
       rand: stream(o.seed ^ 0x5bd1e995),
       recorder,
       maxOps: o.maxOps ?? 200_000,
+      token: o.token,
       ...(o.readKind ? { readKind: o.readKind } : {}),
     });
     await sleep(2_000); // a quiet start: some history before the first fault

@@ -5,7 +5,7 @@
  *   raft-loadgen :4000 :4001 :4002 -w command -n 100000 -c 1000
  *   raft-loadgen --target etcd :2379 :22379 :32379 -w query -n 100000 -c 64 --json result.json
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LoadgenError } from './errors.js';
 import type { ProgressMode } from './progress.js';
@@ -28,6 +28,8 @@ options:
       --seed N                PRNG seed (default random; reported)
       --connections N         JSON-RPC connections per server (default 1)
       --timeout-ms MS         per-request timeout (default 30000)
+      --tls-ca FILE           JSON-RPC over TLS; the servers' certificates must be signed by this CA
+      --token-file FILE       JSON-RPC: authenticate with the client token in FILE (default: $RAFT_TOKEN, or none)
       --max-seconds S         stop sending after S seconds (default 1800)
       --progress MODE         auto | bar | lines | off (default auto: bar on a terminal)
       --json FILE             also write the report as JSON to FILE ("-" = stdout, table goes to stderr)
@@ -38,6 +40,20 @@ function int(name: string, text: string | undefined, fallback: number): number {
   const n = Number(text);
   if (!Number.isInteger(n)) throw new LoadgenError('BAD_OPTION', `--${name} must be an integer, got "${text}"`);
   return n;
+}
+
+function readOption(name: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new LoadgenError('BAD_OPTION', `cannot read --${name} ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** The client token: from `--token-file` (never argv: `ps` shows it to every local user), else `$RAFT_TOKEN`. */
+function tokenFrom(file: string | undefined): string | undefined {
+  const t = file === undefined ? process.env.RAFT_TOKEN : readOption('token-file', file);
+  return t === undefined || t.trim() === '' ? undefined : t.trim();
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -57,6 +73,8 @@ async function main(argv: string[]): Promise<number> {
       'max-seconds': { type: 'string' },
       progress: { type: 'string', default: 'auto' },
       json: { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'token-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -87,6 +105,8 @@ async function main(argv: string[]): Promise<number> {
     requestTimeoutMs: int('timeout-ms', values['timeout-ms'], 30_000),
     maxSeconds: int('max-seconds', values['max-seconds'], 1800),
     progress: values.progress as ProgressMode,
+    tlsCa: values['tls-ca'] === undefined ? undefined : readOption('tls-ca', values['tls-ca']),
+    token: tokenFrom(values['token-file']),
   });
   const json = JSON.stringify(report, null, 2);
   const table = formatTable([report]);

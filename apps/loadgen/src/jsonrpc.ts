@@ -3,6 +3,7 @@
  * connections and responses are matched by `id`, so a connection carries many requests at once.
  */
 import { connect, type Socket } from 'node:net';
+import { checkServerIdentity, type PeerCertificate, connect as tlsConnect } from 'node:tls';
 import { LoadgenError } from './errors.js';
 import { type Completion, type Endpoint, type Transport, whenConnected } from './transport.js';
 import type { Op } from './workload.js';
@@ -13,7 +14,25 @@ export interface JsonRpcOptions {
   readonly servers: readonly Endpoint[];
   /** Persistent connections per server (default 1); slots are spread round-robin over all connections. */
   readonly connectionsPerServer?: number;
+  /** Connect with TLS, verifying each server's certificate against this CA (PEM). Default: plain text. */
+  readonly tlsCa?: string | Buffer;
+  /** Authenticate every connection with this client token first (servers with a credentials file need one). */
+  readonly token?: string;
 }
+
+/**
+ * Whether a server certificate names `host:port` or `host` in its CN or subjectAltName (the rule raft servers use,
+ * docs/security.md); otherwise Node's usual host name check decides.
+ */
+function checkServer(host: string, port: number, cert: PeerCertificate): Error | undefined {
+  const names = [String(cert.subject?.CN ?? '')];
+  for (const part of (cert.subjectaltname ?? '').split(',')) names.push(part.slice(part.indexOf(':') + 1).trim());
+  const want = [`${host}:${port}`.toLowerCase(), host.toLowerCase()];
+  return names.some((n) => want.includes(n.toLowerCase())) ? undefined : checkServerIdentity(host, cert);
+}
+
+/** The id of the `Authenticate` request each connection sends first when given a token. */
+const AUTH_ID = 'loadgen-authenticate';
 
 /** Encodes an operation as raftpico's `Apply` request line (tuple-form input). */
 export function encodeApply(id: number, op: Op): string {
@@ -31,15 +50,31 @@ class Connection {
   private outbox = '';
   private flushQueued = false;
 
-  constructor(private readonly endpoint: Endpoint) {}
+  constructor(
+    private readonly endpoint: Endpoint,
+    private readonly tlsCa: string | Buffer | undefined,
+    private readonly token: string | undefined,
+  ) {}
 
   open(): Promise<void> {
-    return whenConnected(this.attach(), this.endpoint);
+    return whenConnected(this.attach(), this.endpoint, this.tlsCa === undefined ? 'connect' : 'secureConnect');
   }
 
   /** Creates the socket; also used to reconnect lazily after the server closed a connection. */
   private attach(): Socket {
-    const s = connect(this.endpoint.port, this.endpoint.host);
+    const { host, port } = this.endpoint;
+    const s =
+      this.tlsCa === undefined
+        ? connect(port, host)
+        : tlsConnect({ host, port, ca: this.tlsCa, checkServerIdentity: (h, cert) => checkServer(h, port, cert) });
+    // Written first, so the server authenticates the connection before any request on it.
+    if (this.token !== undefined) {
+      this.outbox = `{"jsonrpc":"2.0","id":"${AUTH_ID}","method":"Authenticate","params":{"token":${JSON.stringify(this.token)}}}\n${this.outbox}`;
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        queueMicrotask(() => this.flush());
+      }
+    }
     s.setNoDelay(true);
     s.setEncoding('utf8');
     s.on('data', (chunk: string) => this.onData(chunk));
@@ -89,6 +124,8 @@ class Connection {
     } catch {
       return; // not a response we can match; the request it answered will time out and be counted
     }
+    // A refused token needs no handling here: every request on the connection then fails with UNAUTHENTICATED.
+    if (msg.id === AUTH_ID) return;
     if (typeof msg.id !== 'number') return;
     const done = this.pending.get(msg.id);
     if (!done) return;
@@ -127,7 +164,9 @@ export class JsonRpcTransport implements Transport {
     if (options.servers.length === 0) throw new LoadgenError('BAD_OPTION', 'at least one server is needed');
     if (!Number.isInteger(per) || per < 1) throw new LoadgenError('BAD_OPTION', 'connectionsPerServer must be >= 1');
     // Interleave servers so that slot k goes to server k % S whatever the number of connections per server.
-    for (let i = 0; i < per; i++) for (const ep of options.servers) this.conns.push(new Connection(ep));
+    for (let i = 0; i < per; i++) {
+      for (const ep of options.servers) this.conns.push(new Connection(ep, options.tlsCa, options.token));
+    }
   }
 
   /** Connects every connection at once. Rejects with {@link LoadgenError} `CONNECT` if a server cannot be reached. */

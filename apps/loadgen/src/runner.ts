@@ -38,6 +38,10 @@ export interface LoadOptions {
   readonly maxSeconds?: number;
   /** JSON-RPC connections per server (default 1; requests are pipelined on each). */
   readonly connectionsPerServer?: number;
+  /** JSON-RPC over TLS: the CA (PEM) the servers' certificates must chain to. Default: plain text. */
+  readonly tlsCa?: string | Buffer;
+  /** JSON-RPC: a client token each connection authenticates with first. */
+  readonly token?: string;
   /** Progress display of the measured phase on stderr (warm-up shows none). Default `auto`: a bar on a TTY. */
   readonly progress?: ProgressMode;
   /** Label of the progress display (default `target workload C=...`). */
@@ -54,7 +58,12 @@ function check(cond: boolean, message: string): void {
 export function makeTransport(options: LoadOptions): Transport {
   const servers = options.servers.map((s) => (typeof s === 'string' ? parseEndpoint(s) : s));
   if (options.target === 'jsonrpc') {
-    return new JsonRpcTransport({ servers, connectionsPerServer: options.connectionsPerServer });
+    return new JsonRpcTransport({
+      servers,
+      connectionsPerServer: options.connectionsPerServer,
+      tlsCa: options.tlsCa,
+      token: options.token,
+    });
   }
   if (options.target === 'etcd') return new EtcdTransport({ servers, connections: options.concurrency });
   throw new LoadgenError('BAD_OPTION', `unknown target "${String(options.target)}"; expected jsonrpc or etcd`);

@@ -53,8 +53,15 @@ export function errorKind(message: string): string {
   return message.replace(/\d+/g, 'N').slice(0, 160);
 }
 
-/** Resolves once `socket` is connected; rejects with a `CONNECT` {@link LoadgenError} naming `endpoint` if it fails. */
-export function whenConnected(socket: Socket, endpoint: Endpoint): Promise<void> {
+/**
+ * Resolves once `socket` is connected (for a TLS socket: once its handshake is done, `secureConnect`); rejects with a
+ * `CONNECT` {@link LoadgenError} naming `endpoint` if it fails.
+ */
+export function whenConnected(
+  socket: Socket,
+  endpoint: Endpoint,
+  event: 'connect' | 'secureConnect' = 'connect',
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) =>
       reject(
@@ -63,7 +70,7 @@ export function whenConnected(socket: Socket, endpoint: Endpoint): Promise<void>
         }),
       );
     socket.once('error', onError);
-    socket.once('connect', () => {
+    socket.once(event, () => {
       socket.off('error', onError);
       resolve();
     });

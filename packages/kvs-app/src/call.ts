@@ -6,12 +6,16 @@
  * @packageDocumentation
  */
 import { createConnection, type Socket } from 'node:net';
-import { splitAddress } from '@raft/node-tcp';
+import { connect as tlsConnect } from 'node:tls';
+import { type ClientTlsOptions, clientConnectOptions, splitAddress } from '@raft/node-tcp';
 
 /** Why a call failed before any response could be printed. */
 export class CallError extends Error {
-  /** `connect`: the server could not be reached; `closed`: it hung up before answering; `timeout`: no answer in time. */
-  readonly code: 'connect' | 'closed' | 'timeout';
+  /**
+   * `connect`: the server could not be reached; `closed`: it hung up before answering; `timeout`: no answer in time;
+   * `auth`: it refused the token.
+   */
+  readonly code: 'connect' | 'closed' | 'timeout' | 'auth';
   constructor(code: CallError['code'], message: string) {
     super(message);
     this.name = 'CallError';
@@ -60,21 +64,38 @@ export function expectedResponses(line: string): number {
   return isNotification(v) ? 0 : 1;
 }
 
+/** How {@link callLines} reaches a secured server. */
+export interface CallSecurity {
+  /** Connect with TLS, verifying the server's certificate against this CA (and present a client certificate). */
+  readonly tls?: ClientTlsOptions;
+  /** Authenticate with this token first (its answer is not printed; a refusal fails the call). */
+  readonly token?: string;
+}
+
+/** The id of the `Authenticate` request {@link callLines} sends first when given a token. */
+const AUTH_ID = 'raft-kvs-call-authenticate';
+
 /**
  * Sends `lines` over one connection (pipelined) and calls `onResponse` for each response line as it arrives.
  * Resolves once every expected response has arrived.
  *
  * @param timeoutMs how long to wait for the answers after the last request was written.
+ * @param security TLS and a token, for servers that require them.
  */
 export function callLines(
   addr: string,
   lines: AsyncIterable<string> | Iterable<string>,
   onResponse: (line: string) => void,
   timeoutMs = 30_000,
+  security: CallSecurity = {},
 ): Promise<{ responses: number }> {
   const { host, port } = parseAddr(addr);
   return new Promise((resolve, reject) => {
-    const socket: Socket = createConnection({ host, port });
+    const socket: Socket =
+      security.tls === undefined
+        ? createConnection({ host, port })
+        : tlsConnect(clientConnectOptions(host, port, security.tls));
+    let authPending = security.token !== undefined;
     socket.setNoDelay(true);
     let expected = 0;
     let received = 0;
@@ -93,8 +114,10 @@ export function callLines(
     const maybeDone = () => {
       if (sentAll && received >= expected) finish();
     };
-    socket.on('connect', async () => {
+    socket.on(security.tls === undefined ? 'connect' : 'secureConnect', async () => {
       try {
+        if (security.token !== undefined)
+          socket.write(`${requestLine('Authenticate', { token: security.token }, AUTH_ID)}\n`);
         for await (const line of lines) {
           const n = expectedResponses(line);
           if (line.trim() === '') continue;
@@ -119,7 +142,15 @@ export function callLines(
       while (nl >= 0) {
         const line = buffer.slice(0, nl);
         buffer = buffer.slice(nl + 1);
-        if (line.trim() !== '') {
+        if (authPending && line.includes(AUTH_ID)) {
+          // The answer to our Authenticate: not the user's output; a refusal ends the call.
+          authPending = false;
+          const err = (JSON.parse(line) as { error?: { message?: string } }).error;
+          if (err !== undefined) {
+            finish(new CallError('auth', `${addr} refused the token: ${err.message ?? 'unauthenticated'}`));
+            return;
+          }
+        } else if (line.trim() !== '') {
           received++;
           onResponse(line);
         }

@@ -12,6 +12,7 @@ import { runInspectCommand } from '@raft/storage-jsonl';
 import { intFlag, parseArgs, UsageError } from './args.js';
 import { CallError, callLines, parseAddr, requestLine } from './call.js';
 import { runDemo } from './demo.js';
+import { clientTls, clientToken, runToken, TLS_FLAGS, TOKEN_FLAGS } from './security.js';
 import { runServe } from './serve.js';
 
 /** Top-level help. */
@@ -22,13 +23,14 @@ A replicated key-value store on Raft. Commands:
   call <addr> [<Method> [params]]     send one JSON-RPC request and print the response; with no method,
                                       send the request lines read from stdin (see: raft-kvs call --help)
   demo                                start a 3-node cluster on loopback and walk through it
+  token <name> <role> --out FILE      make a client token (see: raft-kvs token --help)
   inspect <dir> [--entries] [--json]  print a data directory's state (see: raft-kvs inspect --help)
 
 Addresses are host:port; :4000 means 127.0.0.1:4000.
 exit status: 0 success; 1 the operation failed; 2 usage error`;
 
 /** Help text of `raft-kvs call`. */
-export const CALL_HELP = `usage: raft-kvs call <addr> [<Method> [params-json]] [--timeout-ms N]
+export const CALL_HELP = `usage: raft-kvs call <addr> [<Method> [params-json]] [--timeout-ms N] [security options]
 
 Sends a JSON-RPC 2.0 request to the server at <addr> and prints the response line, e.g.
   raft-kvs call :4000 CreateCluster
@@ -37,6 +39,12 @@ Sends a JSON-RPC 2.0 request to the server at <addr> and prints the response lin
   raft-kvs call :4001 Apply '{"kind":"Query","input":{"Get":"foo"}}'
 With no <Method>, reads request lines from stdin, sends them all on one connection (pipelined) and prints each
 response line as it arrives:  cat requests.jsonl | raft-kvs call :4000
+
+security options (see docs/security.md):
+  --tls-ca FILE          connect with TLS; the server's certificate must be signed by this CA
+  --tls-cert FILE        a client certificate (with --tls-key; optional)
+  --tls-key FILE         its key
+  --token-file FILE      authenticate with the token in FILE (default: $RAFT_TOKEN, or none)
 
 exit status: 0 every response was a result; 1 some response was an error, or the server could not be reached
 or did not answer in time; 2 usage error (including params that are not JSON)`;
@@ -57,7 +65,7 @@ function isErrorResponse(line: string): boolean {
 }
 
 async function runCall(argv: readonly string[]): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, { 'timeout-ms': 'string' });
+  const { positionals, flags } = parseArgs(argv, { 'timeout-ms': 'string', ...TLS_FLAGS, ...TOKEN_FLAGS });
   if (flags.help) {
     console.log(CALL_HELP);
     return 0;
@@ -83,6 +91,7 @@ async function runCall(argv: readonly string[]): Promise<number> {
     }
     lines = [requestLine(method, params)];
   }
+  const security = { tls: clientTls(flags), token: clientToken(flags) };
   let failed = false;
   try {
     await callLines(
@@ -93,6 +102,7 @@ async function runCall(argv: readonly string[]): Promise<number> {
         process.stdout.write(`${line}\n`);
       },
       intFlag(flags, 'timeout-ms') ?? 30_000,
+      security,
     );
   } catch (e) {
     if (!(e instanceof CallError)) throw e;
@@ -113,6 +123,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runCall(rest);
       case 'demo':
         return await runDemo(rest);
+      case 'token':
+        return runToken(rest);
       case 'inspect':
         return await runInspectCommand(rest);
       case undefined:

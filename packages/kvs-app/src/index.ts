@@ -4,7 +4,8 @@
  * @packageDocumentation
  */
 export { type FlagSpec, type ParsedArgs, parseArgs, UsageError } from './args.js';
-export { CallError, callLines, expectedResponses, parseAddr, requestLine } from './call.js';
+export { CallError, type CallSecurity, callLines, expectedResponses, parseAddr, requestLine } from './call.js';
 export * from './kvs.js';
 export { createKvsMachine } from './machine.js';
+export { clientTls, clientToken, runToken, serverTls } from './security.js';
 export { defaultDataDir, type KvsServerOptions, startKvsServer } from './serve.js';

@@ -10,6 +10,7 @@ import { createServer, type RaftServer, type ServerOptions } from '@raft/node-tc
 import { intFlag, parseArgs, stringFlag, UsageError } from './args.js';
 import { parseAddr } from './call.js';
 import { createKvsMachine } from './machine.js';
+import { serverTls, TLS_FLAGS } from './security.js';
 
 /** Options of {@link startKvsServer}: the server's options without `machine` (the key-value machine is used). */
 export type KvsServerOptions = Omit<ServerOptions, 'machine'>;
@@ -43,7 +44,13 @@ options:
   --cluster-name NAME    peers must use the same name (default raft)
   --secret-file PATH     file holding the shared secret peers must prove (default: $RAFT_SECRET, or none); a
                          secret is required when <addr> or --listen is not a loopback address
-  --insecure             start on a non-loopback address without a secret (a trusted network only)
+  --insecure             start on a non-loopback address without a secret or TLS (a trusted network only)
+  --tls-ca FILE          TLS for peers and clients (all three files): the cluster CA,
+  --tls-cert FILE        this server's certificate (it must name <addr>, or its host: see docs/security.md)
+  --tls-key FILE         and its key
+  --credentials-file F   client tokens and their roles (JSON; see docs/security.md); without it any client may
+                         do anything (a server reachable from other hosts warns)
+  SIGHUP                 re-reads the credentials file and the TLS files (rotation without a restart)
   --unsafe-no-fsync      do not fsync (benchmarks of everything but the disk; a crash can lose acknowledged writes)
   --quiet                print only errors
 
@@ -61,6 +68,8 @@ export async function runServe(argv: readonly string[]): Promise<number> {
     secret: 'string',
     'secret-file': 'string',
     insecure: 'boolean',
+    ...TLS_FLAGS,
+    'credentials-file': 'string',
     'unsafe-no-fsync': 'boolean',
     quiet: 'boolean',
   });
@@ -84,6 +93,8 @@ export async function runServe(argv: readonly string[]): Promise<number> {
     );
   }
   const secret = readSecret(stringFlag(flags, 'secret-file'));
+  const tls = serverTls(flags);
+  const credentialsFile = stringFlag(flags, 'credentials-file');
   const quiet = flags.quiet === true;
   const dataDir = stringFlag(flags, 'data') ?? defaultDataDir(addr);
   const say = (msg: string) => {
@@ -100,6 +111,8 @@ export async function runServe(argv: readonly string[]): Promise<number> {
       autoSnapshotEntries: intFlag(flags, 'snapshot-entries', 0),
       clusterName: stringFlag(flags, 'cluster-name'),
       secret,
+      tls,
+      credentialsFile,
       insecure: flags.insecure === true,
       storageSync: flags['unsafe-no-fsync'] !== true,
     });
@@ -125,6 +138,7 @@ export async function runServe(argv: readonly string[]): Promise<number> {
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
+      process.removeListener('SIGHUP', reload);
       say(`${signal}: stopping`);
       server.stop().then(
         () => resolve(0),
@@ -134,6 +148,20 @@ export async function runServe(argv: readonly string[]): Promise<number> {
         },
       );
     };
+    const reload = () => {
+      // Rotation without a restart: new tokens and certificates apply to new connections (tokens: to every request).
+      try {
+        const changed = server.reloadCredentials();
+        const next = serverTls(flags);
+        if (next !== undefined) server.reloadTls(next);
+        say(
+          `SIGHUP: reloaded${credentialsFile === undefined ? '' : ` credentials (${changed ? 'changed' : 'unchanged'})`}${next === undefined ? '' : ' and TLS files'}`,
+        );
+      } catch (e) {
+        console.error(`[${addr}] SIGHUP: reload failed, keeping the previous settings: ${(e as Error).message}`);
+      }
+    };
+    process.on('SIGHUP', reload);
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });

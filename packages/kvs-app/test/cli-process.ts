@@ -28,10 +28,10 @@ export interface CliResult {
 /** Runs `raft-kvs <args>` to completion (killing it after `timeoutMs`). */
 export function runCli(
   args: readonly string[],
-  opts: { stdin?: string; timeoutMs?: number; cwd?: string } = {},
+  opts: { stdin?: string; timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {},
 ): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, cliArgs(args), { cwd: opts.cwd ?? ROOT, env: env() });
+    const child = spawn(process.execPath, cliArgs(args), { cwd: opts.cwd ?? ROOT, env: { ...env(), ...opts.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {

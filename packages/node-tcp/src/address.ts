@@ -49,3 +49,25 @@ export function exposureProblem(o: {
     'trusted'
   );
 }
+
+/**
+ * A warning for a server whose client port other hosts can reach without client authentication (no credentials
+ * file), or null. Not a refusal: the peer links are what `exposureProblem` protects; an open client port is the
+ * operator's call on a trusted network, but one they must hear about.
+ */
+export function openClientPortWarning(o: {
+  address: string;
+  listen?: string | undefined;
+  credentialsFile?: string | undefined;
+}): string | null {
+  if (o.credentialsFile !== undefined) return null;
+  const exposed = [o.address, o.listen].filter(
+    (a): a is string => a !== undefined && !isLoopbackHost(splitAddress(a)?.host ?? ''),
+  );
+  if (exposed.length === 0) return null;
+  return (
+    `WARNING: ${exposed.join(' and ')} can be reached from other hosts and no credentials file is configured: ` +
+    'ANY client that reaches the port can read, write, delete keys and change the membership. Configure client ' +
+    'tokens (raft-kvs: --credentials-file, see docs/security.md)'
+  );
+}

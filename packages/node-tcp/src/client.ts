@@ -6,9 +6,11 @@
  */
 
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { ApplyKind } from '@raft/runtime';
 import { splitAddress } from './address.js';
 import { ConnectionError, ErrorCode, RpcError } from './errors.js';
+import { type ClientTlsOptions, clientConnectOptions } from './tls.js';
 
 /** Options of {@link RpcClient.connect}. */
 export interface RpcClientOptions {
@@ -18,6 +20,16 @@ export interface RpcClientOptions {
   maxLineBytes?: number;
   /** How long connecting may take, in ms. Default 10 000. */
   connectTimeoutMs?: number;
+  /**
+   * Connect with TLS, verifying the server's certificate against `tls.ca` (it must name the address dialed, or its
+   * host). Default: plain text.
+   */
+  tls?: ClientTlsOptions;
+  /**
+   * A client token: sent in an `Authenticate` call before anything else; `connect` rejects with its error
+   * (`UNAUTHENTICATED`) if the server does not accept it.
+   */
+  token?: string;
 }
 
 /** One answer of {@link RpcClient.batch}. */
@@ -58,13 +70,16 @@ export class RpcClient {
   static connect(address: string, options: RpcClientOptions = {}): Promise<RpcClient> {
     const a = splitAddress(address.startsWith(':') ? `127.0.0.1${address}` : address);
     if (a === null) return Promise.reject(new ConnectionError(`not a host:port address: ${address}`, false));
-    return new Promise((resolve, reject) => {
-      const socket = connect({ host: a.host, port: a.port });
+    const connected = new Promise<RpcClient>((resolve, reject) => {
+      const socket =
+        options.tls === undefined
+          ? connect({ host: a.host, port: a.port })
+          : tlsConnect(clientConnectOptions(a.host, a.port, options.tls));
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new ConnectionError(`connecting to ${address} timed out`, false));
       }, options.connectTimeoutMs ?? 10_000);
-      socket.once('connect', () => {
+      socket.once(options.tls === undefined ? 'connect' : 'secureConnect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
         resolve(new RpcClient(socket, options.timeoutMs ?? 30_000, options.maxLineBytes ?? 64 * 1024 * 1024));
@@ -73,6 +88,17 @@ export class RpcClient {
         clearTimeout(timer);
         reject(new ConnectionError(`cannot connect to ${address}: ${e.message}`, false));
       });
+    });
+    const token = options.token;
+    if (token === undefined) return connected;
+    return connected.then(async (c) => {
+      try {
+        await c.request('Authenticate', { token });
+        return c;
+      } catch (e) {
+        await c.close();
+        throw e;
+      }
     });
   }
 

@@ -4,15 +4,19 @@
  * are pushed back), so requests are parsed by node's HTTP parser, not by hand. Served: `POST /` and `POST /rpc`
  * (JSON-RPC 2.0, in `http-jsonrpc.ts`), `GET /state` (the server state as JSON), and WebSocket upgrades (handed to
  * `websocket.ts`); other paths get 404, other methods 405, malformed HTTP 400 and headers above 16 KiB 431 (both
- * from node, then close). Separate because it is the only HTTP in the server.
+ * from node, then close). An `Authorization: Bearer <token>` header authenticates the request (or the WebSocket):
+ * an unknown token gets 401, `GET /state` without the `read` role 401/403. Separate because it is the only HTTP in
+ * the server.
  *
  * @packageDocumentation
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { ErrorCode, RpcError } from '@raft/runtime';
 import { refuseConnection, watchIdle } from './client-connection.js';
 import { type HttpRpcConn, sendText, serveJsonRpcPost } from './http-jsonrpc.js';
+import { errorJson } from './jsonrpc.js';
 import type { ClientContext } from './rpc.js';
 import { serveWebSocket } from './websocket.js';
 
@@ -54,6 +58,7 @@ export class HttpFront {
         socket.destroy();
         return;
       }
+      if (!this.authenticate(req, st, (status, e) => rawHttpError(socket, status, e))) return;
       // ws answers anything but a valid WebSocket handshake with a 400 and closes.
       c.wss.handleUpgrade(req, socket, head, (w) => serveWebSocket(w, socket, st.conn, st.ws, c));
     });
@@ -98,6 +103,7 @@ export class HttpFront {
       res.destroy();
       return;
     }
+    if (!this.authenticate(req, st, (status, e) => jsonError(res, status, e))) return;
     const path = (req.url ?? '').split('?')[0];
     if (path === '/' || path === '/rpc') {
       if (req.method === 'POST') {
@@ -109,6 +115,11 @@ export class HttpFront {
     }
     if (path === '/state') {
       if (req.method === 'GET' || req.method === 'HEAD') {
+        const refused = this.c.d.authorize('state', st.conn.caller ?? null);
+        if (refused !== null) {
+          jsonError(res, refused.code === ErrorCode.FORBIDDEN ? 403 : 401, refused);
+          return;
+        }
         const body = this.c.d.stateJson();
         res.writeHead(200, {
           'content-type': 'application/json',
@@ -123,4 +134,43 @@ export class HttpFront {
     }
     sendText(res, 404, 'Use POST / (JSON-RPC), a WebSocket, GET /state, or JSON-RPC lines.\n');
   }
+
+  /**
+   * A bearer token in the request binds the connection to its caller (for this request and, with keep-alive, until
+   * another request carries another one); an unknown token is refused with 401. Returns false when refused.
+   */
+  private authenticate(req: IncomingMessage, st: HttpConn, refuse: (status: number, e: RpcError) => void): boolean {
+    const auth = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (auth === null) return true;
+    const caller = this.c.d.authenticate(auth[1]);
+    if (caller instanceof RpcError) {
+      refuse(401, caller);
+      return false;
+    }
+    st.conn.caller = caller;
+    return true;
+  }
+}
+
+/** Answer with a JSON-RPC error body (401 with a `WWW-Authenticate` challenge). */
+function jsonError(res: ServerResponse, status: number, e: RpcError): void {
+  const body = `${errorJson('null', e.code, e.message, e.data)}\n`;
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'access-control-allow-origin': '*',
+  };
+  if (status === 401) headers['www-authenticate'] = 'Bearer';
+  res.writeHead(status, headers);
+  res.end(body);
+}
+
+/** The same on a socket being upgraded (no response object yet), then close. */
+function rawHttpError(socket: Socket, status: number, e: RpcError): void {
+  const body = `${errorJson('null', e.code, e.message, e.data)}\n`;
+  const reason = status === 401 ? 'Unauthorized' : 'Forbidden';
+  const challenge = status === 401 ? 'www-authenticate: Bearer\r\n' : '';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${challenge}connection: close\r\n\r\n${body}`,
+  );
 }

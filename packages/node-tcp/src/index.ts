@@ -23,7 +23,19 @@ export {
   type RpcErrorData,
   silentLogger,
 } from '@raft/runtime';
-export { exposureProblem, isLoopbackHost, splitAddress } from './address.js';
+export { exposureProblem, isLoopbackHost, openClientPortWarning, splitAddress } from './address.js';
+export {
+  type Caller,
+  type CredentialEntry,
+  CredentialStore,
+  CredentialsError,
+  hashToken,
+  newToken,
+  parseCredentials,
+  type Role,
+  requiredRole,
+  roleAllows,
+} from './auth.js';
 export { type BatchResult, RpcClient, type RpcClientOptions } from './client.js';
 export { ConnectionError } from './errors.js';
 export { encodeFrame, FrameDecoder, FrameError, PEER_MAGIC, PEER_VERSION } from './frame.js';
@@ -36,3 +48,10 @@ export type {
   ServerOptions,
   ServerState,
 } from './server-types.js';
+export {
+  type ClientTlsOptions,
+  certificateNames,
+  certificateProves,
+  clientConnectOptions,
+  type TlsOptions,
+} from './tls.js';

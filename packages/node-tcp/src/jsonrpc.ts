@@ -8,7 +8,8 @@
  * @packageDocumentation
  */
 
-import { type ApplyOutcome, ErrorCode, toJsonText } from '@raft/runtime';
+import { type ApplyOutcome, ErrorCode, RpcError, toJsonText } from '@raft/runtime';
+import type { Caller } from './auth.js';
 import type { RpcDispatcher } from './rpc.js';
 
 /** A batch is dispatched this many requests at a time, so a huge batch cannot starve the node's own timers. */
@@ -46,6 +47,11 @@ export interface ConnState {
   inflight: number;
   /** False once the connection is gone or closing: the rest of a sliced batch is then not dispatched. */
   alive(): boolean;
+  /**
+   * Who the connection authenticated as (an `Authenticate` call, or an HTTP `Authorization` header); unset or null
+   * for an anonymous connection.
+   */
+  caller?: Caller | null;
 }
 
 /** The limits {@link JsonRpcHandler} applies. */
@@ -213,7 +219,12 @@ export class JsonRpcHandler {
     }
     let answered = false;
     conn.inflight++;
-    this.d.dispatch(r.method, r.params, (o) => {
+    const method = r.method;
+    const run = (done: (o: ApplyOutcome) => void) => {
+      if (method === 'Authenticate') this.authenticate(r.params, conn, done);
+      else this.d.dispatch(method, r.params, done, conn.caller ?? null);
+    };
+    run((o) => {
       if (answered) return;
       answered = true;
       conn.inflight--;
@@ -233,5 +244,23 @@ export class JsonRpcHandler {
       }
       reply(idText, text);
     });
+  }
+
+  /**
+   * `Authenticate {token}`: bind the connection to the token's caller (for every later request on it), or answer
+   * `UNAUTHENTICATED` (the connection stays as it was).
+   */
+  private authenticate(params: unknown, conn: ConnState, done: (o: ApplyOutcome) => void): void {
+    const token =
+      params !== null && typeof params === 'object' && !Array.isArray(params)
+        ? (params as { token?: unknown }).token
+        : undefined;
+    const c = this.d.authenticate(token);
+    if (c instanceof RpcError) {
+      done({ ok: false, error: c });
+      return;
+    }
+    conn.caller = c;
+    done({ ok: true, output: { name: c.name, role: c.role } });
   }
 }

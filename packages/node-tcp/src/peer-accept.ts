@@ -1,6 +1,6 @@
 /**
  * Incoming peer connections: after the server saw the magic, the acceptor side of the handshake (version byte,
- * challenge, checking the hello, `ok`), then every frame the peer sends is handed to `peer-inbound.ts`. A peer that
+ * challenge, checking the hello and, with TLS, that the peer's certificate proves the id it claims, `ok`), then every frame the peer sends is handed to `peer-inbound.ts`. A peer that
  * fails anything (version, cluster name, secret, time limit, a malformed frame) gets a short reason and is closed.
  * Separate from `transport.ts` because an incoming connection only receives: this server's own messages to that
  * peer travel on the connection this server dials.
@@ -13,6 +13,7 @@ import { encodeFrame, FrameDecoder, PEER_MAGIC, PEER_VERSION } from './frame.js'
 import { acceptance, checkHello, newNonce } from './peer-handshake.js';
 import { handleFrame } from './peer-inbound.js';
 import type { PeerLink } from './peer-link.js';
+import { peerCertificateProblem } from './tls.js';
 import type { TransportOptions } from './transport.js';
 
 /**
@@ -70,6 +71,13 @@ export function serveIncomingPeer(
           const why = checkHello(v, nonce, o);
           if (typeof why === 'string') {
             reject(why);
+            return;
+          }
+          // With TLS, the id the peer claims must be one its certificate proves (mutual TLS): then every message's
+          // `from` is checked against it (peer-inbound.ts).
+          const notProven = o.tls == null ? null : peerCertificateProblem(socket, why.id);
+          if (notProven !== null) {
+            reject(notProven);
             return;
           }
           link.peer = why.id;

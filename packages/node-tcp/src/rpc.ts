@@ -12,8 +12,9 @@
  */
 
 import type { Socket } from 'node:net';
-import type { ApplyOutcome, Logger } from '@raft/runtime';
+import type { ApplyOutcome, Logger, RpcError, RuntimeRequest } from '@raft/runtime';
 import { WebSocketServer } from 'ws';
+import type { Caller } from './auth.js';
 import { refuseConnection } from './client-connection.js';
 import { serveLines } from './client-lines.js';
 import { HttpFront } from './http.js';
@@ -21,8 +22,15 @@ import { type ConnState, JsonRpcHandler } from './jsonrpc.js';
 
 /** What the connection handlers need from the server. */
 export interface RpcDispatcher {
-  /** Run one method; `done` is called exactly once. */
-  dispatch(method: string, params: unknown, done: (o: ApplyOutcome) => void): void;
+  /** Run one method for `caller` (null: an anonymous client); `done` is called exactly once. */
+  dispatch(method: string, params: unknown, done: (o: ApplyOutcome) => void, caller: Caller | null): void;
+  /**
+   * The caller a client token stands for, or the `UNAUTHENTICATED` error. Without credentials configured every
+   * token (and none) stands for an admin.
+   */
+  authenticate(token: unknown): Caller | RpcError;
+  /** Null when `caller` may make a request of this type, else the error to answer with. */
+  authorize(type: RuntimeRequest['type'], caller: Caller | null): RpcError | null;
   /** The server state as JSON text (for `GET /state`). */
   stateJson(): string;
   /** Counters the handlers update. */

@@ -16,6 +16,7 @@ import {
   type RuntimeState,
 } from '@raft/runtime';
 import type { ServerRecovery } from './recovery.js';
+import type { TlsOptions } from './tls.js';
 
 /** Options of `createServer`. Only `address`, `machine` and `dataDir` (or `storage`) are required. */
 export interface ServerOptions {
@@ -74,6 +75,19 @@ export interface ServerOptions {
    * never a command line (`ps` shows argv to every local user).
    */
   secret?: string;
+  /**
+   * TLS for every connection on the port (peers and clients), as PEM text or Buffers: the cluster CA, this
+   * server's certificate and key. Peers then connect with mutual TLS, and a peer's certificate must prove the id it
+   * claims (CN or a subjectAltName equal to its `host:port`, or to its host: see docs/security.md). Plain-text
+   * connections are refused. Default: none (plain text).
+   */
+  tls?: TlsOptions;
+  /**
+   * A JSON credentials file (`{"tokens": [{"name", "role", "sha256"}]}`, see docs/security.md): clients must then
+   * present a token and may only do what its role allows. Re-read when it changes. Default: none (no client
+   * authentication; a server reachable from other hosts warns at start).
+   */
+  credentialsFile?: string;
   /**
    * Start without a secret although `address` or `listen` can be reached from other hosts (a trusted network).
    * Default false: such a server refuses to start and says why.

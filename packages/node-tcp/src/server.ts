@@ -22,10 +22,12 @@ import {
   RaftRuntime,
   type RaftStorage,
   RpcError,
+  type RuntimeRequest,
 } from '@raft/runtime';
 import type { RecoveryReport } from '@raft/storage-jsonl';
-import { exposureProblem, splitAddress } from './address.js';
-import { IncomingConnections } from './connections.js';
+import { exposureProblem, openClientPortWarning, splitAddress } from './address.js';
+import { authorize, type Caller, CredentialStore, IN_PROCESS_CALLER, unauthenticated } from './auth.js';
+import { IncomingConnections, SNIFF_TIMEOUT_MS } from './connections.js';
 import { claimDataDir, ensureDataDir, openDataDir, writeMeta } from './data-dir.js';
 import { toRuntimeRequest } from './methods.js';
 import { copyRecovery, reportRecovery, type ServerRecovery } from './recovery.js';
@@ -37,7 +39,13 @@ import {
   type ServerOptions,
   type ServerState,
 } from './server-types.js';
+import { refusePlainText, ServerTls, type TlsOptions } from './tls.js';
 import { PeerTransport } from './transport.js';
+
+/** How often a server checks its credentials file for changes, in ms. */
+const CREDENTIALS_POLL_MS = 2000;
+/** Every client's caller when no credentials file is configured. */
+const ANONYMOUS_ADMIN: Caller = Object.freeze({ name: 'anonymous', role: 'admin' });
 
 export type { RaftStorage };
 
@@ -63,6 +71,10 @@ export class RaftServer extends EventEmitter {
   private readonly incoming: IncomingConnections;
   private running = false;
   private started = false;
+  /** The client tokens (null: no client authentication). */
+  private credentials: CredentialStore | null = null;
+  /** TLS on the port and on peer links (null: plain text). */
+  private tls: ServerTls | null = null;
   private startedAt = 0;
   private recovery: ServerRecovery = { repaired: [] };
   private flushQueued = false;
@@ -100,6 +112,8 @@ export class RaftServer extends EventEmitter {
       http: (sock, head) => this.frontend.acceptHttp(sock, head),
       lines: (sock, head) => this.frontend.acceptLines(sock, head),
       refuse: (sock) => this.frontend.refuse(sock, false),
+      tls: () => this.tls,
+      refusePlain: (sock, head) => refusePlainText(sock, head, this.log),
     });
   }
 
@@ -147,10 +161,26 @@ export class RaftServer extends EventEmitter {
         'a stopped server cannot be started again: create a new server with a fresh Machine on the same dataDir',
       );
     }
-    const exposure = exposureProblem(this.options);
+    const exposure = exposureProblem({ ...this.options, tls: this.options.tls !== undefined });
     if (exposure !== null) throw new RpcError(ErrorCode.INVALID_PARAMS, exposure);
-    this.started = true;
     const o = this.options;
+    // Credentials and TLS material are checked before anything is opened: a typo must not start an open server.
+    this.credentials = o.credentialsFile === undefined ? null : new CredentialStore(o.credentialsFile, this.log);
+    const openPort = openClientPortWarning(o);
+    if (openPort !== null) this.log.warn(openPort);
+    this.tls =
+      o.tls === undefined
+        ? null
+        : new ServerTls(
+            o.tls,
+            Math.min(
+              SNIFF_TIMEOUT_MS,
+              (o.clientIdleTimeoutMs ?? 0) > 0 ? (o.clientIdleTimeoutMs as number) : SNIFF_TIMEOUT_MS,
+            ),
+            (sock) => this.incoming.acceptDecrypted(sock),
+            this.log,
+          );
+    this.started = true;
     const addr = splitAddress(o.address) as { host: string; port: number };
     // The id is recorded in the data directory so a restart with another address cannot pose as another node.
     let port = o.dataDir === undefined ? addr.port : await claimDataDir(o.dataDir, o.address);
@@ -196,6 +226,7 @@ export class RaftServer extends EventEmitter {
       id: this._id,
       clusterName,
       secret: o.secret,
+      tls: this.tls,
       maxFrameBytes,
       maxBufferBytes: maxPeerBufferBytes,
       backoffMinMs: Math.min(50, heartbeatMs),
@@ -260,7 +291,9 @@ export class RaftServer extends EventEmitter {
     this.runtime = runtime;
     this.frontend = new RpcFrontend(
       {
-        dispatch: (m, p, d) => this.dispatch(m, p, d),
+        dispatch: (m, p, d, caller) => this.dispatch(m, p, d, caller),
+        authenticate: (token) => this.authenticate(token),
+        authorize: (type, caller) => authorize({ type } as RuntimeRequest, caller, this.credentials),
         stateJson: () => JSON.stringify(this.state()),
         counters: this.counters,
       },
@@ -271,6 +304,7 @@ export class RaftServer extends EventEmitter {
         logger: this.log,
       },
     );
+    this.credentials?.watch(CREDENTIALS_POLL_MS);
     this.running = true;
     this.startedAt = Date.now();
     this.log.info('server started', { id: this._id, term: runtime.node.currentTerm, applied: runtime.appliedIndex });
@@ -324,6 +358,7 @@ export class RaftServer extends EventEmitter {
   private async shutdown(graceful: boolean): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.credentials?.stop();
     this.transport.close();
     this.frontend.close();
     this.incoming.closeAll();
@@ -339,8 +374,11 @@ export class RaftServer extends EventEmitter {
   // JSON-RPC
   // ---------------------------------------------------------------------------------------------------------------
 
-  /** @internal Run a JSON-RPC method (`done` is called exactly once). */
-  dispatch(method: string, params: unknown, done: Done): void {
+  /**
+   * @internal Run a JSON-RPC method for `caller` (`done` is called exactly once). Client connections pass who they
+   * authenticated as (null: anonymous); the in-process API is the embedding program's, so an admin.
+   */
+  dispatch(method: string, params: unknown, done: Done, caller: Caller | null = IN_PROCESS_CALLER): void {
     const rt = this.runtime;
     if (rt === null || !this.running) {
       done({ ok: false, error: errors.shuttingDown() });
@@ -351,12 +389,42 @@ export class RaftServer extends EventEmitter {
       done({ ok: false, error: request });
       return;
     }
+    const refused = authorize(request, caller, this.credentials);
+    if (refused !== null) {
+      done({ ok: false, error: refused });
+      return;
+    }
     if (request.type === 'state') {
       // GetServerState: the runtime's state (and hash) plus the server's own fields.
       rt.submit(request, (o) => done(o.ok ? { ok: true, output: { ...this.state(), ...(o.output as object) } } : o));
       return;
     }
     rt.submit(request, done);
+  }
+
+  /** The caller a client's token stands for (anyone is an admin when no credentials file is configured). */
+  private authenticate(token: unknown): Caller | RpcError {
+    if (this.credentials === null) return ANONYMOUS_ADMIN;
+    return this.credentials.authenticate(token) ?? unauthenticated('the token is not in the credentials file');
+  }
+
+  /**
+   * Re-read the credentials file now (servers also re-read it within seconds of a change; `raft-kvs serve` calls
+   * this on SIGHUP). Returns whether the tokens changed.
+   */
+  reloadCredentials(): boolean {
+    return this.credentials?.reload(true) ?? false;
+  }
+
+  /**
+   * Use new TLS material (a renewed certificate, or a CA bundle during a CA rotation) for connections made from now
+   * on; open connections keep theirs.
+   *
+   * @throws RpcError `INVALID_PARAMS` when the server was started without TLS.
+   */
+  reloadTls(tls: TlsOptions): void {
+    if (this.tls === null) throw new RpcError(ErrorCode.INVALID_PARAMS, 'this server was started without TLS');
+    this.tls.update(tls);
   }
 
   /** This server's state now (what `GetServerState` answers, without the hash). */

@@ -23,6 +23,7 @@ import { serveIncomingPeer } from './peer-accept.js';
 import { answerChallenge, checkAccepted, type HandshakeIdentity } from './peer-handshake.js';
 import { handleFrame } from './peer-inbound.js';
 import { isOrdered, itemBytes, type LinkHost, PeerLink, splitAppend } from './peer-link.js';
+import type { ServerTls } from './tls.js';
 import type { ForwardReply, ForwardRequest, WireItem } from './wire.js';
 
 export { PeerLink };
@@ -56,6 +57,11 @@ export interface TransportOptions extends HandshakeIdentity {
   readonly lowWaterBytes: number;
   /** Target frame size when cutting pending bulk (AppendEntries are split to about this many bytes of entries). */
   readonly softFrameBytes: number;
+  /**
+   * The server's TLS, if any: peers are then dialed with mutual TLS (their certificate must prove the id dialed),
+   * and an incoming peer's certificate must prove the id its hello claims.
+   */
+  readonly tls?: ServerTls | null;
   readonly logger: Logger;
   readonly counters: TransportCounters;
   /** Valid Raft messages received in one frame. */
@@ -349,7 +355,9 @@ export class PeerTransport {
     }
     link.state = 'connecting';
     link.attempts++;
-    const socket = connect({ host: addr.host, port: addr.port });
+    const tls = this.o.tls ?? null;
+    const socket =
+      tls === null ? connect({ host: addr.host, port: addr.port }) : tls.connectPeer(addr.host, addr.port, peer);
     link.socket = socket;
     socket.setNoDelay(true);
     const decoder = new FrameDecoder(this.o.maxFrameBytes);
@@ -361,7 +369,7 @@ export class PeerTransport {
         socket.destroy();
       }
     }, this.o.handshakeTimeoutMs);
-    socket.on('connect', () => {
+    socket.on(tls === null ? 'connect' : 'secureConnect', () => {
       socket.write(Buffer.concat([PEER_MAGIC, Buffer.of(PEER_VERSION)]));
     });
     socket.on('data', (chunk: Buffer) => {
@@ -409,7 +417,11 @@ export class PeerTransport {
       }
     });
     socket.on('error', (e) => {
-      this.o.logger.debug?.('peer connection error', { peer, error: e.message });
+      // A certificate problem is a configuration error an operator must see; a refused or reset connection is not.
+      const code = String((e as { code?: unknown }).code ?? '');
+      if (tls !== null && /CERT|SELF_SIGNED|ISSUER|SIGNATURE|TLS|SSL/.test(code)) {
+        this.o.logger.warn('TLS connection to a peer failed', { peer, error: e.message, code });
+      } else this.o.logger.debug?.('peer connection error', { peer, error: e.message });
     });
     socket.on('close', () => {
       clearTimeout(timer);

@@ -5,7 +5,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createServer, ErrorCode, exposureProblem, isLoopbackHost, RpcError } from '../src/index.js';
+import {
+  createServer,
+  ErrorCode,
+  exposureProblem,
+  isLoopbackHost,
+  openClientPortWarning,
+  RpcError,
+} from '../src/index.js';
 import { KvMachine } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'raft-exposure-'));
@@ -29,6 +36,16 @@ describe('exposureProblem', () => {
     expect(exposureProblem({ address: '10.0.0.1:4000', secret: 's' })).toBeNull();
     expect(exposureProblem({ address: '10.0.0.1:4000', secret: '' })).not.toBeNull();
     expect(exposureProblem({ address: '10.0.0.1:4000', insecure: true })).toBeNull();
+    expect(exposureProblem({ address: '10.0.0.1:4000', tls: true })).toBeNull();
+  });
+
+  it('warns about a client port other hosts can reach without a credentials file', () => {
+    expect(openClientPortWarning({ address: '127.0.0.1:4000' })).toBeNull();
+    expect(openClientPortWarning({ address: '10.0.0.1:4000' })).toMatch(/ANY client .*--credentials-file/);
+    expect(openClientPortWarning({ address: '127.0.0.1:4000', listen: '0.0.0.0:4000' })).toMatch(/0\.0\.0\.0:4000/);
+    expect(
+      openClientPortWarning({ address: '10.0.0.1:4000', credentialsFile: '/etc/raft/credentials.json' }),
+    ).toBeNull();
   });
 
   it('start() refuses before opening anything, with the reason', async () => {

@@ -6,6 +6,7 @@ import { connect, createServer as createNetServer, type Server, Socket } from 'n
 import { type ApplyOutcome, ErrorCode, silentLogger } from '@raft/runtime';
 import { sleep, waitFor } from '@raft/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Caller } from '../src/auth.js';
 import { CLIENT_KEEPALIVE_MS } from '../src/client-connection.js';
 import { RpcFrontend, type RpcFrontendOptions } from '../src/rpc.js';
 
@@ -25,6 +26,12 @@ class FakeDispatcher {
   }
   stateJson(): string {
     return '{}';
+  }
+  authenticate(): Caller {
+    return { name: 'anonymous', role: 'admin' };
+  }
+  authorize(): null {
+    return null;
   }
 }
 

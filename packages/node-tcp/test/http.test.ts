@@ -7,6 +7,7 @@ import { type ApplyOutcome, ErrorCode, silentLogger } from '@raft/runtime';
 import { waitFor } from '@raft/testkit';
 import jayson from 'jayson/promise';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Caller } from '../src/auth.js';
 import { RpcFrontend, type RpcFrontendOptions } from '../src/rpc.js';
 import { Cluster } from './helpers.js';
 
@@ -237,6 +238,12 @@ class FakeDispatcher {
     if (method === 'Big') done({ ok: true, output: 'x'.repeat((params as { n: number }).n) });
     else if (method === 'Later') this.later.push(done);
     else done({ ok: true, output: params ?? null });
+  }
+  authenticate(): Caller {
+    return { name: 'anonymous', role: 'admin' };
+  }
+  authorize(): null {
+    return null;
   }
   stateJson(): string {
     return '{}';

@@ -55,6 +55,14 @@ export const ErrorCode = {
    * answers exceed the limit this is the last line before the server closes it.
    */
   OUTPUT_LIMIT_EXCEEDED: -32013,
+  /**
+   * The server requires a client token (it has a credentials file) and this request carried none, or an unknown
+   * one; or the server accepts TLS connections only and this one was plain text. Authenticate (TCP lines and
+   * WebSocket: an `Authenticate` call; HTTP: `Authorization: Bearer <token>`) and retry: it was not applied.
+   */
+  UNAUTHENTICATED: -32014,
+  /** The client's token is valid but its role does not allow this method (a `read` token sending a command). */
+  FORBIDDEN: -32015,
 } as const;
 
 /** One of the {@link ErrorCode} values. */

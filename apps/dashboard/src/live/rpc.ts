@@ -46,6 +46,17 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** How a {@link NodeConnection} reaches a secured node (docs/security.md). */
+export interface NodeAuth {
+  /** A client token, sent in an `Authenticate` message first on every (re)connection. */
+  readonly token?: string;
+  /** Use `wss://` (the node has TLS; the browser must trust the cluster CA). */
+  readonly secure?: boolean;
+}
+
+/** The id of the `Authenticate` message a connection sends first. */
+const AUTH_ID = 'dashboard-authenticate';
+
 /** One node's WebSocket, with request/response matching by id and automatic reconnection. */
 export class NodeConnection {
   status: ConnectionStatus = 'connecting';
@@ -70,6 +81,7 @@ export class NodeConnection {
   constructor(
     readonly address: string,
     private readonly onStatus: (c: NodeConnection) => void = () => {},
+    private readonly auth: NodeAuth = {},
   ) {
     this.connect();
   }
@@ -81,7 +93,7 @@ export class NodeConnection {
     this.setStatus('connecting');
     let ws: WebSocket;
     try {
-      ws = new WebSocket(`ws://${this.address}/`);
+      ws = new WebSocket(`${this.auth.secure === true ? 'wss' : 'ws'}://${this.address}/`);
     } catch (e) {
       this.lastError = (e as Error).message;
       this.scheduleReconnect();
@@ -92,6 +104,11 @@ export class NodeConnection {
       this.attempts = 0;
       this.hinted = false;
       this.lastError = '';
+      // Sent before anything else, so the node authenticates the connection before the first request on it.
+      const token = this.auth.token;
+      if (token !== undefined) {
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id: AUTH_ID, method: 'Authenticate', params: { token } }));
+      }
       this.setStatus('open');
     };
     ws.onmessage = (ev) => this.onMessage(ev.data);
@@ -146,6 +163,11 @@ export class NodeConnection {
     for (const m of Array.isArray(msg) ? msg : [msg]) {
       if (m === null || typeof m !== 'object') continue;
       const r = m as { id?: unknown; result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
+      if (r.id === AUTH_ID && r.error !== undefined && r.error !== null) {
+        this.lastError = `token refused: ${String(r.error.message ?? 'unauthenticated')}`;
+        this.onStatus(this);
+        continue;
+      }
       if (typeof r.id !== 'number') continue;
       const p = this.pending.get(r.id);
       if (p === undefined) continue;

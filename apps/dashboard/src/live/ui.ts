@@ -37,6 +37,10 @@ interface NodeSlot {
 /** Mounts the live view into `root`; nodes come from `?nodes=a,b,c` or else from the server's `/config.json`. */
 export async function startLive(root: HTMLElement, params: URLSearchParams): Promise<void> {
   let nodes = splitNodes(params.get('nodes'));
+  // The token travels in the URL's fragment (#token=...), which the browser never sends to any server; `?tls=1` means
+  // the nodes have TLS (wss://).
+  const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
+  const auth = { token: token === '' ? undefined : token, secure: params.get('tls') === '1' };
   if (nodes.length === 0) {
     try {
       const res = await fetch('config.json');
@@ -83,13 +87,17 @@ export async function startLive(root: HTMLElement, params: URLSearchParams): Pro
   const slots: NodeSlot[] = nodes.map((address) => {
     const slot: NodeSlot = {
       address,
-      conn: new NodeConnection(address, (c) => {
-        if (c.status === 'open') {
-          slot.downSince = null;
-          slot.matchSeen = null;
-        } else if (slot.downSince === null) slot.downSince = performance.now();
-        renderSoon();
-      }),
+      conn: new NodeConnection(
+        address,
+        (c) => {
+          if (c.status === 'open') {
+            slot.downSince = null;
+            slot.matchSeen = null;
+          } else if (slot.downSince === null) slot.downSince = performance.now();
+          renderSoon();
+        },
+        auth,
+      ),
       state: null,
       at: 0,
       error: '',
