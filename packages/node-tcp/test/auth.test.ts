@@ -223,3 +223,37 @@ describe('rotation', () => {
     expect(() => parseCredentials('nope')).toThrow(expect.objectContaining({ code: 'CREDENTIALS_INVALID' }));
   });
 });
+
+describe('JSON-RPC over HTTP POST', () => {
+  async function post(body: unknown, token?: string): Promise<{ status: number; json: unknown }> {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(`http://${server.id}/`, { method: 'POST', headers, body: JSON.stringify(body) });
+    return { status: res.status, json: await res.json() };
+  }
+
+  it('an anonymous POST cannot write; a bearer token of the right role can; a bad token gets 401', async () => {
+    // The tests above edit the credentials file: put the three tokens back and wait for the reload.
+    writeCredentials([
+      { name: 'reader', role: 'read', token: tokens.read },
+      { name: 'writer', role: 'write', token: tokens.write },
+      { name: 'operator', role: 'admin', token: tokens.admin },
+    ]);
+    await waitFor(
+      async () => (await post({ jsonrpc: '2.0', id: 0, method: 'GetServerState' }, tokens.read)).status === 200,
+      10_000,
+      'the reader token to be accepted again',
+      { intervalMs: 100 },
+    );
+    const req = { jsonrpc: '2.0', id: 1, method: 'Apply', params: put('via-http', 7) };
+    const anon = await post(req);
+    expect(anon.status).toBe(200);
+    expect((anon.json as { error?: { code: number } }).error?.code).toBe(ErrorCode.UNAUTHENTICATED);
+    const reader = await post(req, tokens.read);
+    expect((reader.json as { error?: { code: number } }).error?.code).toBe(ErrorCode.FORBIDDEN);
+    expect(await server.localQuery({ Get: 'via-http' })).toBeNull();
+    const writer = await post(req, tokens.write);
+    expect(writer.json).toEqual({ jsonrpc: '2.0', id: 1, result: null });
+    expect((await post(req, 'not-a-token')).status).toBe(401);
+  });
+});
