@@ -268,7 +268,6 @@ export function injectAnomaly(rand: () => number, ops: readonly Operation[], kin
   }
 }
 
-
 /** One benchmark history: how to generate it, and what a checker must answer. */
 export interface BenchShape {
   /** Short name, used for the file name (`<name>.jsonl`). */
