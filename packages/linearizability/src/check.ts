@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 
-import { frontierKey } from './frontier.js';
+import { createFrontier } from './frontier.js';
 import { canonicalJson, pairOperations } from './history.js';
 import {
   ABSENT,
@@ -222,46 +222,49 @@ export function compileKey(ops: readonly Operation[], initial: InitialState): { 
 }
 
 /**
- * Two searches, alternated with growing budgets until one decides: the depth-first search (fast when the history is
- * linearizable: it usually walks straight through, and with few distinct values its memo collapses the
- * combinations), and the exhaustive frontier search (proves failing histories with many info operations, whose
- * combinations the depth-first search would explore one by one). The depth-first search resumes where it stopped;
- * the frontier search restarts, and each round multiplies its budget by 4, so the total work stays within a
- * constant factor of the faster search's. A frontier step costs about as much as {@link FRONTIER_STEP_COST}
- * depth-first steps, hence its smaller share.
+ * Two searches, alternated in time slices that double each round until one decides: the depth-first search (fast
+ * when the history is linearizable: it usually walks straight through, and with few distinct values its memo
+ * collapses the combinations), and the exhaustive frontier search (proves failing histories with many info
+ * operations, whose combinations the depth-first search would explore one by one). Both resume where they stopped,
+ * so the total time stays within about twice the faster search's. Slices are wall-clock time because a step of the
+ * two searches costs very different amounts (a frontier step, from 1 to over 50 depth-first steps); `maxSteps`
+ * still bounds their steps together.
  */
 function runKey(ops: readonly Operation[], initial: InitialState, budget: Budget): SearchResult {
   const { kops, init } = compileKey(ops, initial);
   const dfs = createSearch(kops, init);
-  let round = QUICK_STEPS + 20 * kops.length;
-  let dfsLimit = 0;
-  let frontierSpent = 0;
+  const frontier = createFrontier(kops, init);
+  let slice = FIRST_SLICE_MS;
+  let dfsSteps = 0;
+  let frontierSteps = 0;
   let frontierUseful = true;
   for (;;) {
-    dfsLimit = Math.min(dfsLimit + round, budget.maxSteps - frontierSpent);
-    const quick = dfs({ ...budget, maxSteps: dfsLimit });
-    const spent = () => quick.steps + frontierSpent;
-    if (quick.kind !== 'unknown' || quick.reason === 'time' || spent() >= budget.maxSteps) {
-      return { ...quick, steps: spent() };
+    const left = () => budget.maxSteps - dfsSteps - frontierSteps;
+    const sliceEnd = (): number => Math.min(budget.deadline, performance.now() + slice);
+    const quick = dfs({ maxSteps: dfsSteps + left(), deadline: sliceEnd() });
+    dfsSteps = quick.steps;
+    const outOfBudget = () => left() <= 0 || performance.now() >= budget.deadline;
+    if (quick.kind !== 'unknown' || outOfBudget()) {
+      return quick.kind !== 'unknown' ? { ...quick, steps: dfsSteps + frontierSteps } : unknownNow();
     }
     if (frontierUseful) {
-      const frontierSteps = Math.min(Math.ceil(round / FRONTIER_STEP_COST), budget.maxSteps - spent());
-      const full = frontierKey(kops, init, { ...budget, maxSteps: frontierSteps });
-      frontierSpent += full.steps;
-      if (full.kind !== 'unknown' || full.reason === 'time' || spent() >= budget.maxSteps) {
-        return { ...full, steps: spent() };
-      }
-      // It stopped before its step budget: its frontier outgrew the memory bound, which more steps will not fix.
-      if (full.steps < frontierSteps) frontierUseful = false;
+      const full = frontier({ maxSteps: frontierSteps + left(), deadline: sliceEnd() });
+      frontierSteps = full.steps;
+      if (full.kind !== 'unknown') return { ...full, steps: dfsSteps + frontierSteps };
+      if (outOfBudget()) return unknownNow();
+      // Its frontier outgrew the memory bound, which more time will not fix.
+      if (full.reason === 'memory') frontierUseful = false;
     }
-    round *= 4;
+    slice *= 2;
+  }
+  function unknownNow(): SearchResult {
+    const steps = dfsSteps + frontierSteps;
+    return { kind: 'unknown', steps, reason: steps >= budget.maxSteps ? 'steps' : 'time' };
   }
 }
 
-/** Steps the depth-first search gets in the first round (plus 20 per operation). */
-const QUICK_STEPS = 50_000;
-/** Roughly how many depth-first steps one frontier step costs (measured on the benchmark histories: 30 to 60). */
-const FRONTIER_STEP_COST = 64;
+/** The first time slice of each search, in ms: most keys are decided by the depth-first search well within it. */
+const FIRST_SLICE_MS = 10;
 
 /** `op` as seen by a history cut at time `t`: still running then, so its outcome is unknown. */
 function asInfo(op: Operation): Operation {

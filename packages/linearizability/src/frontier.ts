@@ -119,6 +119,40 @@ export function frontierKey(
   budget: Budget,
   maxFrontier = 200_000,
 ): SearchResult {
+  return createFrontier(ops, initial, maxFrontier)(budget);
+}
+
+/**
+ * {@link frontierKey} as a resumable search: each call continues where the previous one ran out of steps or time,
+ * with the new budget (`maxSteps` counted from the start). Once it has decided, or its frontier outgrew
+ * `maxFrontier` (reason `memory`), every call returns the same result.
+ */
+export function createFrontier(
+  ops: readonly KeyOp[],
+  initial: number,
+  maxFrontier = 200_000,
+): (budget: Budget) => SearchResult {
+  let budget: Budget = { maxSteps: 0, deadline: 0 };
+  let decided: SearchResult | undefined;
+  // A generator keeps the search's whole state (frontier, position, the configuration being expanded) across
+  // calls: it yields when the budget runs out and resumes on the next call.
+  const gen = frontierSearch(ops, initial, maxFrontier, () => budget);
+  return (b: Budget): SearchResult => {
+    if (decided !== undefined) return decided;
+    budget = b;
+    const r = gen.next();
+    const result = r.value;
+    if (r.done || result.kind !== 'unknown' || result.reason === 'memory') decided = result;
+    return result;
+  };
+}
+
+function* frontierSearch(
+  ops: readonly KeyOp[],
+  initial: number,
+  maxFrontier: number,
+  getBudget: () => Budget,
+): Generator<SearchResult, SearchResult, void> {
   const n = ops.length;
   if (n === 0) return { kind: 'ok', steps: 0 };
   // Events: 2i = call of op i, 2i+1 = return of op i (info operations have none).
@@ -243,9 +277,9 @@ export function frontierKey(
       for (let qi = 0; qi < queue.length; qi++) {
         const node = queue[qi];
         steps++;
-        if (steps > budget.maxSteps) return { kind: 'unknown', steps, reason: 'steps' };
-        if ((steps & 1023) === 0 && performance.now() > budget.deadline) {
-          return { kind: 'unknown', steps, reason: 'time' };
+        while (steps > getBudget().maxSteps) yield { kind: 'unknown', steps: steps - 1, reason: 'steps' };
+        if ((steps & 1023) === 0 && performance.now() > getBudget().deadline) {
+          while (performance.now() > getBudget().deadline) yield { kind: 'unknown', steps, reason: 'time' };
         }
         const s = node.state;
         const sx = stepC(s, ops[x]);
@@ -276,7 +310,7 @@ export function frontierKey(
           push({ state: FRESH, w: node.w, r: node.r, info: node.info, u: node.u + 1 });
         }
       }
-      if (next.size > maxFrontier) return { kind: 'unknown', steps, reason: 'steps' };
+      if (next.size > maxFrontier) return { kind: 'unknown', steps, reason: 'memory' };
     }
     const at = running.indexOf(x);
     running.splice(at, 1);

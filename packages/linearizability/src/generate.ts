@@ -330,9 +330,9 @@ export const BENCH_SHAPES: readonly BenchShape[] = [
   },
   {
     name: 'key1-wide',
-    label: '1 key, 100 clients, 2,000 ops, 5% info, values from {0,1,2,3}, coarse timestamps (about 100 overlapping)',
-    config: oneKey([0, 1, 2, 3], { processes: 100 }),
-    coarse: 20,
+    label: '1 key, 64 clients, 2,000 ops, 1% info, unique values, coarse timestamps (40 to 64 overlapping)',
+    config: oneKey('unique', { processes: 64, infoRate: 0.01 }),
+    coarse: 2,
     seed: 6,
   },
   {

@@ -54,7 +54,7 @@ export interface Budget {
 export type SearchResult =
   | { readonly kind: 'ok'; readonly steps: number }
   | { readonly kind: 'fail'; readonly steps: number; readonly stuck: number; readonly deepest: number }
-  | { readonly kind: 'unknown'; readonly steps: number; readonly reason: 'steps' | 'time' };
+  | { readonly kind: 'unknown'; readonly steps: number; readonly reason: 'steps' | 'time' | 'memory' };
 
 /** Returned by {@link step} when the recorded outcome is impossible in the given state. */
 export const REJECT = -2;
