@@ -330,7 +330,7 @@ export const BENCH_SHAPES: readonly BenchShape[] = [
   },
   {
     name: 'key1-wide',
-    label: '1 key, 64 clients, 2,000 ops, 1% info, unique values, coarse timestamps (40 to 64 overlapping)',
+    label: '1 key, 64 clients, 2,000 ops, 1% info, unique values, coarse timestamps (up to 54 overlapping)',
     config: oneKey('unique', { processes: 64, infoRate: 0.01 }),
     coarse: 2,
     seed: 6,
