@@ -7,4 +7,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'es2022',
+  // import.meta.url in the CommonJS build: the CLI starts its worker threads from its own file.
+  shims: true,
 });

@@ -4,9 +4,8 @@
  * @raft/linearizability bench`.
  */
 
-import { Prng } from '@raft/sim';
 import { checkOperations } from '../src/check.js';
-import { generateHistory, injectAnomaly } from '../test/helpers.js';
+import { generateHistory, injectAnomaly, prng } from '../test/helpers.js';
 
 const runs = Number(process.env.RAFT_BENCH_RUNS ?? 3);
 for (const infoRate of [0, 0.02, 0.1]) {
@@ -16,7 +15,7 @@ for (const infoRate of [0, 0.02, 0.1]) {
       let verdict = '';
       let steps = 0;
       for (let run = 0; run < runs; run++) {
-        const rand = new Prng(1000 + run);
+        const rand = prng(1000 + run);
         let ops = generateHistory(rand, {
           processes: 10,
           keys: 5,

@@ -5,9 +5,19 @@
  */
 
 import { canonicalJson, type JsonValue } from '@raft/runtime';
-import { frontierKey, MAX_RUNNING } from './frontier.js';
+import { createFrontier } from './frontier.js';
 import { pairOperations } from './history.js';
-import { ABSENT, ANY, type Budget, FRESH, type KeyOp, Kind, NO_PREV, type SearchResult, searchKey } from './search.js';
+import {
+  ABSENT,
+  ANY,
+  type Budget,
+  createSearch,
+  FRESH,
+  type KeyOp,
+  Kind,
+  NO_PREV,
+  type SearchResult,
+} from './search.js';
 import type { HistoryEvent, Operation } from './types.js';
 
 /** The overall answer. `unknown` means a budget ran out before any key failed. */
@@ -132,9 +142,7 @@ export function checkOperations(ops: readonly Operation[], options: CheckOptions
       const reason =
         r.reason === 'steps'
           ? `search exceeded ${maxSteps} steps`
-          : r.reason === 'width'
-            ? `more than ${MAX_RUNNING} operations running at once`
-            : `time limit of ${options.timeLimitMs ?? 60_000} ms`;
+          : `time limit of ${options.timeLimitMs ?? 60_000} ms`;
       keys.push({ key, verdict: 'unknown', ops: list.length, steps: r.steps, reason });
     } else {
       const stuck = list.find((o) => o.id === r.stuck);
@@ -167,7 +175,7 @@ export function checkOperations(ops: readonly Operation[], options: CheckOptions
  * expected them, no put reported them as previous) are all mapped to {@link FRESH}: the model cannot tell them
  * apart, and merging them is what makes info puts of unique values cheap.
  */
-function compile(ops: readonly Operation[], initial: InitialState): { kops: KeyOp[]; init: number } {
+export function compileKey(ops: readonly Operation[], initial: InitialState): { kops: KeyOp[]; init: number } {
   const observed = new Set<string>();
   for (const op of ops) {
     if (op.f === 'get' && op.status === 'ok') observed.add(canonicalJson(op.output));
@@ -184,23 +192,29 @@ function compile(ops: readonly Operation[], initial: InitialState): { kops: KeyO
     return x;
   };
   const kops: KeyOp[] = [];
+  // One object shape for every KeyOp (no spreads): the searches read these in their hot loops.
+  const push = (op: Operation, kind: Kind, a: number, b: number, info: boolean): void => {
+    kops.push({ kind, a, b, info, call: op.call, ret: info ? Number.POSITIVE_INFINITY : op.ret, src: op.id });
+  };
   for (const op of ops) {
     const info = op.status === 'info';
-    const base = { info, call: op.call, ret: info ? Number.POSITIVE_INFINITY : op.ret, src: op.id };
     switch (op.f) {
       case 'get':
-        if (!info) kops.push({ ...base, kind: Kind.Get, a: id(op.output), b: 0, interchangeable: false });
+        if (!info) push(op, Kind.Get, id(op.output), 0, false);
         break; // a read with unknown outcome constrains nothing
       case 'put':
-      case 'delete': {
-        const a = op.f === 'put' ? id(op.value) : ABSENT;
-        const b = !info && op.prev !== undefined ? id(op.prev) : NO_PREV;
-        kops.push({ ...base, kind: Kind.Put, a, b, interchangeable: info && a === FRESH });
+      case 'delete':
+        push(
+          op,
+          Kind.Put,
+          op.f === 'put' ? id(op.value) : ABSENT,
+          !info && op.prev !== undefined ? id(op.prev) : NO_PREV,
+          info,
+        );
         break;
-      }
       case 'cas': {
         const kind = info ? Kind.CasInfo : op.applied === false ? Kind.CasNotApplied : Kind.CasApplied;
-        kops.push({ ...base, kind, a: id(op.expected), b: id(op.value), interchangeable: false });
+        push(op, kind, id(op.expected), id(op.value), info);
         break;
       }
     }
@@ -209,23 +223,49 @@ function compile(ops: readonly Operation[], initial: InitialState): { kops: KeyO
 }
 
 /**
- * Depth-first search first (fast when the history is linearizable: it usually walks straight through), then,
- * if that runs out of its small budget, the exhaustive frontier search, which handles failing histories with
- * many info operations that would make the depth-first search explore their combinations.
+ * Two searches, alternated in time slices that double each round until one decides: the depth-first search (fast
+ * when the history is linearizable: it usually walks straight through, and with few distinct values its memo
+ * collapses the combinations), and the exhaustive frontier search (proves failing histories with many info
+ * operations, whose combinations the depth-first search would explore one by one). Both resume where they stopped,
+ * so the total time stays within about twice the faster search's. Slices are wall-clock time because a step of the
+ * two searches costs very different amounts (a frontier step, from 1 to over 50 depth-first steps); `maxSteps`
+ * still bounds their steps together.
  */
 function runKey(ops: readonly Operation[], initial: InitialState, budget: Budget): SearchResult {
-  const { kops, init } = compile(ops, initial);
-  const quick = searchKey(kops, init, {
-    ...budget,
-    maxSteps: Math.min(budget.maxSteps, QUICK_STEPS + 20 * kops.length),
-  });
-  if (quick.kind !== 'unknown' || quick.reason === 'time') return quick;
-  const full = frontierKey(kops, init, { ...budget, maxSteps: budget.maxSteps - quick.steps });
-  return { ...full, steps: full.steps + quick.steps };
+  const { kops, init } = compileKey(ops, initial);
+  const dfs = createSearch(kops, init);
+  const frontier = createFrontier(kops, init);
+  let slice = FIRST_SLICE_MS;
+  let dfsSteps = 0;
+  let frontierSteps = 0;
+  let frontierUseful = true;
+  for (;;) {
+    const left = () => budget.maxSteps - dfsSteps - frontierSteps;
+    const sliceEnd = (): number => Math.min(budget.deadline, performance.now() + slice);
+    const quick = dfs({ maxSteps: dfsSteps + left(), deadline: sliceEnd() });
+    dfsSteps = quick.steps;
+    const outOfBudget = () => left() <= 0 || performance.now() >= budget.deadline;
+    if (quick.kind !== 'unknown' || outOfBudget()) {
+      return quick.kind !== 'unknown' ? { ...quick, steps: dfsSteps + frontierSteps } : unknownNow();
+    }
+    if (frontierUseful) {
+      const full = frontier({ maxSteps: frontierSteps + left(), deadline: sliceEnd() });
+      frontierSteps = full.steps;
+      if (full.kind !== 'unknown') return { ...full, steps: dfsSteps + frontierSteps };
+      if (outOfBudget()) return unknownNow();
+      // Its frontier outgrew the memory bound, which more time will not fix.
+      if (full.reason === 'memory') frontierUseful = false;
+    }
+    slice *= 2;
+  }
+  function unknownNow(): SearchResult {
+    const steps = dfsSteps + frontierSteps;
+    return { kind: 'unknown', steps, reason: steps >= budget.maxSteps ? 'steps' : 'time' };
+  }
 }
 
-/** Steps the depth-first search gets before the frontier search takes over. */
-const QUICK_STEPS = 50_000;
+/** The first time slice of each search, in ms: most keys are decided by the depth-first search well within it. */
+const FIRST_SLICE_MS = 10;
 
 /** `op` as seen by a history cut at time `t`: still running then, so its outcome is unknown. */
 function asInfo(op: Operation): Operation {

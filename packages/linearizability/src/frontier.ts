@@ -6,24 +6,33 @@
  * @packageDocumentation
  */
 
-import { type Budget, FRESH, type KeyOp, Kind, NO_PREV, REJECT, type SearchResult, step } from './search.js';
+import {
+  type Budget,
+  effectClasses,
+  FRESH,
+  type KeyOp,
+  Kind,
+  NO_PREV,
+  REJECT,
+  type SearchResult,
+  step,
+} from './search.js';
 
 /**
  * One way the history so far can be linearized: the key's value; which still-running operations have already been
  * placed, as bit masks over running-operation slots (`w` for ones that write, `r` for reads and compare-and-sets
- * that did not apply); which info operations have been used (`info`, sorted, plus the first `u` interchangeable
- * ones).
+ * that did not apply; BigInts, so any number of operations may overlap); how many info operations of each effect
+ * class have been used (`info`: a sorted multiset of class ids, see {@link effectClasses}: info operations with the
+ * same effect are interchangeable once invoked, so only the count matters), plus `u` from the pool of info puts
+ * whose value nobody can observe any more.
  */
 interface Config {
   readonly state: number;
-  readonly w: number;
-  readonly r: number;
+  readonly w: bigint;
+  readonly r: bigint;
   readonly info: readonly number[];
   readonly u: number;
 }
-
-/** Most operations on one key that may be running at once (one bit each in a 32-bit mask). */
-export const MAX_RUNNING = 32;
 
 const insertSorted = (xs: readonly number[], x: number): number[] => {
   const out = [...xs];
@@ -33,20 +42,21 @@ const insertSorted = (xs: readonly number[], x: number): number[] => {
   return out;
 };
 
-/** Whether sorted `xs` contains `x` (binary search). */
-function has(xs: readonly number[], x: number): boolean {
+/** How many times sorted `xs` contains `x`. */
+function count(xs: readonly number[], x: number): number {
   let lo = 0;
-  let hi = xs.length - 1;
-  while (lo <= hi) {
+  let hi = xs.length;
+  while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (xs[mid] === x) return true;
     if (xs[mid] < x) lo = mid + 1;
-    else hi = mid - 1;
+    else hi = mid;
   }
-  return false;
+  let c = 0;
+  while (lo + c < xs.length && xs[lo + c] === x) c++;
+  return c;
 }
 
-/** Whether sorted `a` is a subset of sorted `b`. */
+/** Whether sorted multiset `a` is contained in sorted multiset `b` (each element at most as often). */
 function subset(a: readonly number[], b: readonly number[]): boolean {
   if (a.length > b.length) return false;
   let j = 0;
@@ -61,19 +71,20 @@ function subset(a: readonly number[], b: readonly number[]): boolean {
 /**
  * Configurations with dominance pruning. Among configurations with the same value and the same placed writes, A
  * dominates B when A has placed at least B's reads (a read already placed need not be placed later, and placing it
- * changed nothing) and used at most B's info operations (info operations are optional): A can do everything B can.
- * Only undominated configurations are kept.
+ * changed nothing) and used at most as many info operations of each effect (info operations are optional, and
+ * one of a class is as good as another): A can do everything B can. Only undominated configurations are kept.
  */
 class Frontier {
-  private readonly groups = new Map<number, Config[]>();
+  private readonly groups = new Map<number, Map<bigint, Config[]>>();
   size = 0;
 
   /** Adds `c` unless an existing configuration dominates it; returns whether it was added. */
   add(c: Config): boolean {
-    const key = c.state * 4294967296 + (c.w >>> 0);
-    const group = this.groups.get(key);
+    let byW = this.groups.get(c.state);
+    if (!byW) this.groups.set(c.state, (byW = new Map()));
+    const group = byW.get(c.w);
     if (!group) {
-      this.groups.set(key, [c]);
+      byW.set(c.w, [c]);
       this.size++;
       return true;
     }
@@ -83,12 +94,12 @@ class Frontier {
     const kept = group.filter((g) => !((c.r & g.r) === g.r && c.u <= g.u && subset(c.info, g.info)));
     this.size += kept.length + 1 - group.length;
     kept.push(c);
-    this.groups.set(key, kept);
+    byW.set(c.w, kept);
     return true;
   }
 
   *[Symbol.iterator](): IterableIterator<Config> {
-    for (const group of this.groups.values()) yield* group;
+    for (const byW of this.groups.values()) for (const group of byW.values()) yield* group;
   }
 }
 
@@ -108,6 +119,40 @@ export function frontierKey(
   budget: Budget,
   maxFrontier = 200_000,
 ): SearchResult {
+  return createFrontier(ops, initial, maxFrontier)(budget);
+}
+
+/**
+ * {@link frontierKey} as a resumable search: each call continues where the previous one ran out of steps or time,
+ * with the new budget (`maxSteps` counted from the start). Once it has decided, or its frontier outgrew
+ * `maxFrontier` (reason `memory`), every call returns the same result.
+ */
+export function createFrontier(
+  ops: readonly KeyOp[],
+  initial: number,
+  maxFrontier = 200_000,
+): (budget: Budget) => SearchResult {
+  let budget: Budget = { maxSteps: 0, deadline: 0 };
+  let decided: SearchResult | undefined;
+  // A generator keeps the search's whole state (frontier, position, the configuration being expanded) across
+  // calls: it yields when the budget runs out and resumes on the next call.
+  const gen = frontierSearch(ops, initial, maxFrontier, () => budget);
+  return (b: Budget): SearchResult => {
+    if (decided !== undefined) return decided;
+    budget = b;
+    const r = gen.next();
+    const result = r.value;
+    if (r.done || result.kind !== 'unknown' || result.reason === 'memory') decided = result;
+    return result;
+  };
+}
+
+function* frontierSearch(
+  ops: readonly KeyOp[],
+  initial: number,
+  maxFrontier: number,
+  getBudget: () => Budget,
+): Generator<SearchResult, SearchResult, void> {
   const n = ops.length;
   if (n === 0) return { kind: 'ok', steps: 0 };
   // Events: 2i = call of op i, 2i+1 = return of op i (info operations have none).
@@ -126,11 +171,17 @@ export function frontierKey(
   });
   const writes = (op: KeyOp): boolean => op.kind === Kind.Put || op.kind === Kind.CasApplied;
 
+  const bitOf: bigint[] = new Array(n).fill(0n);
   const slotOf = new Int32Array(n).fill(-1);
-  const slotOp = new Int32Array(MAX_RUNNING).fill(-1);
+  const freeSlots: number[] = [];
+  let slots = 0;
   const running: number[] = []; // regular operations invoked and not yet completed
-  // Non-interchangeable info operations invoked so far: puts (always applicable), and cas by expected value (only
-  // applicable when the value matches, so indexing them avoids scanning them all at every node).
+  // Effect classes of the info operations invoked so far (`avail[k]` of class k): puts (always applicable), and cas
+  // by expected value (only applicable when the value matches, so indexing them avoids scanning them all at every
+  // node). `rep[k]` is one operation of class k.
+  const { classOf, classes } = effectClasses(ops);
+  const avail = new Int32Array(classes);
+  const rep = new Int32Array(classes).fill(-1);
   let infoPuts: number[] = [];
   const infoCas = new Map<number, number[]>();
 
@@ -170,7 +221,7 @@ export function frontierKey(
   let poolSize = 0;
 
   let frontier = new Frontier();
-  frontier.add({ state: initial, w: 0, r: 0, info: [], u: 0 });
+  frontier.add({ state: initial, w: 0n, r: 0n, info: [], u: 0 });
   let steps = 0;
   let deepest = 0;
 
@@ -178,8 +229,8 @@ export function frontierKey(
   const saturate = (c: Config, except: number): Config => {
     let r = c.r;
     for (const o of running) {
-      const bit = 1 << slotOf[o];
-      if (o === except || writes(ops[o]) || ((c.w | r) & bit) !== 0) continue;
+      const bit = bitOf[o];
+      if (o === except || writes(ops[o]) || ((c.w | r) & bit) !== 0n) continue;
       if (step(c.state, ops[o]) !== REJECT) r |= bit;
     }
     return r === c.r ? c : { ...c, r };
@@ -190,26 +241,30 @@ export function frontierKey(
     const x = e >> 1;
     if ((e & 1) === 0) {
       const op = ops[x];
-      if (op.interchangeable || (op.info && op.kind === Kind.Put && canon(op.a) === FRESH)) poolSize++;
-      else if (op.info && op.kind === Kind.CasInfo) {
-        const list = infoCas.get(op.a);
-        if (list) list.push(x);
-        else infoCas.set(op.a, [x]);
-      } else if (op.info) infoPuts.push(x);
-      else {
-        const slot = slotOp.indexOf(-1);
-        if (slot < 0) return { kind: 'unknown', steps, reason: 'width' };
-        slotOp[slot] = x;
+      if (op.info && op.kind === Kind.Put && canon(op.a) === FRESH) poolSize++;
+      else if (op.info) {
+        const k = classOf[x];
+        if (avail[k]++ === 0) {
+          rep[k] = x;
+          if (op.kind === Kind.CasInfo) {
+            const list = infoCas.get(op.a);
+            if (list) list.push(k);
+            else infoCas.set(op.a, [k]);
+          } else infoPuts.push(k);
+        }
+      } else {
+        const slot = freeSlots.length > 0 ? (freeSlots.pop() as number) : slots++;
         slotOf[x] = slot;
+        bitOf[x] = 1n << BigInt(slot);
         running.push(x);
       }
       continue;
     }
     // Completion of x: place it in every configuration, placing other running/info operations first if needed.
-    const xbit = 1 << slotOf[x];
+    const xbit = bitOf[x];
     const next = new Frontier();
     for (const c of frontier) {
-      if (((c.w | c.r) & xbit) !== 0) {
+      if (((c.w | c.r) & xbit) !== 0n) {
         next.add({ ...c, w: c.w & ~xbit, r: c.r & ~xbit });
         continue;
       }
@@ -222,9 +277,9 @@ export function frontierKey(
       for (let qi = 0; qi < queue.length; qi++) {
         const node = queue[qi];
         steps++;
-        if (steps > budget.maxSteps) return { kind: 'unknown', steps, reason: 'steps' };
-        if ((steps & 1023) === 0 && performance.now() > budget.deadline) {
-          return { kind: 'unknown', steps, reason: 'time' };
+        while (steps > getBudget().maxSteps) yield { kind: 'unknown', steps: steps - 1, reason: 'steps' };
+        if ((steps & 1023) === 0 && performance.now() > getBudget().deadline) {
+          while (performance.now() > getBudget().deadline) yield { kind: 'unknown', steps, reason: 'time' };
         }
         const s = node.state;
         const sx = stepC(s, ops[x]);
@@ -234,19 +289,19 @@ export function frontierKey(
           if (seen.add(c2)) queue.push(c2);
         };
         for (const o of running) {
-          const bit = 1 << slotOf[o];
-          if (o === x || ((node.w | node.r) & bit) !== 0) continue;
+          const bit = bitOf[o];
+          if (o === x || ((node.w | node.r) & bit) !== 0n) continue;
           const ns = stepC(s, ops[o]);
           if (ns === REJECT) continue;
           if (writes(ops[o])) push({ state: ns, w: node.w | bit, r: node.r, info: node.info, u: node.u });
           else push({ state: ns, w: node.w, r: node.r | bit, info: node.info, u: node.u });
         }
         // An info operation that changes nothing is never worth placing (leaving it out is at least as good).
-        const tryInfo = (i: number): void => {
-          if (has(node.info, i)) return;
-          const ns = stepC(s, ops[i]);
+        const tryInfo = (k: number): void => {
+          if (count(node.info, k) >= avail[k]) return;
+          const ns = stepC(s, ops[rep[k]]);
           if (ns !== REJECT && ns !== s)
-            push({ state: ns, w: node.w, r: node.r, info: insertSorted(node.info, i), u: node.u });
+            push({ state: ns, w: node.w, r: node.r, info: insertSorted(node.info, k), u: node.u });
         };
         for (const i of infoPuts) tryInfo(i);
         const matching = infoCas.get(s);
@@ -255,26 +310,27 @@ export function frontierKey(
           push({ state: FRESH, w: node.w, r: node.r, info: node.info, u: node.u + 1 });
         }
       }
-      if (next.size > maxFrontier) return { kind: 'unknown', steps, reason: 'steps' };
+      if (next.size > maxFrontier) return { kind: 'unknown', steps, reason: 'memory' };
     }
     const at = running.indexOf(x);
     running.splice(at, 1);
-    slotOp[slotOf[x]] = -1;
+    freeSlots.push(slotOf[x]);
     if (next.size === 0) return { kind: 'fail', steps, stuck: ops[x].src, deepest };
     deepest++;
     frontier = next;
     const dying = deathAt.get(ei);
     if (dying !== undefined) {
       for (const v of dying) dead[v] = 1;
-      const moved = infoPuts.filter((i) => dead[ops[i].a] === 1);
+      const moved = infoPuts.filter((k) => dead[ops[rep[k]].a] === 1);
       if (moved.length > 0) {
-        infoPuts = infoPuts.filter((i) => dead[ops[i].a] !== 1);
-        poolSize += moved.length;
+        infoPuts = infoPuts.filter((k) => dead[ops[rep[k]].a] !== 1);
+        for (const k of moved) poolSize += avail[k];
       }
       const rebuilt = new Frontier();
       for (const c of frontier) {
-        const used = moved.filter((i) => has(c.info, i)).length;
-        const info = used === 0 ? c.info : c.info.filter((i) => !moved.includes(i));
+        let used = 0;
+        for (const k of moved) used += count(c.info, k);
+        const info = used === 0 ? c.info : c.info.filter((k) => !moved.includes(k));
         rebuilt.add(saturate({ state: canon(c.state), w: c.w, r: c.r, info, u: c.u + used }, -1));
       }
       frontier = rebuilt;

@@ -56,8 +56,8 @@ export function validateEvent(raw: unknown, line = 0): HistoryEvent {
  * @throws HistoryFormatError on a line that is not JSON or not a valid event.
  */
 export function parseHistory(text: string): HistoryEvent[] {
-  const out: HistoryEvent[] = [];
   const lines = text.split('\n');
+  const out: HistoryEvent[] = [];
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (line === '') continue;
@@ -157,29 +157,32 @@ function makeOp(
 ): Operation {
   const status = done === undefined ? 'info' : done.type === 'invoke' ? 'info' : done.type;
   const ret = status === 'info' || done === undefined ? Number.POSITIVE_INFINITY : done.time;
-  const base = { id, process: inv.process, f: inv.f, key: inv.key, status, call: inv.time, ret, invokeLine };
-  const withLine =
-    completeLine === undefined || done === undefined ? base : { ...base, completeLine, completeTime: done.time };
-  switch (inv.f) {
-    case 'put': {
-      const value = inv.value ?? null;
-      return status === 'ok' && done?.prev !== undefined
-        ? { ...withLine, value, prev: done.prev }
-        : { ...withLine, value };
-    }
-    case 'delete':
-      return status === 'ok' && done?.prev !== undefined
-        ? { ...withLine, value: null, prev: done.prev }
-        : { ...withLine, value: null };
-    case 'get':
-      return status === 'ok' ? { ...withLine, value: null, output: done?.value ?? null } : { ...withLine, value: null };
-    case 'cas': {
-      const [expected, value] = inv.value as [JsonValue, JsonValue];
-      return status === 'ok'
-        ? { ...withLine, value, expected, applied: done?.applied ?? true }
-        : { ...withLine, value, expected };
-    }
+  // Built by assignment rather than object spreads: spreads of many small objects dominated reading large histories.
+  // Optional fields stay absent (not undefined) when they do not apply.
+  const casArgs = inv.f === 'cas' ? (inv.value as [JsonValue, JsonValue]) : undefined;
+  const value = inv.f === 'put' ? (inv.value ?? null) : casArgs !== undefined ? casArgs[1] : null;
+  const op: { -readonly [K in keyof Operation]: Operation[K] } = {
+    id,
+    process: inv.process,
+    f: inv.f,
+    key: inv.key,
+    status,
+    call: inv.time,
+    ret,
+    invokeLine,
+    value,
+  };
+  if (completeLine !== undefined && done !== undefined) {
+    op.completeLine = completeLine;
+    op.completeTime = done.time;
   }
+  if (casArgs !== undefined) op.expected = casArgs[0];
+  if (status === 'ok' && done !== undefined) {
+    if ((inv.f === 'put' || inv.f === 'delete') && done.prev !== undefined) op.prev = done.prev;
+    if (inv.f === 'get') op.output = done.value ?? null;
+    if (inv.f === 'cas') op.applied = done.applied ?? true;
+  }
+  return op;
 }
 
 /**

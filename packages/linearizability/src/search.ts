@@ -35,11 +35,6 @@ export interface KeyOp {
   readonly b: number;
   /** Unknown outcome: may be left out of the linearization. */
   readonly info: boolean;
-  /**
-   * An info put of a value nobody observes. All such puts have the same effect (state becomes {@link FRESH}), so
-   * the search only ever uses them in invocation order, which keeps their combinations from multiplying the search.
-   */
-  readonly interchangeable: boolean;
   readonly call: number;
   /** `Infinity` for info operations. */
   readonly ret: number;
@@ -59,7 +54,7 @@ export interface Budget {
 export type SearchResult =
   | { readonly kind: 'ok'; readonly steps: number }
   | { readonly kind: 'fail'; readonly steps: number; readonly stuck: number; readonly deepest: number }
-  | { readonly kind: 'unknown'; readonly steps: number; readonly reason: 'steps' | 'time' | 'width' };
+  | { readonly kind: 'unknown'; readonly steps: number; readonly reason: 'steps' | 'time' | 'memory' };
 
 /** Returned by {@link step} when the recorded outcome is impossible in the given state. */
 export const REJECT = -2;
@@ -143,6 +138,38 @@ class HashSet64 {
 }
 
 /**
+ * Groups info operations by effect: an info put of v (or delete, a put of {@link ABSENT}), or an info cas a -> b.
+ * Info operations never complete, so once invoked, two with the same effect are interchangeable: a linearization
+ * that uses a later-invoked one and leaves an earlier one out can use the earlier one instead. So the search uses
+ * each class in invocation order (`rank`), and "which of them were used" becomes "how many": with few distinct
+ * values the memo then sees the same (linearized set, state) pairs again and the search collapses.
+ * `classOf[i]` is -1 for a completed operation.
+ */
+export function effectClasses(ops: readonly KeyOp[]): { classOf: Int32Array; rank: Int32Array; classes: number } {
+  const n = ops.length;
+  const classOf = new Int32Array(n).fill(-1);
+  const rank = new Int32Array(n).fill(-1);
+  const ids = new Map<string, number>();
+  const counts: number[] = [];
+  const byCall: number[] = [];
+  for (let i = 0; i < n; i++) if (ops[i].info) byCall.push(i);
+  byCall.sort((x, y) => ops[x].call - ops[y].call || x - y);
+  for (const i of byCall) {
+    const op = ops[i];
+    const key = op.kind === Kind.Put ? `p${op.a}` : `c${op.a}:${op.b}`;
+    let k = ids.get(key);
+    if (k === undefined) {
+      k = ids.size;
+      ids.set(key, k);
+      counts.push(0);
+    }
+    classOf[i] = k;
+    rank[i] = counts[k]++;
+  }
+  return { classOf, rank, classes: ids.size };
+}
+
+/**
  * Decides whether the operations on one key can be linearized starting from state `initial`.
  *
  * Entries (calls and returns) sit in a doubly linked list in time order, calls before returns at equal times (so
@@ -152,8 +179,17 @@ class HashSet64 {
  * return means every completed operation has been placed: success (the remaining info operations are left out).
  */
 export function searchKey(ops: readonly KeyOp[], initial: number, budget: Budget): SearchResult {
+  return createSearch(ops, initial)(budget);
+}
+
+/**
+ * {@link searchKey} as a resumable search: each call continues where the previous one ran out of steps, up to the
+ * new budget's `maxSteps` (counted from the start), so alternating it with another search wastes nothing. Once it
+ * has decided, every call returns the same result.
+ */
+export function createSearch(ops: readonly KeyOp[], initial: number): (budget: Budget) => SearchResult {
   const n = ops.length;
-  if (n === 0) return { kind: 'ok', steps: 0 };
+  if (n === 0) return () => ({ kind: 'ok', steps: 0 });
   const entries = 2 * n;
   // Entry 0 is the list head; op i has call entry 2i+1 and return entry 2i+2.
   const timeOf = (e: number): number => ((e & 1) === 1 ? ops[(e - 1) >> 1].call : ops[(e - 2) >> 1].ret);
@@ -188,17 +224,12 @@ export function searchKey(ops: readonly KeyOp[], initial: number, budget: Budget
   }
   const z1 = new Int32Array(n);
   const z2 = new Int32Array(n);
-  const uRank = new Int32Array(n).fill(-1);
-  const us: number[] = [];
   for (let i = 0; i < n; i++) {
     z1[i] = fmix32(Math.imul(i + 1, 0x9e3779b9) ^ 0x27d4eb2f);
     z2[i] = fmix32(Math.imul(i + 7, 0xc2b2ae3d) ^ 0x165667b1);
-    if (ops[i].interchangeable) us.push(i);
   }
-  us.sort((x, y) => ops[x].call - ops[y].call || x - y);
-  us.forEach((i, r) => {
-    uRank[i] = r;
-  });
+  const { classOf, rank, classes } = effectClasses(ops);
+  const used = new Int32Array(classes);
 
   const lift = (c: number): void => {
     const r = c + 1;
@@ -222,59 +253,69 @@ export function searchKey(ops: readonly KeyOp[], initial: number, budget: Budget
   let state = initial;
   let h1 = 0;
   let h2 = 0;
-  let uUsed = 0;
   let steps = 0;
   let deepest = -1;
   let stuck = -1;
   let entry = next[0];
-  while (entry !== -1) {
-    steps++;
-    if (steps > budget.maxSteps) return { kind: 'unknown', steps, reason: 'steps' };
-    if ((steps & 4095) === 0 && performance.now() > budget.deadline) return { kind: 'unknown', steps, reason: 'time' };
-    if ((entry & 1) === 1) {
-      const i = (entry - 1) >> 1;
-      const op = ops[i];
-      if (op.interchangeable && uRank[i] !== uUsed) {
-        entry = next[entry];
-        continue;
-      }
-      const ns = step(state, op);
-      // An info op that would change nothing is better left out (it stays available for later), so never place it.
-      if (ns !== REJECT && !(op.info && ns === state)) {
-        const n1 = h1 ^ z1[i];
-        const n2 = h2 ^ z2[i];
-        if (memo.add(n1 ^ sh1[ns + 1], n2 ^ sh2[ns + 1])) {
-          stackEntry[sp] = entry;
-          stackState[sp] = state;
-          sp++;
-          state = ns;
-          h1 = n1;
-          h2 = n2;
-          if (op.interchangeable) uUsed++;
-          lift(entry);
-          entry = next[0];
+  let decided: SearchResult | undefined;
+  return (budget: Budget): SearchResult => {
+    if (decided !== undefined) return decided;
+    const r = run(budget);
+    if (r.kind !== 'unknown') decided = r;
+    return r;
+  };
+  function run(budget: Budget): SearchResult {
+    while (entry !== -1) {
+      if (steps >= budget.maxSteps) return { kind: 'unknown', steps, reason: 'steps' };
+      steps++;
+      if ((steps & 4095) === 0 && performance.now() > budget.deadline)
+        return { kind: 'unknown', steps, reason: 'time' };
+      if ((entry & 1) === 1) {
+        const i = (entry - 1) >> 1;
+        const op = ops[i];
+        const k = classOf[i];
+        if (k >= 0 && rank[i] !== used[k]) {
+          entry = next[entry];
           continue;
         }
+        const ns = step(state, op);
+        // An info op that would change nothing is better left out (it stays available for later), so never place it.
+        if (ns !== REJECT && !(op.info && ns === state)) {
+          const n1 = h1 ^ z1[i];
+          const n2 = h2 ^ z2[i];
+          if (memo.add(n1 ^ sh1[ns + 1], n2 ^ sh2[ns + 1])) {
+            stackEntry[sp] = entry;
+            stackState[sp] = state;
+            sp++;
+            state = ns;
+            h1 = n1;
+            h2 = n2;
+            if (k >= 0) used[k]++;
+            lift(entry);
+            entry = next[0];
+            continue;
+          }
+        }
+        entry = next[entry];
+      } else {
+        const i = (entry - 2) >> 1;
+        if (ops[i].info) return { kind: 'ok', steps };
+        if (sp > deepest) {
+          deepest = sp;
+          stuck = ops[i].src;
+        }
+        if (sp === 0) return { kind: 'fail', steps, stuck, deepest };
+        sp--;
+        const c = stackEntry[sp];
+        const ci = (c - 1) >> 1;
+        state = stackState[sp];
+        h1 ^= z1[ci];
+        h2 ^= z2[ci];
+        if (classOf[ci] >= 0) used[classOf[ci]]--;
+        unlift(c);
+        entry = next[c];
       }
-      entry = next[entry];
-    } else {
-      const i = (entry - 2) >> 1;
-      if (ops[i].info) return { kind: 'ok', steps };
-      if (sp > deepest) {
-        deepest = sp;
-        stuck = ops[i].src;
-      }
-      if (sp === 0) return { kind: 'fail', steps, stuck, deepest };
-      sp--;
-      const c = stackEntry[sp];
-      const ci = (c - 1) >> 1;
-      state = stackState[sp];
-      h1 ^= z1[ci];
-      h2 ^= z2[ci];
-      if (ops[ci].interchangeable) uUsed--;
-      unlift(c);
-      entry = next[c];
     }
+    return { kind: 'ok', steps };
   }
-  return { kind: 'ok', steps };
 }

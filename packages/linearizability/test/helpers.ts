@@ -1,13 +1,21 @@
 /**
- * Test helpers: a history generator from a sequential model (driven by @raft/sim's seeded `Prng`), anomaly injection,
- * a brute-force oracle.
+ * Test helpers: property runner, a brute-force oracle, witness minimality. The seeded PRNG, the history generator and
+ * anomaly injection live in src/generate.ts (the benchmark uses them too) and are re-exported here.
  */
 
 import { canonicalJson, type JsonValue } from '@raft/runtime';
-import type { Prng } from '@raft/sim';
 import fc from 'fast-check';
 import { checkOperations } from '../src/check.js';
-import type { Operation, OpFn, OpStatus } from '../src/types.js';
+import type { Operation } from '../src/types.js';
+
+export {
+  ANOMALIES,
+  type Anomaly,
+  type GenConfig,
+  generateHistory,
+  injectAnomaly,
+  prng,
+} from '../src/generate.js';
 
 /** Options for {@link assertProperty}. */
 export interface PropertyOptions<T> {
@@ -44,245 +52,6 @@ export function assertProperty<T>(
     const replay = `RAFT_LIN_SEED=${seed} pnpm --filter @raft/linearizability exec vitest run -t ${JSON.stringify(testName)}`;
     const cause = (e as Error).cause instanceof Error ? `\ncause: ${((e as Error).cause as Error).message}` : '';
     throw new Error(`property failed with seed ${seed}\nreplay: ${replay}\n${(e as Error).message}${cause}`);
-  }
-}
-
-/** Shape of a generated history. */
-export interface GenConfig {
-  readonly processes: number;
-  readonly keys: number;
-  readonly ops: number;
-  /** Chance an operation ends as info (half of them before taking effect, half after). */
-  readonly infoRate: number;
-  /** Chance an operation fails without taking effect. */
-  readonly failRate: number;
-  /** Values written: unique per write, or drawn from a few (so they repeat). */
-  readonly values: 'unique' | 'few';
-  /** Record the previous value on ok puts and deletes. */
-  readonly recordPrev: boolean;
-}
-
-interface Running {
-  readonly op: {
-    id: number;
-    process: number;
-    f: OpFn;
-    key: string;
-    value: JsonValue;
-    expected?: JsonValue;
-    call: number;
-  };
-  applied: boolean;
-  willBeInfo: boolean;
-  result?: { output?: JsonValue; prev?: JsonValue; applied?: boolean };
-}
-
-/**
- * Simulates clients against one sequential map: each operation takes effect at one instant between its invocation
- * and completion (or never, for fail and half the info ones), so the history is linearizable by construction.
- */
-export function generateHistory(rand: Prng, cfg: GenConfig): Operation[] {
-  const state = new Map<string, JsonValue>();
-  const procs: (Running | undefined)[] = new Array(cfg.processes).fill(undefined);
-  const ops: Operation[] = [];
-  const seen: JsonValue[] = [null];
-  let nextValue = 0;
-  let started = 0;
-  let t = 0;
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand.next() * xs.length)];
-  const fresh = (): JsonValue => (cfg.values === 'unique' ? `v${nextValue++}` : pick(['a', 'b', 'c']));
-  while (started < cfg.ops || procs.some((p) => p !== undefined)) {
-    t += 1 + Math.floor(rand.next() * 3);
-    const pi = Math.floor(rand.next() * cfg.processes);
-    const run = procs[pi];
-    if (run === undefined) {
-      if (started >= cfg.ops) continue;
-      const key = `k${Math.floor(rand.next() * cfg.keys)}`;
-      const r = rand.next();
-      const f: OpFn = r < 0.35 ? 'get' : r < 0.65 ? 'put' : r < 0.92 ? 'cas' : 'delete';
-      const current = state.get(key) ?? null;
-      const value = f === 'put' || f === 'cas' ? fresh() : null;
-      const expected = f === 'cas' ? (rand.next() < 0.5 ? current : pick(seen)) : undefined;
-      procs[pi] = {
-        op: { id: started++, process: pi, f, key, value, ...(f === 'cas' ? { expected } : {}), call: t },
-        applied: false,
-        willBeInfo: rand.next() < cfg.infoRate,
-      };
-      continue;
-    }
-    const { op } = run;
-    if (!run.applied) {
-      if (rand.next() < cfg.failRate) {
-        ops.push({ ...op, status: 'fail', ret: t, invokeLine: 0 });
-        procs[pi] = undefined;
-        continue;
-      }
-      if (run.willBeInfo && rand.next() < 0.5) {
-        // Timed out before taking effect.
-        ops.push({ ...op, status: 'info', ret: Number.POSITIVE_INFINITY, completeTime: t, invokeLine: 0 });
-        procs[pi] = undefined;
-        continue;
-      }
-      // The linearization point.
-      const cur = state.get(op.key) ?? null;
-      switch (op.f) {
-        case 'get':
-          run.result = { output: cur };
-          seen.push(cur);
-          break;
-        case 'put':
-          state.set(op.key, op.value);
-          run.result = { prev: cur };
-          break;
-        case 'delete':
-          state.delete(op.key);
-          run.result = { prev: cur };
-          break;
-        case 'cas': {
-          const applied = canonicalJson(cur) === canonicalJson(op.expected ?? null);
-          if (applied) state.set(op.key, op.value);
-          run.result = { applied };
-          break;
-        }
-      }
-      run.applied = true;
-      continue;
-    }
-    const status: OpStatus = run.willBeInfo ? 'info' : 'ok';
-    if (status === 'info') {
-      ops.push({ ...op, status, ret: Number.POSITIVE_INFINITY, completeTime: t, invokeLine: 0 });
-    } else {
-      const res = run.result ?? {};
-      const extra: Partial<Operation> = {};
-      if (op.f === 'get') Object.assign(extra, { output: res.output });
-      if ((op.f === 'put' || op.f === 'delete') && cfg.recordPrev) Object.assign(extra, { prev: res.prev });
-      if (op.f === 'cas') Object.assign(extra, { applied: res.applied });
-      ops.push({ ...op, ...extra, status, ret: t, completeTime: t, invokeLine: 0 });
-    }
-    procs[pi] = undefined;
-  }
-  return ops.sort((a, b) => a.id - b.id);
-}
-
-/** Kinds of anomaly {@link injectAnomaly} can add. */
-export const ANOMALIES = [
-  'stale-read-mid',
-  'stale-read-tail',
-  'cas-double-apply',
-  'cas-false-when-equal',
-  'read-before-write',
-  'failed-write-seen',
-  'info-write-undone',
-  'lost-write-prev',
-] as const;
-/** One of {@link ANOMALIES}. */
-export type Anomaly = (typeof ANOMALIES)[number];
-
-/**
- * Returns a copy of a (linearizable, unique-valued) history with an anomaly that makes it certainly not
- * linearizable, or undefined when the history has no place for this kind (e.g. no suitable read).
- * Tail anomalies are appended after every completion, on a fresh key `k0`'s existing values so they interact with
- * the pending info operations.
- */
-export function injectAnomaly(rand: Prng, ops: readonly Operation[], kind: Anomaly): Operation[] | undefined {
-  const out = ops.map((o) => ({ ...o }));
-  const finite = ops.filter((o) => o.ret !== Number.POSITIVE_INFINITY).map((o) => o.ret);
-  const calls = ops.map((o) => o.call);
-  let t = Math.max(0, ...finite, ...calls) + 10;
-  let id = ops.length;
-  const proc = 1000;
-  const key = 'k0';
-  const add = (o: Partial<Operation> & Pick<Operation, 'f' | 'status'>, len = 2): Operation => {
-    const op: Operation = {
-      id: id++,
-      process: proc + id,
-      key,
-      value: null,
-      call: t,
-      ret: o.status === 'info' ? Number.POSITIVE_INFINITY : t + len,
-      invokeLine: 0,
-      ...o,
-    };
-    t += len + 1;
-    out.push(op);
-    return op;
-  };
-  // Values written by completed writes on k0: unique, so once overwritten by a completed write they never return.
-  const written = ops
-    .filter(
-      (o) =>
-        o.key === key &&
-        o.status === 'ok' &&
-        (o.f === 'put' || (o.f === 'cas' && o.applied !== false)) &&
-        o.value !== null,
-    )
-    .map((o) => o.value);
-  switch (kind) {
-    case 'stale-read-mid': {
-      const writes = out.filter(
-        (o) => o.status === 'ok' && (o.f === 'put' || o.f === 'delete' || (o.f === 'cas' && o.applied !== false)),
-      );
-      const gets = out.filter((o) => o.status === 'ok' && o.f === 'get');
-      for (let tries = 0; tries < 50 && gets.length > 0; tries++) {
-        const g = gets[Math.floor(rand.next() * gets.length)];
-        const w2s = writes.filter((w) => w.key === g.key && w.ret < g.call);
-        if (w2s.length === 0) continue;
-        const w2 = w2s[Math.floor(rand.next() * w2s.length)];
-        const w1s = writes.filter((w) => w.key === g.key && w.ret < w2.call && w.f !== 'delete' && w.value !== null);
-        if (w1s.length === 0) continue;
-        const w1 = w1s[Math.floor(rand.next() * w1s.length)];
-        (g as { output?: JsonValue }).output = w1.value;
-        return out;
-      }
-      return undefined;
-    }
-    case 'stale-read-tail': {
-      const old =
-        written.length > 0
-          ? written[Math.floor(rand.next() * written.length)]
-          : add({ f: 'put', status: 'ok', value: 'x-old' }).value;
-      add({ f: 'put', status: 'ok', value: 'x-new' });
-      add({ f: 'get', status: 'ok', output: old });
-      return out;
-    }
-    case 'cas-double-apply': {
-      add({ f: 'put', status: 'ok', value: 'x-a' });
-      const c1 = add({ f: 'cas', status: 'ok', expected: 'x-a', value: 'x-b', applied: true }, 6);
-      // Overlapping the first: concurrent, yet both claim to have seen x-a.
-      (c1 as { ret: number }).ret = t + 3;
-      add({ f: 'cas', status: 'ok', expected: 'x-a', value: 'x-c', applied: true }, 6);
-      return out;
-    }
-    case 'cas-false-when-equal': {
-      add({ f: 'put', status: 'ok', value: 'x-a' });
-      add({ f: 'cas', status: 'ok', expected: 'x-a', value: 'x-b', applied: false });
-      add({ f: 'get', status: 'ok', output: 'x-a' });
-      return out;
-    }
-    case 'read-before-write': {
-      add({ f: 'get', status: 'ok', output: 'x-future' });
-      add({ f: 'put', status: 'ok', value: 'x-future' });
-      return out;
-    }
-    case 'failed-write-seen': {
-      add({ f: 'put', status: 'fail', value: 'x-failed' });
-      add({ f: 'get', status: 'ok', output: 'x-failed' });
-      return out;
-    }
-    case 'info-write-undone': {
-      add({ f: 'put', status: 'ok', value: 'x-y' });
-      add({ f: 'put', status: 'info', value: 'x-z' });
-      add({ f: 'get', status: 'ok', output: 'x-z' });
-      add({ f: 'get', status: 'ok', output: 'x-y' });
-      return out;
-    }
-    case 'lost-write-prev': {
-      add({ f: 'put', status: 'ok', value: 'x-1' });
-      add({ f: 'put', status: 'ok', value: 'x-2', prev: 'x-1' });
-      // Reports x-1 as the previous value: the write of x-2 was lost.
-      add({ f: 'put', status: 'ok', value: 'x-3', prev: 'x-1' });
-      return out;
-    }
   }
 }
 

@@ -1,7 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JsonValue } from '@raft/runtime';
-import { Prng } from '@raft/sim';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkHistory, checkOperations, type Witness } from '../src/check.js';
@@ -15,6 +14,7 @@ import {
   type GenConfig,
   generateHistory,
   injectAnomaly,
+  prng,
   witnessMinimalityProblem,
 } from './helpers.js';
 
@@ -60,7 +60,7 @@ function assertCaught(bad: readonly Operation[]): Witness {
 const anomalyCaught =
   (kind: Anomaly) =>
   ([seed, cfg]: [number, GenConfig]): void => {
-    const rand = new Prng(seed);
+    const rand = prng(seed);
     const ops = generateHistory(rand, { ...cfg, values: 'unique' });
     const bad = injectAnomaly(rand, ops, kind);
     fc.pre(bad !== undefined);
@@ -84,7 +84,7 @@ describe('generated histories', () => {
       'histories from a sequential model with random concurrency are linearizable',
       fc.tuple(fc.integer(), config(true, 400, 0.2)),
       ([seed, cfg]) => {
-        const ops = generateHistory(new Prng(seed), cfg);
+        const ops = generateHistory(prng(seed), cfg);
         const r = checkOperations(ops, { timeLimitMs: 20_000 });
         if (r.verdict !== 'linearizable') throw new Error(`verdict ${r.verdict} for ${JSON.stringify(cfg)}`);
       },
@@ -127,12 +127,12 @@ describe('generated histories', () => {
       'agrees with a brute-force oracle on tiny histories, mutated or not',
       fc.tuple(fc.integer(), config(false), fc.integer({ min: 0, max: 5 })),
       ([seed, cfg, mutation]) => {
-        const rand = new Prng(seed);
+        const rand = prng(seed);
         type Mutable = { -readonly [K in keyof Operation]: Operation[K] };
         const ops: Mutable[] = generateHistory(rand, cfg).map((o) => ({ ...o }));
         if (ops.length > 0 && mutation > 0) {
-          const o = ops[Math.floor(rand.next() * ops.length)];
-          const v = values[Math.floor(rand.next() * values.length)];
+          const o = ops[Math.floor(rand() * ops.length)];
+          const v = values[Math.floor(rand() * values.length)];
           if (mutation === 1 && o.f === 'get' && o.status === 'ok') o.output = v;
           if (mutation === 2 && (o.f === 'put' || o.f === 'delete') && o.status === 'ok') o.prev = v;
           if (mutation === 3 && o.f === 'cas' && o.status === 'ok') o.applied = !o.applied;
@@ -152,7 +152,7 @@ describe('generated histories', () => {
       'a history survives the JSON Lines round trip with the same verdict and operations',
       fc.tuple(fc.integer(), config(true)),
       ([seed, cfg]) => {
-        const ops = generateHistory(new Prng(seed), { ...cfg, ops: Math.min(cfg.ops, 60) });
+        const ops = generateHistory(prng(seed), { ...cfg, ops: Math.min(cfg.ops, 60) });
         const events = parseHistory(formatHistory(operationsToEvents(ops)));
         const back = pairOperations(events);
         const strip = (o: Operation) => ({

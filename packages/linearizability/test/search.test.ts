@@ -1,0 +1,124 @@
+/**
+ * The two single-key searches on their own: each must agree with the brute-force oracle (the memo's effect classes
+ * are sound), neither has a limit on overlapping operations, and together they decide the shapes that used to end
+ * as `unknown` (issue 17).
+ */
+
+import type { JsonValue } from '@raft/runtime';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { checkOperations, compileKey } from '../src/check.js';
+import { frontierKey } from '../src/frontier.js';
+import { BENCH_SHAPES, generateBenchHistory, generateHistory } from '../src/generate.js';
+import { pairOperations } from '../src/history.js';
+import { searchKey } from '../src/search.js';
+import type { Operation } from '../src/types.js';
+import { assertProperty, bruteForceLinearizable, prng } from './helpers.js';
+
+/** One key's operations as `checkOperations` hands them to the searches: no `fail`, in invocation order. */
+const keyOps = (ops: readonly Operation[]): Operation[] =>
+  ops.filter((o) => o.status !== 'fail').sort((a, b) => a.call - b.call || a.id - b.id);
+
+const budget = () => ({ maxSteps: 5_000_000, deadline: performance.now() + 20_000 });
+
+describe('single-key searches', () => {
+  it('the memoised depth-first search and the frontier search each agree with the brute-force oracle', () => {
+    const name = 'the memoised depth-first search and the frontier search each agree with the brute-force oracle';
+    // Few values and many info operations: the case where info operations of the same effect are merged into
+    // classes (counted, not named) by both searches.
+    const values: JsonValue[] = [null, 0, 1, 2];
+    assertProperty(
+      name,
+      fc.tuple(
+        fc.integer(),
+        fc.integer({ min: 2, max: 4 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.constantFrom(0.2, 0.5, 0.8),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 3 }),
+      ),
+      ([seed, processes, ops, infoRate, recordPrev, mutation]) => {
+        const rand = prng(seed);
+        type Mutable = { -readonly [K in keyof Operation]: Operation[K] };
+        const history: Mutable[] = generateHistory(rand, {
+          processes,
+          keys: 1,
+          ops,
+          infoRate,
+          failRate: 0,
+          values: [0, 1, 2],
+          recordPrev,
+        }).map((o) => ({ ...o }));
+        if (history.length > 0 && mutation > 0) {
+          const o = history[Math.floor(rand() * history.length)];
+          const v = values[Math.floor(rand() * values.length)];
+          if (mutation === 1 && o.f === 'get' && o.status === 'ok') o.output = v;
+          if (mutation === 2 && (o.f === 'put' || o.f === 'delete') && o.status === 'ok') o.prev = v;
+          if (mutation === 3 && o.f === 'cas' && o.status === 'ok') o.applied = !o.applied;
+        }
+        const expected = bruteForceLinearizable(history) ? 'ok' : 'fail';
+        const { kops, init } = compileKey(keyOps(history), 'absent');
+        const dfs = searchKey(kops, init, budget()).kind;
+        const frontier = frontierKey(kops, init, budget()).kind;
+        if (dfs !== expected || frontier !== expected) {
+          throw new Error(`brute force ${expected}, depth-first ${dfs}, frontier ${frontier}`);
+        }
+      },
+      { numRuns: 2000 },
+    );
+  });
+
+  /** `n` puts all running at once (more than 32), each reporting the previous value, then reads. */
+  const wide = (n: number, reads: JsonValue[]): Operation[] => {
+    const ops: Operation[] = [];
+    for (let i = 0; i < n; i++) {
+      const prev = i === 0 ? null : `v${i - 1}`;
+      ops.push({
+        id: i,
+        process: i,
+        f: 'put',
+        key: 'k',
+        value: `v${i}`,
+        prev,
+        status: 'ok',
+        call: i,
+        ret: 1000 + i,
+        invokeLine: 0,
+      });
+    }
+    reads.forEach((output, j) => {
+      ops.push({
+        id: n + j,
+        process: n + j,
+        f: 'get',
+        key: 'k',
+        value: null,
+        output,
+        status: 'ok',
+        call: 2000 + 10 * j,
+        ret: 2005 + 10 * j,
+        invokeLine: 0,
+      });
+    });
+    return ops;
+  };
+
+  it('the frontier search has no limit on overlapping operations (40 puts at once, then reads)', () => {
+    const run = (ops: Operation[]) => {
+      const { kops, init } = compileKey(keyOps(ops), 'absent');
+      return frontierKey(kops, init, budget()).kind;
+    };
+    expect(run(wide(40, ['v39', 'v39']))).toBe('ok');
+    // v38 was overwritten by v39 (its prev says so) before the first read: reading it after v39 is stale.
+    expect(run(wide(40, ['v39', 'v38']))).toBe('fail');
+    expect(checkOperations(wide(40, ['v39', 'v38'])).verdict).toBe('not-linearizable');
+  });
+
+  it('decides one key with values from {0,1,2,3} and 5% info (the benchmark shape), used to end as unknown', () => {
+    const shape = BENCH_SHAPES.find((s) => s.name === 'key1-values4');
+    if (shape === undefined) throw new Error('benchmark shape key1-values4 is gone');
+    const ops = pairOperations(generateBenchHistory(shape).events);
+    const r = checkOperations(ops, { timeLimitMs: 60_000 });
+    expect(r.verdict).toBe('linearizable');
+  });
+});
