@@ -292,21 +292,27 @@ export class RaftRuntime {
   }
 
   private run(): void {
-    this.scheduled = false;
-    if (!this.running || this.failure !== null) return;
+    if (!this.running || this.failure !== null) {
+      this.scheduled = false;
+      return;
+    }
+    // `scheduled` stays set during the turn: a kick from inside it (a request retried once a leader is known, a
+    // proposal, a snapshot chunk read from memory) is served by draining again below, not by another turn.
+    let more = false;
     try {
-      // Carrying out actions can give the core new inputs (a request retried once a leader is known, a snapshot
-      // chunk read from memory): drain again so the turn ends with nothing left, within a bound.
       let rounds = 0;
       while (this.runActions()) {
         if (++rounds >= MAX_DRAINS_PER_TURN) {
-          this.kick();
+          more = true;
           break;
         }
       }
+      this.scheduled = false;
+      if (more) this.kick();
       this.transport.flush?.();
       this.options.tap?.turn?.();
     } catch (e) {
+      this.scheduled = false;
       // A bug (here, in the core or in the Machine): stop taking part rather than crash the hosting process.
       this.log.error('internal error in the action loop', { error: (e as Error)?.stack ?? String(e) });
       this.fatal(e, errors.internal(`the node stopped taking part in the cluster: ${(e as Error)?.message ?? e}`));

@@ -475,11 +475,19 @@ export class SafetyChecker<C = unknown> {
 
   /**
    * A node crashed, keeping only `durable` on its disk. Entries that existed only in its memory (never durable, and
-   * never appended by another node, which they would have been had they left it) are forgotten: with its term and
-   * vote lost too, the node may lead the same term again and write other entries there, which is safe because
-   * nothing of the lost ones escaped. Call it before `nodeStarted` for the restart.
+   * never appended by another node, which they would have been had they left it) are forgotten, and so is a
+   * leadership in a term its disk never held: with its term and vote lost too, the node (or another) may lead the
+   * same term again and write other entries there, which is safe because nothing of the lost ones escaped. Call it
+   * before `nodeStarted` for the restart.
    */
-  nodeCrashed(node: NodeId, durable: { snapshot?: SnapshotMeta | null; entries?: readonly Entry<C>[] } = {}): void {
+  nodeCrashed(
+    node: NodeId,
+    durable: { hardState?: HardState; snapshot?: SnapshotMeta | null; entries?: readonly Entry<C>[] } = {},
+  ): void {
+    // A leadership in a term its disk never held had no effect outside the node (every message of that term waits
+    // for the term to be durable, which the simulator's durability check enforces): another node may win that term.
+    const durableTerm = durable.hardState?.term ?? 0;
+    for (const [term, leader] of this.leaders) if (leader === node && term > durableTerm) this.leaders.delete(term);
     const kept = new Map<Index, string>();
     for (const e of durable.entries ?? []) kept.set(e.index, `${e.term}:${this.entryKey(e)}`);
     const base = durable.snapshot?.index ?? 0;
