@@ -62,7 +62,10 @@ export class Snapshots {
       return;
     }
     const index = this.rt.appliedIndex;
-    if (index <= (this.rt.snapshotMeta?.index ?? 0) || index === 0) {
+    // A leader's snapshot being received or made durable is newer than anything this node could take now: its own
+    // would reach the storage after it and move the snapshot backwards (storage-jsonl refuses that, which is fatal).
+    // Nothing to do: the incoming snapshot is the one to keep.
+    if (index <= (this.rt.snapshotMeta?.index ?? 0) || index === 0 || this.receiver !== null) {
       done();
       return;
     }

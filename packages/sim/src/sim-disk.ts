@@ -172,6 +172,8 @@ export class SimStorage implements RaftStorage<Command> {
   /** What was durable when the incarnation started. */
   readonly state: PersistedState<Command>;
   private lastSnapshot: SnapshotMeta | null = null;
+  /** Index of the newest snapshot written (queued or durable): like storage-jsonl, an older one is refused. */
+  private newestSnapshot: Index;
 
   /**
    * @param disk - the node's disk
@@ -182,6 +184,7 @@ export class SimStorage implements RaftStorage<Command> {
     private readonly hooks: SimStorageHooks,
   ) {
     this.state = disk.load();
+    this.newestSnapshot = disk.snapshot?.meta.index ?? 0;
   }
 
   private queue(w: PendingWrite<Command>): Completion<void> {
@@ -202,6 +205,10 @@ export class SimStorage implements RaftStorage<Command> {
 
   /** {@inheritDoc RaftStorage.saveSnapshot} */
   saveSnapshot(meta: SnapshotMeta, data: Uint8Array): Completion<void> {
+    if (meta.index < this.newestSnapshot) {
+      return rejected(new Error(`snapshot at ${meta.index} is older than the one at ${this.newestSnapshot}`));
+    }
+    this.newestSnapshot = meta.index;
     this.hooks.snapshotSaved(meta, data);
     this.lastSnapshot = meta;
     return this.queue({ kind: 'snapshot', snapshot: { meta, data }, dropLog: false, done: new Completion() });
@@ -235,6 +242,7 @@ export class SimStorage implements RaftStorage<Command> {
       },
       finish() {
         const data = bytes;
+        storage.newestSnapshot = Math.max(storage.newestSnapshot, meta.index);
         const done = new Completion<void>();
         // Tell the checker as it becomes durable, before the runtime restores it.
         const w: PendingWrite<Command> = { kind: 'snapshot', snapshot: { meta, data }, dropLog: true, done };

@@ -99,6 +99,14 @@ describe('random schedules', () => {
     expect(r.committed).toBeGreaterThan(0);
   });
 
+  it("a local snapshot is not taken while a leader's snapshot is being installed (seed 412846865)", () => {
+    // Found by the default schedules: n4 received a leader's snapshot at 30 and, while it was being made durable,
+    // took its own at 23; the older one reached the disk last. storage-jsonl refuses an older snapshot (fatal, the
+    // node stops); the simulated disk now refuses it the same way, and the runtime no longer takes one then.
+    const r = runSchedule({ seed: 412846865, steps: 200 });
+    expect(r.committed).toBeGreaterThan(0);
+  });
+
   it('replay: runs RAFT_SIM_SEED (default seed 1) with a full trace and prints it on failure', () => {
     const seed = REPLAY_SEED ?? 1;
     let failure: ScheduleFailure | null = null;
