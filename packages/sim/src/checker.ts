@@ -5,7 +5,18 @@
  *
  * @packageDocumentation
  */
-import type { ClusterConfig, Entry, HardState, Index, NodeId, ReadId, Role, SnapshotMeta, Term } from '@raft/core';
+import type {
+  Action,
+  ClusterConfig,
+  Entry,
+  HardState,
+  Index,
+  NodeId,
+  ReadId,
+  Role,
+  SnapshotMeta,
+  Term,
+} from '@raft/core';
 import type { StateMachine } from './state-machine.js';
 
 /** The properties the {@link SafetyChecker} enforces. */
@@ -579,6 +590,29 @@ export class SafetyChecker<C = unknown> {
     const key = `c${this.commandKey(command)}`;
     for (let i = 1; i < this.committedKey.length; i++) if (this.committedKey[i] === key) return true;
     return false;
+  }
+
+  /**
+   * Feeds one action to the checks that follow actions, right before a runtime carries it out (a runtime's
+   * `tap.action`): term and vote, appends (with the leader-append-only and single-config-change context), applies,
+   * role changes. Reads, snapshots and restarts have their own methods. `leaderTermBefore` is the term the node led
+   * at the end of its previous turn (-1 when it did not lead).
+   */
+  observeAction(
+    node: NodeId,
+    a: Action<C>,
+    view: { readonly role: Role; readonly currentTerm: Term; readonly commitIndex: Index },
+    leaderTermBefore: Term,
+  ): void {
+    if (a.type === 'persistHardState') this.hardStatePersisted(node, a.hardState);
+    else if (a.type === 'appendEntries') {
+      if (a.entries.length === 0) return;
+      const isLeader = view.role === 'leader';
+      const steady = isLeader && view.currentTerm === leaderTermBefore ? leaderTermBefore : -1;
+      this.logAppended(node, a.entries, steady, isLeader ? view.commitIndex : -1);
+    } else if (a.type === 'apply') {
+      if (a.entries.length > 0) this.applied(node, a.entries);
+    } else if (a.type === 'stateChanged') this.stateChanged(node, a.role, a.term);
   }
 
   /** A read was issued on `node` (call before `read`): it must see every write committed so far. */

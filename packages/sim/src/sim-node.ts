@@ -368,59 +368,36 @@ export class SimNode {
     const raft = this.runtime?.node;
     if (raft === undefined) return;
     host.recordAction(this.id, a);
-    const checker = host.checker;
-    switch (a.type) {
-      case 'persistHardState':
-        checker?.hardStatePersisted(this.id, a.hardState);
-        break;
-      case 'appendEntries': {
-        if (a.entries.length === 0) break;
-        const isLeader = raft.role === 'leader';
-        const steady = isLeader && raft.currentTerm === this.leaderTermBefore ? this.leaderTermBefore : -1;
-        checker?.logAppended(this.id, a.entries, steady, isLeader ? raft.commitIndex : -1);
-        break;
+    host.checker?.observeAction(this.id, a, raft, this.leaderTermBefore);
+    if (a.type === 'apply' && a.entries.length > 0) {
+      let at = this.runtime?.appliedIndex ?? 0;
+      for (const e of a.entries) {
+        if (e.index !== at + 1) {
+          throw new SafetyViolation(
+            'state-machine-safety',
+            `node ${this.id} applied entry ${e.index} but its state machine is at ${at}`,
+            { node: this.id, index: e.index, term: e.term },
+          );
+        }
+        at = e.index;
+        this.applied.push({ index: e.index, entry: e });
+        if (e.type === 'config' && host.tracing) {
+          host.trace(this.id, 'config', `applied config ${JSON.stringify(e.config)} at ${e.index}`);
+        }
       }
-      case 'apply': {
-        if (a.entries.length === 0) break;
-        checker?.applied(this.id, a.entries);
-        let at = this.runtime?.appliedIndex ?? 0;
-        for (const e of a.entries) {
-          if (e.index !== at + 1) {
-            throw new SafetyViolation(
-              'state-machine-safety',
-              `node ${this.id} applied entry ${e.index} but its state machine is at ${at}`,
-              { node: this.id, index: e.index, term: e.term },
-            );
-          }
-          at = e.index;
-          this.applied.push({ index: e.index, entry: e });
-          if (e.type === 'config' && host.tracing) {
-            host.trace(this.id, 'config', `applied config ${JSON.stringify(e.config)} at ${e.index}`);
-          }
-        }
-        if (host.tracing) {
-          const first = a.entries[0].index;
-          const last = a.entries[a.entries.length - 1].index;
-          host.trace(this.id, 'apply', first === last ? `applied ${first}` : `applied ${first}..${last}`);
-        }
-        break;
+      if (host.tracing) {
+        const first = a.entries[0].index;
+        const last = a.entries[a.entries.length - 1].index;
+        host.trace(this.id, 'apply', first === last ? `applied ${first}` : `applied ${first}..${last}`);
       }
-      case 'readReady':
-        checker?.readReady(this.id, a.readId, a.index, this.runtime?.appliedIndex ?? 0);
-        host.readResult(this.id, a.readId, a.index);
-        break;
-      case 'readFailed':
-        checker?.readFailed(this.id, a.readId);
-        host.readResult(this.id, a.readId, null, a.error);
-        break;
-      case 'stateChanged':
-        checker?.stateChanged(this.id, a.role, a.term);
-        if (host.tracing) {
-          host.trace(this.id, 'state', `${a.role} in term ${a.term}${a.leaderId ? ` (leader ${a.leaderId})` : ''}`);
-        }
-        break;
-      default:
-        break;
+    } else if (a.type === 'readReady') {
+      host.checker?.readReady(this.id, a.readId, a.index, this.runtime?.appliedIndex ?? 0);
+      host.readResult(this.id, a.readId, a.index);
+    } else if (a.type === 'readFailed') {
+      host.checker?.readFailed(this.id, a.readId);
+      host.readResult(this.id, a.readId, null, a.error);
+    } else if (a.type === 'stateChanged' && host.tracing) {
+      host.trace(this.id, 'state', `${a.role} in term ${a.term}${a.leaderId ? ` (leader ${a.leaderId})` : ''}`);
     }
   }
 

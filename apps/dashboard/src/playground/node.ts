@@ -216,36 +216,16 @@ export class PlaygroundNode {
   private observeAction(a: Action<Command>): void {
     const raft = this.runtime?.node;
     if (raft === undefined) return;
-    const checker = this.host.checker;
-    switch (a.type) {
-      case 'persistHardState':
-        checker.hardStatePersisted(this.id, a.hardState);
-        break;
-      case 'appendEntries': {
-        if (a.entries.length === 0) break;
-        const isLeader = raft.role === 'leader';
-        const steady = isLeader && raft.currentTerm === this.leaderTermBefore ? this.leaderTermBefore : -1;
-        checker.logAppended(this.id, a.entries, steady, isLeader ? raft.commitIndex : -1);
-        break;
-      }
-      case 'apply':
-        if (a.entries.length > 0) checker.applied(this.id, a.entries);
-        break;
-      case 'setTimer':
-        // The runtime carries it out with exactly one `clock.setTimeout` right after this: that timer is drawn.
-        this.expectedTimer = a.kind;
-        break;
-      case 'send':
-        if (a.message.type === 'RequestVote') this.observeCampaign(a.message.preVote, a.message.term);
-        break;
-      case 'stateChanged':
-        checker.stateChanged(this.id, a.role, a.term);
-        // Candidacies are logged from the vote requests (see observeCampaign): `candidate` here may be a PreVote.
-        if (a.role === 'leader') this.host.log(`${this.id} became leader in term ${a.term}`);
-        if (a.role !== 'candidate') this.campaignLogged = null;
-        break;
-      default:
-        break;
+    this.host.checker.observeAction(this.id, a, raft, this.leaderTermBefore);
+    if (a.type === 'setTimer') {
+      // The runtime carries it out with exactly one `clock.setTimeout` right after this: that timer is drawn.
+      this.expectedTimer = a.kind;
+    } else if (a.type === 'send') {
+      if (a.message.type === 'RequestVote') this.observeCampaign(a.message.preVote, a.message.term);
+    } else if (a.type === 'stateChanged') {
+      // Candidacies are logged from the vote requests (see observeCampaign): `candidate` here may be a PreVote.
+      if (a.role === 'leader') this.host.log(`${this.id} became leader in term ${a.term}`);
+      if (a.role !== 'candidate') this.campaignLogged = null;
     }
   }
 
