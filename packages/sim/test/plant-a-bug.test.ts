@@ -117,31 +117,40 @@ const hunts: Hunt[] = [
   },
 ];
 
+/**
+ * Runs seeds 1, 2, ... of `options` with `plant` applied until a schedule fails, then requires the failure to be one
+ * of `expected` within `maxSeeds`, and the very same schedule to pass without the bug.
+ */
+function hunt(
+  label: string,
+  plant: Partial<ScheduleOptions>,
+  h: { expected: readonly SafetyProperty[]; maxSeeds: number; options: Omit<ScheduleOptions, 'seed'> },
+): void {
+  let found: ScheduleFailure | null = null;
+  let seeds = 0;
+  for (let seed = 1; seed <= h.maxSeeds && found === null; seed++) {
+    seeds++;
+    try {
+      runSchedule({ ...h.options, seed, traceLimit: 0, liveness: false, ...plant });
+    } catch (e) {
+      if (!(e instanceof ScheduleFailure)) throw e;
+      found = e;
+    }
+  }
+  expect(found, `${label} went unnoticed for ${h.maxSeeds} seeds`).not.toBeNull();
+  const failure = found as ScheduleFailure;
+  expect(h.expected).toContain(failure.violation.property);
+  console.info(`[plant-a-bug] ${label}: caught at seed ${failure.seed} (${seeds} seeds): ${failure.violation.message}`);
+  // Without the bug the very same schedule is safe.
+  expect(() => runSchedule({ ...h.options, seed: failure.seed, traceLimit: 0 })).not.toThrow();
+}
+
 describe('plant a bug: the simulator catches each known protocol bug', () => {
-  for (const hunt of hunts) {
-    it(`${hunt.bug} is caught as ${hunt.expected.join(' or ')} within ${hunt.maxSeeds} seeds`, () => {
-      let found: ScheduleFailure | null = null;
-      let seeds = 0;
-      for (let seed = 1; seed <= hunt.maxSeeds && found === null; seed++) {
-        seeds++;
-        try {
-          // Liveness is not what most of these bugs break; a run the bug merely wedges is skipped, not counted as
-          // caught (unless the hunt is for a liveness bug).
-          const liveness = hunt.liveness ?? false;
-          runSchedule({ ...hunt.options, seed, traceLimit: 0, bugs: { [hunt.bug]: true }, liveness });
-        } catch (e) {
-          if (!(e instanceof ScheduleFailure)) throw e;
-          found = e;
-        }
-      }
-      expect(found, `${hunt.bug} went unnoticed for ${hunt.maxSeeds} seeds`).not.toBeNull();
-      const failure = found as ScheduleFailure;
-      expect(hunt.expected).toContain(failure.violation.property);
-      console.info(
-        `[plant-a-bug] ${hunt.bug}: caught at seed ${failure.seed} (${seeds} seeds): ${failure.violation.message}`,
-      );
-      // Without the bug the very same schedule is safe.
-      expect(() => runSchedule({ ...hunt.options, seed: failure.seed, traceLimit: 0 })).not.toThrow();
+  for (const h of hunts) {
+    it(`${h.bug} is caught as ${h.expected.join(' or ')} within ${h.maxSeeds} seeds`, () => {
+      // Liveness is not what most of these bugs break; a run the bug merely wedges is skipped, not counted as caught
+      // (unless the hunt is for a liveness bug).
+      hunt(h.bug, { bugs: { [h.bug]: true }, liveness: h.liveness ?? false }, h);
     });
   }
 });
@@ -184,26 +193,9 @@ const runtimeHunts: RuntimeHunt[] = [
 ];
 
 describe('plant a bug: the simulator catches each known runtime bug', () => {
-  for (const hunt of runtimeHunts) {
-    it(`${hunt.bug} is caught as ${hunt.expected.join(' or ')} within ${hunt.maxSeeds} seeds`, () => {
-      let found: ScheduleFailure | null = null;
-      let seeds = 0;
-      for (let seed = 1; seed <= hunt.maxSeeds && found === null; seed++) {
-        seeds++;
-        try {
-          runSchedule({ ...hunt.options, seed, traceLimit: 0, runtimeBugs: { [hunt.bug]: true }, liveness: false });
-        } catch (e) {
-          if (!(e instanceof ScheduleFailure)) throw e;
-          found = e;
-        }
-      }
-      expect(found, `${hunt.bug} went unnoticed for ${hunt.maxSeeds} seeds`).not.toBeNull();
-      const failure = found as ScheduleFailure;
-      expect(hunt.expected).toContain(failure.violation.property);
-      console.info(
-        `[plant-a-bug] runtime ${hunt.bug}: caught at seed ${failure.seed} (${seeds} seeds): ${failure.violation.message}`,
-      );
-      expect(() => runSchedule({ ...hunt.options, seed: failure.seed, traceLimit: 0 })).not.toThrow();
+  for (const h of runtimeHunts) {
+    it(`${h.bug} is caught as ${h.expected.join(' or ')} within ${h.maxSeeds} seeds`, () => {
+      hunt(`runtime ${h.bug}`, { runtimeBugs: { [h.bug]: true } }, h);
     });
   }
 });
