@@ -3,37 +3,14 @@
 // answers, 10 000 requests per batch), so nothing here sends more than a few hundred KiB.
 
 import { connect, createServer as createNetServer, type Server, Socket } from 'node:net';
-import { type ApplyOutcome, ErrorCode, silentLogger } from '@raft/runtime';
+import { ErrorCode } from '@raft/runtime';
 import { sleep, waitFor } from '@raft/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Caller } from '../src/auth.js';
 import { CLIENT_KEEPALIVE_MS } from '../src/client-connection.js';
 import { RpcFrontend, type RpcFrontendOptions } from '../src/rpc.js';
+import { BASE, FakeDispatcher } from './fake-dispatcher.js';
 
 type Line = { id?: unknown; result?: unknown; error?: { code: number; message: string; data?: unknown } };
-
-/** A fake server: `Big {n}` answers n characters, `Echo` its params, `Later` only when the test says so. */
-class FakeDispatcher {
-  readonly counters = { rpcRequests: 0, rpcErrors: 0, clientConnections: 0 };
-  readonly calls: { method: string; params: unknown; turn: number }[] = [];
-  readonly later: ((o: ApplyOutcome) => void)[] = [];
-  turn = 0;
-  dispatch(method: string, params: unknown, done: (o: ApplyOutcome) => void): void {
-    this.calls.push({ method, params, turn: this.turn });
-    if (method === 'Big') done({ ok: true, output: 'x'.repeat((params as { n: number }).n) });
-    else if (method === 'Later') this.later.push(done);
-    else done({ ok: true, output: params ?? null });
-  }
-  stateJson(): string {
-    return '{}';
-  }
-  authenticate(): Caller {
-    return { name: 'anonymous', role: 'admin' };
-  }
-  authorize(): null {
-    return null;
-  }
-}
 
 const servers: Server[] = [];
 const clients: Socket[] = [];
@@ -43,16 +20,6 @@ afterEach(async () => {
   for (const c of clients.splice(0)) c.destroy();
   await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
 });
-
-const BASE: RpcFrontendOptions = {
-  maxLineBytes: 1024 * 1024,
-  maxOutputBytes: 1024 * 1024,
-  maxClientOutputBytes: 1024 * 1024,
-  maxBatchRequests: 10_000,
-  maxClientConnections: 100,
-  clientIdleTimeoutMs: 0,
-  logger: silentLogger,
-};
 
 /** A frontend behind a real TCP listener on 127.0.0.1 (every connection is a JSON-RPC lines connection). */
 async function setup(o: Partial<RpcFrontendOptions>): Promise<{
