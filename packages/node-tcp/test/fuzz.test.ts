@@ -3,8 +3,8 @@ import { connect, createServer as createNetServer, type Socket } from 'node:net'
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { splitAddress } from '../src/address.js';
-import { encodeFrame, FrameDecoder, PEER_MAGIC, PEER_VERSION, type RaftServer, RpcClient } from '../src/index.js';
-import { Cluster } from './helpers.js';
+import { encodeFrame, FrameDecoder, PEER_VERSION, type RaftServer, RpcClient } from '../src/index.js';
+import { Cluster, rawPeer } from './helpers.js';
 
 const SEED = process.env.RAFT_NODE_TCP_SEED ? Number(process.env.RAFT_NODE_TCP_SEED) : Date.now() % 2 ** 31;
 const replay = (file: string) =>
@@ -141,42 +141,9 @@ function exchange(addr: string, text: string, endId: string): Promise<(Answer | 
   });
 }
 
-/** A raw peer connection: says the magic, reads the challenge, and (optionally) sends a hello. */
-async function peer(hello: Record<string, unknown> | null, extra?: Buffer): Promise<Socket> {
-  const { host, port } = splitAddress(server.id)!;
-  const s = connect({ host, port });
-  await new Promise<void>((r, j) => {
-    s.once('connect', () => r());
-    s.once('error', j);
-  });
-  s.on('error', () => undefined);
-  s.write(Buffer.concat([PEER_MAGIC, Buffer.of(PEER_VERSION)]));
-  const dec = new FrameDecoder(1 << 20);
-  const nonce = await new Promise<Uint8Array>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('no challenge')), 5000);
-    s.on('data', (d) => {
-      for (const f of dec.push(d)) {
-        const v = dec.decode(f) as { n?: Uint8Array };
-        if (v.n) {
-          clearTimeout(t);
-          resolve(v.n);
-        }
-      }
-    });
-  });
-  if (hello !== null) {
-    const h: Record<string, unknown> = { n: randomBytes(16), ...hello };
-    if (h.m === 'good') {
-      const { createHmac } = await import('node:crypto');
-      h.m = createHmac('sha256', SECRET)
-        .update(nonce)
-        .update(`\0fuzz\0${String(h.i)}`)
-        .digest();
-    }
-    s.write(encodeFrame(h, 1 << 20) as Buffer);
-  }
-  if (extra) s.write(extra);
-  return s;
+/** A raw peer connection to the fuzz server (see {@link rawPeer}). */
+function peer(hello: Record<string, unknown> | null, extra?: Buffer): Promise<Socket> {
+  return rawPeer(server.id, hello, { secret: SECRET, cluster: 'fuzz', extra });
 }
 
 /** Address generated messages to the server (the generators cannot know its port). */

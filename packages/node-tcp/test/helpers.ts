@@ -1,14 +1,21 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from '@raft/testkit';
 import {
   createServer,
+  encodeFrame,
+  FrameDecoder,
   type Machine,
+  PEER_MAGIC,
+  PEER_VERSION,
   type RaftServer,
   RpcClient,
   type ServerOptions,
   silentLogger,
+  splitAddress,
 } from '../src/index.js';
 
 /** A tiny key-value machine in raftpico's tuple form: {"Put":[k,v]}, {"Get":k}, {"Delete":k}, "List". */
@@ -144,4 +151,48 @@ export async function threeNodes(c: Cluster): Promise<RaftServer[]> {
   await cl.request('AddServer', { addr: b.id });
   await cl.request('AddServer', { addr: d.id });
   return [a, b, d];
+}
+
+/**
+ * A raw peer connection to `address`: says the magic and version, reads the challenge, and (unless `hello` is null)
+ * sends a hello. A hello whose `m` is `'good'` gets the real HMAC of `secret` over the challenge, `cluster` and its
+ * id `i`. `extra` bytes follow. For tests that play a (hostile) peer by hand.
+ */
+export async function rawPeer(
+  address: string,
+  hello: Record<string, unknown> | null,
+  o: { secret: string; cluster: string; extra?: Buffer | undefined },
+): Promise<Socket> {
+  const { host, port } = splitAddress(address) as { host: string; port: number };
+  const s = connect({ host, port });
+  await new Promise<void>((r, j) => {
+    s.once('connect', () => r());
+    s.once('error', j);
+  });
+  s.on('error', () => undefined);
+  s.write(Buffer.concat([PEER_MAGIC, Buffer.of(PEER_VERSION)]));
+  const dec = new FrameDecoder(1 << 20);
+  const nonce = await new Promise<Uint8Array>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('no challenge')), 5000);
+    s.on('data', (d) => {
+      for (const f of dec.push(d)) {
+        const v = dec.decode(f) as { n?: Uint8Array };
+        if (v.n) {
+          clearTimeout(t);
+          resolve(v.n);
+        }
+      }
+    });
+  });
+  if (hello !== null) {
+    const h: Record<string, unknown> = { n: randomBytes(16), ...hello };
+    if (h.m === 'good')
+      h.m = createHmac('sha256', o.secret)
+        .update(nonce)
+        .update(`\0${o.cluster}\0${String(h.i)}`)
+        .digest();
+    s.write(encodeFrame(h, 1 << 20) as Buffer);
+  }
+  if (o.extra) s.write(o.extra);
+  return s;
 }
