@@ -23,22 +23,24 @@ import { serveIncomingPeer } from './peer-accept.js';
 import { answerChallenge, checkAccepted, type HandshakeIdentity } from './peer-handshake.js';
 import { handleFrame } from './peer-inbound.js';
 import { isOrdered, itemBytes, type LinkHost, PeerLink, splitAppend } from './peer-link.js';
+import type { ServerCounters } from './server-types.js';
 import type { ServerTls } from './tls.js';
 import type { ForwardReply, ForwardRequest, WireItem } from './wire.js';
 
 export { PeerLink };
 
-/** Counters the transport updates (a subset of the server's counters). */
-export interface TransportCounters {
-  messagesSent: number;
-  messagesReceived: number;
-  messagesDropped: number;
-  framesSent: number;
-  framesReceived: number;
-  bytesSent: number;
-  bytesReceived: number;
-  peerConnectionsRejected: number;
-}
+/** Counters the transport updates: the peer-traffic part of the server's counters (documented there). */
+export type TransportCounters = Pick<
+  ServerCounters,
+  | 'messagesSent'
+  | 'messagesReceived'
+  | 'messagesDropped'
+  | 'framesSent'
+  | 'framesReceived'
+  | 'bytesSent'
+  | 'bytesReceived'
+  | 'peerConnectionsRejected'
+>;
 
 /** What the transport needs from the server. */
 export interface TransportOptions extends HandshakeIdentity {
