@@ -111,25 +111,29 @@ export function parseKvsInput(input: unknown): ParseResult {
   if (!isObject(input)) {
     return fail(`input must be "List" or an object with one of ${OPS.join(', ')} (got ${describe(input)})`);
   }
-  const names = Object.keys(input);
-  if (names.length !== 1)
+  // Every member parses every command: count the keys without building an array of them (the common case).
+  let name = '';
+  let count = 0;
+  for (const k in input) {
+    if (Object.hasOwn(input, k)) {
+      count++;
+      name = k;
+    }
+  }
+  if (count !== 1) {
+    const names = Object.keys(input);
     return fail(`input must have exactly one operation key, got ${names.length}: ${names.join(', ')}`);
-  const name = names[0];
+  }
   const arg = input[name];
   switch (name) {
     case 'Put':
-      return keyed(name, arg, ['key', 'value'], (key, [value]) => ({ op: 'Put', key, value }));
+      return keyed(name, arg, PUT_FIELDS, makePut);
     case 'Get':
-      return keyed(name, arg, ['key'], (key) => ({ op: 'Get', key }));
+      return keyed(name, arg, KEY_FIELDS, makeGet);
     case 'Delete':
-      return keyed(name, arg, ['key'], (key) => ({ op: 'Delete', key }));
+      return keyed(name, arg, KEY_FIELDS, makeDelete);
     case 'Cas':
-      return keyed(name, arg, ['key', 'expected', 'new'], (key, [expected, value]) => ({
-        op: 'Cas',
-        key,
-        expected,
-        value,
-      }));
+      return keyed(name, arg, CAS_FIELDS, makeCas);
     case 'List':
       return arg === null || (Array.isArray(arg) && arg.length === 0)
         ? { ok: true, op: { op: 'List' } }
@@ -139,6 +143,20 @@ export function parseKvsInput(input: unknown): ParseResult {
   }
 }
 
+const PUT_FIELDS: readonly string[] = ['key', 'value'];
+const KEY_FIELDS: readonly string[] = ['key'];
+const CAS_FIELDS: readonly string[] = ['key', 'expected', 'new'];
+/** Builders of operations from a key and the values after it (`values[1]`, ...). */
+const makePut = (key: string, values: readonly JsonValue[]): KvsOp => ({ op: 'Put', key, value: values[1] });
+const makeGet = (key: string): KvsOp => ({ op: 'Get', key });
+const makeDelete = (key: string): KvsOp => ({ op: 'Delete', key });
+const makeCas = (key: string, values: readonly JsonValue[]): KvsOp => ({
+  op: 'Cas',
+  key,
+  expected: values[1],
+  value: values[2],
+});
+
 /**
  * Parses the tuple form (`[key, ...rest]`, or a bare key when there is no rest) or the object form
  * (`{"key": ..., ...}`) of an operation. The object forms of raftpico's earlier README are accepted as written,
@@ -147,17 +165,16 @@ export function parseKvsInput(input: unknown): ParseResult {
 function keyed(
   name: string,
   arg: unknown,
-  fields: string[],
-  make: (key: string, rest: JsonValue[]) => KvsOp,
+  fields: readonly string[],
+  make: (key: string, values: readonly JsonValue[]) => KvsOp,
 ): ParseResult {
   const arity = fields.length;
-  let values: unknown[];
+  let values: readonly unknown[];
   if (Array.isArray(arg)) {
     values = arg;
   } else if (isObject(arg)) {
-    const allowed = new Set(fields);
-    if (name === 'Get' || name === 'Delete') allowed.add('value');
-    const extra = Object.keys(arg).filter((k) => !allowed.has(k));
+    const ignored = name === 'Get' || name === 'Delete' ? 'value' : null;
+    const extra = Object.keys(arg).filter((k) => !fields.includes(k) && k !== ignored);
     if (extra.length > 0)
       return fail(`${name} does not take field(s) ${extra.join(', ')}; expected ${fields.join(', ')}`);
     const missing = fields.filter((f) => !(f in arg));
@@ -173,9 +190,8 @@ function keyed(
   }
   const key = values[0];
   if (typeof key !== 'string') return fail(`${name}: the key must be a string (got ${describe(key)})`);
-  const rest = values.slice(1);
-  for (const v of rest) if (!isJson(v)) return fail(`${name}: values must be JSON`);
-  return { ok: true, op: make(key, rest as JsonValue[]) };
+  for (let i = 1; i < arity; i++) if (!isJson(values[i])) return fail(`${name}: values must be JSON`);
+  return { ok: true, op: make(key, values as readonly JsonValue[]) };
 }
 
 function isJson(v: unknown): v is JsonValue {

@@ -4,13 +4,17 @@
  * @packageDocumentation
  */
 
-import { Decoder, Encoder } from '@msgpack/msgpack';
+import { Decoder, Encoder, ExtensionCodec } from '@msgpack/msgpack';
+import { PackedEntries, unpackEntries } from './packed-entries.js';
 
 /** The 4 bytes a peer connection starts with (then {@link PEER_VERSION}), so one port can serve every protocol. */
 export const PEER_MAGIC: Buffer = Buffer.from('RAFT', 'latin1');
 
-/** The peer protocol version byte sent after {@link PEER_MAGIC}. */
-export const PEER_VERSION = 1;
+/**
+ * The peer protocol version byte sent after {@link PEER_MAGIC}. Version 2 carries AppendEntries' entries as
+ * `PackedEntries` (packed-entries.ts; version 1 sent them as MessagePack maps).
+ */
+export const PEER_VERSION = 2;
 
 /** Bytes of the length prefix. */
 export const FRAME_HEADER_BYTES = 4;
@@ -27,7 +31,17 @@ export class FrameError extends Error {
   }
 }
 
-const encoder = new Encoder({ ignoreUndefined: true });
+/** The MessagePack extension type of {@link PackedEntries}. */
+const PACKED_ENTRIES_EXT = 1;
+
+const extensionCodec = new ExtensionCodec();
+extensionCodec.register({
+  type: PACKED_ENTRIES_EXT,
+  encode: (x: unknown) => (x instanceof PackedEntries ? x.bytes : null),
+  decode: (data: Uint8Array) => unpackEntries(data),
+});
+
+const encoder = new Encoder({ ignoreUndefined: true, extensionCodec });
 
 /**
  * Encode `value` as one frame (length prefix plus MessagePack payload), or return `null` if the payload would
@@ -62,6 +76,7 @@ export class FrameDecoder {
       maxArrayLength: maxFrameBytes,
       maxMapLength: maxFrameBytes,
       maxExtLength: maxFrameBytes,
+      extensionCodec,
     });
   }
 

@@ -19,6 +19,7 @@ import type { Message, NodeId } from '@raft/core';
 import type { Command, Logger } from '@raft/runtime';
 import { splitAddress } from './address.js';
 import { encodeFrame, FrameDecoder, PEER_MAGIC, PEER_VERSION } from './frame.js';
+import { packEntries } from './packed-entries.js';
 import { serveIncomingPeer } from './peer-accept.js';
 import { answerChallenge, checkAccepted, type HandshakeIdentity } from './peer-handshake.js';
 import { handleFrame } from './peer-inbound.js';
@@ -316,7 +317,7 @@ export class PeerTransport {
 
   /** Encode items into as few frames as fit `maxFrameBytes`, splitting big AppendEntries if needed. */
   private encode(items: WireItem[]): Buffer[] {
-    const f = encodeFrame(items, this.o.maxFrameBytes);
+    const f = encodeFrame(packed(items), this.o.maxFrameBytes);
     if (f !== null) return [f];
     if (items.length > 1) {
       const half = items.length >> 1;
@@ -466,4 +467,17 @@ export class PeerTransport {
     this.incoming.add(link);
     serveIncomingPeer(socket, head, link, this.o, () => this.incoming.delete(link));
   }
+}
+
+/** `items` with every AppendEntries' entries packed (encoded once for all followers; see `PackedEntries`). */
+function packed(items: WireItem[]): unknown[] {
+  let out: unknown[] | null = null;
+  for (let i = 0; i < items.length; i++) {
+    const it = items[i];
+    if (it[0] === 0 && it[1].type === 'AppendEntries' && it[1].entries.length > 0) {
+      out ??= items.slice();
+      out[i] = [0, { ...it[1], entries: packEntries(it[1].entries) }];
+    }
+  }
+  return out ?? items;
 }

@@ -1,12 +1,14 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import { Encoder, ExtensionCodec } from '@msgpack/msgpack';
 import type { Entry, Message } from '@raft/core';
 import { type Command, silentLogger } from '@raft/runtime';
 import { sleep } from '@raft/testkit';
 import { describe, expect, it } from 'vitest';
-import { FrameDecoder } from '../src/frame.js';
+import { encodeFrame, FrameDecoder, FrameError } from '../src/frame.js';
+import { packEntries } from '../src/packed-entries.js';
 import { type PeerLink, PeerTransport } from '../src/transport.js';
-import type { WireItem } from '../src/wire.js';
+import { checkMessage, type WireItem } from '../src/wire.js';
 
 type AE = Extract<Message<Command>, { type: 'AppendEntries' }>;
 
@@ -173,5 +175,76 @@ describe('PeerTransport', () => {
     sock.emit('drain');
     expect(sock.frames).toHaveLength(0);
     t.close();
+  });
+});
+
+describe('packed entries (peer protocol 2)', () => {
+  const mixed: Entry<Command>[] = [
+    { term: 2, index: 5, type: 'command', command: { input: '{"op":"put","key":"a","value":1}' } },
+    { term: 2, index: 6, type: 'command', command: { input: '"x"', clientId: 'c1', seq: 7 } },
+    { term: 2, index: 7, type: 'command', command: { input: '1', clientId: 'c2' } },
+    { term: 3, index: 8, type: 'noop' },
+    { term: 3, index: 9, type: 'config', config: { voters: ['a:1', 'b:2'], learners: ['c:3'] } },
+  ];
+
+  function roundTrip(m: AE): unknown {
+    const f = encodeFrame([[0, { ...m, entries: packEntries(m.entries) }]], 1 << 20) as Buffer;
+    const d = new FrameDecoder(1 << 20);
+    const [payload] = d.push(f);
+    return (d.decode(payload) as [number, unknown][])[0][1];
+  }
+
+  it('decodes to the same message, every entry kind included, and passes the message check', () => {
+    const m = ae(4, mixed, 4, 1);
+    const back = roundTrip(m);
+    expect(back).toEqual(m);
+    expect(checkMessage(back, PEER)).toEqual(m);
+  });
+
+  it('encodes the same entries once for the next follower, and again for other entries', () => {
+    const a = packEntries(mixed);
+    expect(packEntries(mixed.slice())).toBe(a);
+    expect(packEntries(mixed.slice(1))).not.toBe(a);
+  });
+
+  it('refuses garbled packed entries: a broken layout is a bad payload, bad values a malformed message', () => {
+    // Hand-made frames with extension type 1, as a buggy or hostile peer could send them.
+    const frame = (data: Uint8Array): Buffer => {
+      const marker = { packed: true };
+      const ext = new ExtensionCodec();
+      ext.register({ type: 1, encode: (x) => (x === marker ? data : null), decode: () => null });
+      const payload = new Encoder({ extensionCodec: ext }).encode([[0, { ...ae(4, [], 4, 1), entries: marker }]]);
+      const out = Buffer.alloc(4 + payload.length);
+      out.writeUInt32BE(payload.length, 0);
+      out.set(payload, 4);
+      return out;
+    };
+    const good = Buffer.from(packEntries(mixed.slice(0, 2)).bytes);
+    const unknownKind = Buffer.from(good);
+    unknownKind[4] = 9;
+    const hugeCount = Buffer.from(good);
+    hugeCount.writeUInt32LE(0xffffffff, 0);
+    const d = new FrameDecoder(1 << 20);
+    for (const bad of [
+      good.subarray(0, good.length - 1),
+      Buffer.concat([good, Buffer.of(0)]),
+      unknownKind,
+      hugeCount,
+    ]) {
+      const [p] = d.push(frame(bad));
+      expect(() => d.decode(p)).toThrow(FrameError);
+    }
+    // A well-formed layout whose values are wrong: the first index is 0 (it must be prevLogIndex + 1), a term is negative.
+    const badIndex = Buffer.from(good);
+    badIndex.writeDoubleLE(0, 5);
+    const badTerm = Buffer.from(good);
+    badTerm.writeDoubleLE(-1, 13);
+    for (const wrong of [badIndex, badTerm]) {
+      const [p] = d.push(frame(wrong));
+      const msg = (d.decode(p) as [number, unknown][])[0][1];
+      expect(typeof checkMessage(msg, PEER)).toBe('string');
+    }
+    const [ok] = d.push(frame(good));
+    expect(checkMessage((d.decode(ok) as [number, unknown][])[0][1], PEER)).toEqual(ae(4, mixed.slice(0, 2), 4, 1));
   });
 });

@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 
+export { type Deadline, Deadlines } from './deadlines.js';
 export { ErrorCode, type ErrorCodeValue, errors, RpcError, type RpcErrorData } from './errors.js';
 export {
   type Clock,

@@ -20,8 +20,8 @@
  * @packageDocumentation
  */
 
+import type { Deadline, Deadlines } from './deadlines.js';
 import { ErrorCode, errors, RpcError } from './errors.js';
-import type { Clock, TimerHandle } from './io.js';
 import type { ApplyOutcome } from './machine.js';
 
 /** Why a request is waiting. */
@@ -61,9 +61,19 @@ export function saysNotApplied(e: RpcError): boolean {
 /** The failure outcome of `error`. */
 export const fail = (error: RpcError): ApplyOutcome => ({ ok: false, error });
 
+// Phases without data are shared: a request changes phase several times, at every member, for every request.
+const WAITING: Record<WaitReason, RequestPhase> = {
+  leader: { kind: 'waiting', reason: 'leader' },
+  config: { kind: 'waiting', reason: 'config' },
+  transfer: { kind: 'waiting', reason: 'transfer' },
+};
+const PROPOSED: RequestPhase = { kind: 'proposed' };
+const READING: RequestPhase = { kind: 'reading' };
+const SETTLED: RequestPhase = { kind: 'settled' };
+
 /** A request in progress: it settles exactly once, with its answer or at its deadline. */
-export class ClientRequest {
-  private _phase: RequestPhase = { kind: 'waiting', reason: 'leader' };
+export class ClientRequest implements Deadline {
+  private _phase: RequestPhase = WAITING.leader;
   /** An earlier attempt may have taken effect (see the module comment). Never goes back to false. */
   mayHaveApplied = false;
   /** Whether repeating the request cannot do harm (exactly-once commands, membership changes). */
@@ -74,13 +84,14 @@ export class ClientRequest {
   timeoutHint: string | undefined;
   /** When the request times out (the clock's milliseconds). */
   readonly deadline: number;
-  private readonly timer: TimerHandle;
+  /** Its place among the pending deadlines (kept by {@link Deadlines}). */
+  heapIndex = -1;
 
   /**
    * @param what - how messages name the request ("the command", "AddServer 127.0.0.1:4001").
    * @param mutates - whether it changes state (a read's timeout is always "not applied").
    * @param timeoutMs - how long it may take.
-   * @param clock - for the deadline.
+   * @param deadlines - where its deadline waits (one timer for all requests).
    * @param done - receives the one answer.
    * @param context - the node's state when the timeout fires.
    * @param onSettle - told once, as the request settles, with the phase it was in (the runtime's bookkeeping).
@@ -89,13 +100,18 @@ export class ClientRequest {
     readonly what: string,
     readonly mutates: boolean,
     readonly timeoutMs: number,
-    private readonly clock: Clock,
+    private readonly deadlines: Deadlines,
     private readonly done: (o: ApplyOutcome) => void,
     private readonly context: () => TimeoutContext,
     private readonly onSettle: (r: ClientRequest, phaseBefore: RequestPhase) => void,
   ) {
-    this.deadline = clock.now() + timeoutMs;
-    this.timer = clock.setTimeout(() => this.settle(this.timeoutOutcome()), timeoutMs);
+    this.deadline = deadlines.clock.now() + timeoutMs;
+    deadlines.add(this);
+  }
+
+  /** The deadline passed: answer with what a timeout means in the current phase. */
+  expire(): void {
+    this.settle(this.timeoutOutcome());
   }
 
   /** Where the request is. */
@@ -110,17 +126,17 @@ export class ClientRequest {
 
   /** Milliseconds left before the deadline (at least 1). */
   get remainingMs(): number {
-    return Math.max(1, this.deadline - this.clock.now());
+    return Math.max(1, this.deadline - this.deadlines.clock.now());
   }
 
   /** It waits (for a leader, or for a change in progress to finish); the runtime calls `retry` later. */
   wait(reason: WaitReason): void {
-    if (!this.settled) this._phase = { kind: 'waiting', reason };
+    if (!this.settled) this._phase = WAITING[reason];
   }
 
   /** It is in this node's log (or a membership change it asked for is under way). */
   proposed(): void {
-    if (!this.settled) this._phase = { kind: 'proposed' };
+    if (!this.settled) this._phase = PROPOSED;
   }
 
   /** It was handed to the leader as forwarded request `id`. */
@@ -130,7 +146,7 @@ export class ClientRequest {
 
   /** A linearizable read is under way. */
   reading(): void {
-    if (!this.settled) this._phase = { kind: 'reading' };
+    if (!this.settled) this._phase = READING;
   }
 
   /**
@@ -166,8 +182,8 @@ export class ClientRequest {
     if (this.settled) return;
     if (this.mayHaveApplied && !o.ok && saysNotApplied(o.error)) o = fail(earlierAttemptUnknown(this.what, o.error));
     const before = this._phase;
-    this._phase = { kind: 'settled' };
-    this.clock.clearTimeout(this.timer);
+    this._phase = SETTLED;
+    this.deadlines.remove(this);
     this.onSettle(this, before);
     this.done(o);
   }

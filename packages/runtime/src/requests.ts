@@ -7,6 +7,7 @@
  */
 
 import { isVoter, type NodeId, type ReadId, type Term } from '@raft/core';
+import { Deadlines } from './deadlines.js';
 import { ErrorCode, errors, RpcError } from './errors.js';
 import type { ForwardOp, ForwardReply, ForwardRequest } from './io.js';
 import { type ApplyOutcome, type Command, toJsonText } from './machine.js';
@@ -35,7 +36,18 @@ export class Requests {
   private waiterTimer: unknown = undefined;
   private memberWaits: { req: ClientRequest; check: () => ApplyOutcome | null }[] = [];
 
-  constructor(private readonly rt: RaftRuntime) {}
+  /** Every request's deadline, on one timer. */
+  private readonly deadlines: Deadlines;
+  /** What a timeout's answer needs from the node (one function for all requests). */
+  private readonly timeoutContext = () => {
+    const rt = this.rt;
+    return { leaderKnown: rt.node.leaderId !== null, member: rt.isMemberNow(), self: rt.id };
+  };
+  private readonly releasedFn = (req: ClientRequest, before: RequestPhase) => this.released(req, before);
+
+  constructor(private readonly rt: RaftRuntime) {
+    this.deadlines = new Deadlines(rt.clock);
+  }
 
   // ---------------------------------------------------------------------------------------------------------------
   // Entry points
@@ -174,10 +186,10 @@ export class Requests {
       what,
       mutates,
       timeoutMs ?? rt.o.requestTimeoutMs,
-      rt.clock,
+      this.deadlines,
       done,
-      () => ({ leaderKnown: rt.node.leaderId !== null, member: rt.isMemberNow(), self: rt.id }),
-      (req, before) => this.released(req, before),
+      this.timeoutContext,
+      this.releasedFn,
     );
   }
 

@@ -142,6 +142,7 @@ const ENTRY_HEAD = Buffer.from('{"rec":"entry","index":', 'latin1');
 const ENTRY_TERM = Buffer.from(',"term":', 'latin1');
 const ENTRY_BYTES = Buffer.from(',"type":"command","command":{"$bytes":"', 'latin1');
 const ENTRY_TAIL = Buffer.from('"}}', 'latin1');
+const ENTRY_COMMAND = Buffer.from(',"type":"command","command":', 'latin1');
 const B64_ALPHABET = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', 'latin1');
 /** Base64 of 12 bits at once: the first and the second character. */
 const B64_HI = new Uint8Array(4096);
@@ -220,6 +221,27 @@ export class LineBuffer {
     else p += latin1Write.call(buf, base64Slice.call(bytes, 0, len), p);
     buf.set(ENTRY_TAIL, p);
     this.finishLine(at, p + ENTRY_TAIL.length);
+  }
+
+  /**
+   * Append the line of a command entry whose command's JSON text is `commandJson`: exactly
+   * `appendRecord(entryBody(index, term, 'command', commandJson))`, but written into the buffer piece by piece, so
+   * the line's body never exists as a string of its own (every member writes every command: one string fewer each).
+   */
+  appendCommandJson(index: number, term: number, commandJson: string): void {
+    this.ensure(CRC_PREFIX_BYTES + ENTRY_HEAD.length + 40 + ENTRY_COMMAND.length + 3 * commandJson.length + 2);
+    const buf = this.buf;
+    const at = this.length;
+    let p = at + CRC_PREFIX_BYTES - 1;
+    buf.set(ENTRY_HEAD, p);
+    p = writeNat(buf, p + ENTRY_HEAD.length, index);
+    buf.set(ENTRY_TERM, p);
+    p = writeNat(buf, p + ENTRY_TERM.length, term);
+    buf.set(ENTRY_COMMAND, p);
+    p += ENTRY_COMMAND.length;
+    p += utf8Write === undefined ? buf.write(commandJson, p, 'utf8') : utf8Write.call(buf, commandJson, p);
+    buf[p++] = 0x7d; // }
+    this.finishLine(at, p);
   }
 
   /** The body is in `buf[at + 17, end)`: checksum it, write the prefix over its `{`, add the newline. */

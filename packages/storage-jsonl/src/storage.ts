@@ -193,7 +193,8 @@ class Storage<C> implements JsonlStorage<C> {
             b.buf.appendCommandBytes(e.index, e.term, e.command);
             continue;
           }
-          payload = this.commandJson(e.command);
+          b.buf.appendCommandJson(e.index, e.term, this.commandJson(e.command));
+          continue;
         } else if (e.type === 'config') {
           if (!isClusterConfig(e.config)) throw invalid(`entry ${e.index} has an invalid config`);
           payload = JSON.stringify(copyConfig(e.config));

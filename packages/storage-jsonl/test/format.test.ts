@@ -69,4 +69,29 @@ describe('format', () => {
     const nl = first.indexOf(0x0a);
     expect(typeof checkLine(first, 0, nl)).toBe('object');
   });
+
+  it('the direct encoder of JSON commands writes exactly the line the generic encoder writes', () => {
+    // ASCII, escapes, multi-byte UTF-8 and surrogate pairs, at the digit-count edges of index and term.
+    const numbers = [0, 1, 9, 10, 99, 100, 12345, 2 ** 31, 2 ** 32 + 7, Number.MAX_SAFE_INTEGER];
+    const texts = [
+      '{}',
+      '{"input":"{\\"Put\\":[\\"k\\",1]}"}',
+      '"é\u2028日本"',
+      '"😀😀"',
+      JSON.stringify({ input: 'x'.repeat(300) }),
+    ];
+    const direct = new LineBuffer(16);
+    const generic = new LineBuffer(16);
+    for (let i = 0; i < 50; i++) {
+      const index = numbers[i % numbers.length] || 1;
+      const term = numbers[(i * 3) % numbers.length];
+      const json = texts[i % texts.length];
+      direct.appendCommandJson(index, term, json);
+      generic.appendRecord(entryBody(index, term, 'command', json));
+      expect(direct.length, `line ${i}`).toBe(generic.length);
+    }
+    expect(Buffer.compare(direct.bytes(), generic.bytes())).toBe(0);
+    const first = direct.bytes();
+    expect(typeof checkLine(first, 0, first.indexOf(0x0a))).toBe('object');
+  });
 });
