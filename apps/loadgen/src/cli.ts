@@ -3,13 +3,14 @@
  * raft-loadgen: drives a JSON-RPC (raftpico / raft-kvs) or etcd cluster and prints throughput and latency.
  *
  *   raft-loadgen :4000 :4001 :4002 -w command -n 100000 -c 1000
- *   raft-loadgen --target etcd :2379 :22379 :32379 -w query -n 100000 -c 64 --json result.json
+ *   raft-loadgen --target etcd-grpc :2379 :22379 :32379 -w query -n 100000 -c 64 --json result.json
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LoadgenError } from './errors.js';
+import { DEFAULT_GRPC_CONNECTIONS } from './etcd-grpc.js';
 import type { ProgressMode } from './progress.js';
-import { runLoad } from './runner.js';
+import { runLoad, TARGETS, type Target } from './runner.js';
 import { formatTable } from './stats.js';
 import { WORKLOADS, type WorkloadKind } from './workload.js';
 
@@ -18,7 +19,12 @@ const USAGE = `usage: raft-loadgen [options] SERVER...
 SERVER is host:port or :port (127.0.0.1). Slot k of C sends to server k % (number of servers).
 
 options:
-  -t, --target jsonrpc|etcd   protocol (default jsonrpc: raftpico's Apply over JSON-RPC lines)
+  -t, --target TARGET         protocol (default jsonrpc):
+                                jsonrpc       raftpico's Apply over JSON-RPC lines (raft-kvs)
+                                etcd-grpc     etcd's native gRPC API (HTTP/2, h2c), streams multiplexed over
+                                              --grpc-connections connections
+                                etcd-gateway  etcd's HTTP/JSON gateway (/v3/kv/*), one HTTP/1.1 connection per slot
+                                etcd          alias of etcd-grpc
   -w, --workload KIND         command (Put) | query (linearizable Get) | local (local Get) | mix (50/50 Put/Get)
                               (default command)
   -n, --count N               requests to measure (default 100000)
@@ -27,6 +33,8 @@ options:
       --value-size BYTES      0 = random u32 values (default); else string values of this many bytes
       --seed N                PRNG seed (default random; reported)
       --connections N         JSON-RPC connections per server (default 1)
+      --grpc-connections N    etcd-grpc: HTTP/2 connections in all (default 100; at most C, rounded up to a
+                              multiple of the servers)
       --timeout-ms MS         per-request timeout (default 30000)
       --tls-ca FILE           JSON-RPC over TLS; the servers' certificates must be signed by this CA
       --token-file FILE       JSON-RPC: authenticate with the client token in FILE (default: $RAFT_TOKEN, or none)
@@ -69,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
       'value-size': { type: 'string' },
       seed: { type: 'string' },
       connections: { type: 'string' },
+      'grpc-connections': { type: 'string' },
       'timeout-ms': { type: 'string' },
       'max-seconds': { type: 'string' },
       progress: { type: 'string', default: 'auto' },
@@ -83,8 +92,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw new LoadgenError('BAD_OPTION', 'no SERVER given');
-  if (values.target !== 'jsonrpc' && values.target !== 'etcd') {
-    throw new LoadgenError('BAD_OPTION', `--target must be jsonrpc or etcd, got "${values.target}"`);
+  const target = values.target as Target;
+  if (!TARGETS.includes(target)) {
+    throw new LoadgenError('BAD_OPTION', `--target must be one of ${TARGETS.join(', ')}, got "${values.target}"`);
   }
   if (!WORKLOADS.includes(values.workload as WorkloadKind)) {
     throw new LoadgenError('BAD_OPTION', `--workload must be one of ${WORKLOADS.join(', ')}`);
@@ -93,7 +103,7 @@ async function main(argv: string[]): Promise<number> {
     throw new LoadgenError('BAD_OPTION', '--progress must be auto, bar, lines or off');
   }
   const report = await runLoad({
-    target: values.target,
+    target,
     servers: positionals,
     workload: values.workload as WorkloadKind,
     count: int('count', values.count, 100_000),
@@ -102,6 +112,7 @@ async function main(argv: string[]): Promise<number> {
     valueSize: int('value-size', values['value-size'], 0),
     seed: values.seed === undefined ? undefined : int('seed', values.seed, 0),
     connectionsPerServer: int('connections', values.connections, 1),
+    grpcConnections: int('grpc-connections', values['grpc-connections'], DEFAULT_GRPC_CONNECTIONS),
     requestTimeoutMs: int('timeout-ms', values['timeout-ms'], 30_000),
     maxSeconds: int('max-seconds', values['max-seconds'], 1800),
     progress: values.progress as ProgressMode,

@@ -164,7 +164,8 @@ export function parseResponse(buf: Buffer): ParsedResponse | null | 'bad' {
 
 /** etcd v3 over its HTTP/JSON gateway, one keep-alive connection per slot. */
 export class EtcdTransport implements Transport {
-  readonly name = 'etcd';
+  /** `etcd-gateway`: the report's `target`. */
+  readonly name = 'etcd-gateway';
   private readonly conns: HttpConnection[] = [];
 
   constructor(options: EtcdOptions) {

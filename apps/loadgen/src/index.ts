@@ -10,12 +10,25 @@ export type { LoadgenErrorCode } from './errors.js';
 export { LoadgenError } from './errors.js';
 export type { EtcdOptions, ParsedResponse } from './etcd.js';
 export { EtcdTransport, encodeEtcd, parseResponse } from './etcd.js';
+export type { EtcdGrpcOptions, KeyValue, PutFields, RangeFields, RangeResult } from './etcd-grpc.js';
+export {
+  DEFAULT_GRPC_CONNECTIONS,
+  decodePutRequest,
+  decodeRangeRequest,
+  decodeRangeResponse,
+  EtcdGrpcTransport,
+  encodePutFrame,
+  encodeRangeFrame,
+  encodeRangeResponseFrame,
+  ProtobufError,
+  unframe,
+} from './etcd-grpc.js';
 export type { JsonRpcOptions } from './jsonrpc.js';
 export { encodeApply, JsonRpcTransport } from './jsonrpc.js';
 export type { ProgressMode, ProgressSource } from './progress.js';
 export { startProgress } from './progress.js';
-export type { LoadOptions } from './runner.js';
-export { makeTransport, runLoad } from './runner.js';
+export type { LoadOptions, Target } from './runner.js';
+export { makeTransport, runLoad, TARGETS } from './runner.js';
 export type { LatencySummary, LoadReport } from './stats.js';
 export { formatTable, percentile, summarize } from './stats.js';
 export type { FsyncRate } from './system.js';

@@ -5,6 +5,7 @@
 
 import { LoadgenError } from './errors.js';
 import { EtcdTransport } from './etcd.js';
+import { EtcdGrpcTransport } from './etcd-grpc.js';
 import { JsonRpcTransport } from './jsonrpc.js';
 import { type ProgressMode, startProgress } from './progress.js';
 import { type LoadReport, summarize } from './stats.js';
@@ -13,8 +14,8 @@ import { Workload, type WorkloadKind } from './workload.js';
 
 /** Options of {@link runLoad}. */
 export interface LoadOptions {
-  /** `jsonrpc` (raftpico's API, e.g. raft-kvs) or `etcd` (its v3 HTTP/JSON gateway). */
-  readonly target: 'jsonrpc' | 'etcd';
+  /** The protocol: see {@link TARGETS}. */
+  readonly target: Target;
   /** `host:port` or `:port` strings, or parsed endpoints. Slot k talks to server k % S. */
   readonly servers: readonly (string | Endpoint)[];
   /**
@@ -38,6 +39,11 @@ export interface LoadOptions {
   readonly maxSeconds?: number;
   /** JSON-RPC connections per server (default 1; requests are pipelined on each). */
   readonly connectionsPerServer?: number;
+  /**
+   * `etcd-grpc`: HTTP/2 connections in all (default 100, never more than C, rounded up to a multiple of the
+   * servers); the slots' streams are multiplexed over them.
+   */
+  readonly grpcConnections?: number;
   /** JSON-RPC over TLS: the CA (PEM) the servers' certificates must chain to. Default: plain text. */
   readonly tlsCa?: string | Buffer;
   /** JSON-RPC: a client token each connection authenticates with first. */
@@ -50,11 +56,21 @@ export interface LoadOptions {
   readonly transport?: Transport;
 }
 
+/**
+ * Every `target` {@link runLoad} accepts: `jsonrpc` (raftpico's API, e.g. raft-kvs, as JSON-RPC lines), `etcd-grpc`
+ * (etcd's native gRPC API over HTTP/2), `etcd-gateway` (etcd's HTTP/JSON gateway over HTTP/1.1) and `etcd`, an alias
+ * of `etcd-grpc` because gRPC is what etcd's own clients speak.
+ */
+export const TARGETS = ['jsonrpc', 'etcd-grpc', 'etcd-gateway', 'etcd'] as const;
+
+/** One of {@link TARGETS}. */
+export type Target = (typeof TARGETS)[number];
+
 function check(cond: boolean, message: string): void {
   if (!cond) throw new LoadgenError('BAD_OPTION', message);
 }
 
-/** Builds the transport for `options.target`. */
+/** Builds the transport for `options.target` (`etcd` builds the `etcd-grpc` one). */
 export function makeTransport(options: LoadOptions): Transport {
   const servers = options.servers.map((s) => (typeof s === 'string' ? parseEndpoint(s) : s));
   if (options.target === 'jsonrpc') {
@@ -65,8 +81,14 @@ export function makeTransport(options: LoadOptions): Transport {
       token: options.token,
     });
   }
-  if (options.target === 'etcd') return new EtcdTransport({ servers, connections: options.concurrency });
-  throw new LoadgenError('BAD_OPTION', `unknown target "${String(options.target)}"; expected jsonrpc or etcd`);
+  if (options.target === 'etcd-grpc' || options.target === 'etcd') {
+    return new EtcdGrpcTransport({ servers, slots: options.concurrency, connections: options.grpcConnections });
+  }
+  if (options.target === 'etcd-gateway') return new EtcdTransport({ servers, connections: options.concurrency });
+  throw new LoadgenError(
+    'BAD_OPTION',
+    `unknown target "${String(options.target)}"; expected one of ${TARGETS.join(', ')}`,
+  );
 }
 
 interface Phase {
@@ -222,6 +244,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       throughput: res.elapsedMs > 0 ? res.ok / (res.elapsedMs / 1000) : 0,
       latencyMs,
       clientCpuSec: (cpu.user + cpu.system) / 1e6,
+      clientCpuMicrosPerOp: res.ok ? (cpu.user + cpu.system) / res.ok : 0,
       truncated: res.truncated,
     };
   } finally {

@@ -48,7 +48,7 @@ export function summarize(samples: Float64Array): LatencySummary {
 
 /** What one load run measured. Throughput counts successful requests only. */
 export interface LoadReport {
-  /** `jsonrpc` or `etcd`. */
+  /** The transport's name: `jsonrpc`, `etcd-grpc` or `etcd-gateway`. */
   readonly target: string;
   /** The {@link WorkloadKind}: `command`, `query`, `local` or `mix`. */
   readonly workload: string;
@@ -64,7 +64,7 @@ export interface LoadReport {
   readonly seed: number;
   /** Requests that got an answer or failed (equals `count` unless the run hit its time limit). */
   readonly completed: number;
-  /** Measured requests answered successfully (a JSON-RPC `result`, or HTTP 200 from etcd). */
+  /** Measured requests answered successfully (a JSON-RPC `result`, grpc-status 0, or HTTP 200 from the gateway). */
   readonly ok: number;
   /** Measured requests that failed: error answers, closed connections and timeouts (`completed - ok`). */
   readonly errors: number;
@@ -78,6 +78,11 @@ export interface LoadReport {
   readonly latencyMs: LatencySummary;
   /** CPU time this client process spent (user + system), to tell a client-bound run from a server-bound one. */
   readonly clientCpuSec: number;
+  /**
+   * This client process's CPU time per successful measured request, in microseconds (0 when none succeeded): what a
+   * transport costs the machine the servers share, comparable across targets.
+   */
+  readonly clientCpuMicrosPerOp: number;
   /** True when the run stopped at its time limit before sending every request. */
   readonly truncated: boolean;
 }
@@ -86,7 +91,20 @@ const fmt = (x: number, digits = 2): string => (Number.isFinite(x) ? x.toFixed(d
 
 /** A short human-readable table of one or more reports (one row each). */
 export function formatTable(reports: readonly LoadReport[]): string {
-  const head = ['target', 'workload', 'C', 'n', 'ok/s', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors'];
+  const head = [
+    'target',
+    'workload',
+    'C',
+    'n',
+    'ok/s',
+    'p50 ms',
+    'p90 ms',
+    'p99 ms',
+    'p99.9 ms',
+    'max ms',
+    'client µs/op',
+    'errors',
+  ];
   const rows = reports.map((r) => [
     r.target,
     r.workload + (r.valueSize ? ` ${r.valueSize}B` : ''),
@@ -98,6 +116,7 @@ export function formatTable(reports: readonly LoadReport[]): string {
     fmt(r.latencyMs.p99),
     fmt(r.latencyMs.p999),
     fmt(r.latencyMs.max),
+    fmt(r.clientCpuMicrosPerOp, 1),
     String(r.errors),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));

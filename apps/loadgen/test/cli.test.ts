@@ -21,6 +21,9 @@ describe('raft-loadgen CLI', () => {
       const r = loadgen(flag);
       expect(r.status, flag).toBe(0);
       expect(r.stdout).toMatch(/^usage: raft-loadgen/);
+      expect(r.stdout).toMatch(/etcd-grpc\s+etcd's native gRPC API/);
+      expect(r.stdout).toMatch(/etcd\s+alias of etcd-grpc/);
+      expect(r.stdout).toContain('--grpc-connections N');
     }
   });
 
@@ -28,7 +31,7 @@ describe('raft-loadgen CLI', () => {
     const cases: [string[], string][] = [
       [['--no-such-flag', ':4000'], "'--no-such-flag'"],
       [[], 'no SERVER given'],
-      [['--target', 'redis', ':4000'], '--target must be jsonrpc or etcd'],
+      [['--target', 'redis', ':4000'], '--target must be one of jsonrpc, etcd-grpc, etcd-gateway, etcd'],
     ];
     for (const [args, message] of cases) {
       const r = loadgen(...args);

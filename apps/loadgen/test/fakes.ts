@@ -1,7 +1,16 @@
-// In-test fake servers: a JSON-RPC line server and an etcd-gateway-like HTTP server, both on 127.0.0.1 with an
-// ephemeral port, recording what they saw so tests can check counts and the concurrency cap.
+// In-test fake servers: a JSON-RPC line server, an etcd-gateway-like HTTP server and an etcd-like gRPC (h2c)
+// server, all on 127.0.0.1 with an ephemeral port, recording what they saw so tests can check counts and the
+// concurrency cap.
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttp2Server,
+  type Http2Server,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { encodeRangeResponseFrame } from '../src/index.js';
 
 export interface FakeStats {
   received: number;
@@ -140,6 +149,125 @@ export async function fakeEtcd(options: {
     stats,
     close: async () => {
       server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** What {@link fakeEtcdGrpc} does with one call: answer (grpc-status 0), fail it, or hold it (no answer). */
+export type GrpcVerdict =
+  | { readonly kind: 'ok' }
+  | { readonly kind: 'status'; readonly code: number; readonly message: string; readonly trailersOnly: boolean }
+  | { readonly kind: 'http'; readonly status: number }
+  | { readonly kind: 'body'; readonly body: Buffer }
+  | { readonly kind: 'hold' };
+
+/** One call as the fake gRPC server saw it. */
+export interface GrpcCall {
+  readonly path: string;
+  readonly headers: Record<string, unknown>;
+  /** The raw request body (gRPC prefix + protobuf). */
+  readonly body: Buffer;
+  /** Which HTTP/2 session (connection) carried it: 0, 1, ... in order of connection. */
+  readonly session: number;
+}
+
+export interface FakeEtcdGrpc {
+  readonly port: number;
+  readonly calls: GrpcCall[];
+  /** Number of HTTP/2 sessions (client connections) accepted so far. */
+  sessions(): number;
+  /** Calls received and not answered yet (held). */
+  held(): number;
+  /**
+   * Cuts every client connection at the TCP level, as a crashed server or a broken network would (no GOAWAY, no
+   * RST_STREAM): the streams in flight die with it.
+   */
+  dropConnections(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * An h2c server speaking enough gRPC to stand in for etcd's KV service: records every call, then answers as
+ * `verdict` says (default: grpc-status 0 with an empty PutResponse / a RangeResponse holding one key-value).
+ */
+export async function fakeEtcdGrpc(
+  options: { verdict?: (call: GrpcCall, index: number) => GrpcVerdict } = {},
+): Promise<FakeEtcdGrpc> {
+  const calls: GrpcCall[] = [];
+  const sessions = new Set<Http2Session>();
+  const sockets = new Set<Socket>();
+  let sessionCount = 0;
+  let held = 0;
+  const server: Http2Server = createHttp2Server({ peerMaxConcurrentStreams: 100_000 });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('session', (session: Http2Session) => {
+    sessions.add(session);
+    (session as Http2Session & { index: number }).index = sessionCount++;
+    session.on('close', () => sessions.delete(session));
+    session.on('error', () => {});
+  });
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    const chunks: Buffer[] = [];
+    stream.on('error', () => {});
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      const call: GrpcCall = {
+        path: String(headers[':path']),
+        headers: { ...headers },
+        body: Buffer.concat(chunks),
+        session: (stream.session as Http2Session & { index: number }).index,
+      };
+      const index = calls.push(call) - 1;
+      const v = options.verdict?.(call, index) ?? { kind: 'ok' };
+      if (v.kind === 'hold') {
+        held++;
+        return;
+      }
+      if (v.kind === 'http') {
+        stream.respond({ ':status': v.status }, { endStream: true });
+        return;
+      }
+      if (v.kind === 'status' && v.trailersOnly) {
+        stream.respond(
+          {
+            ':status': 200,
+            'content-type': 'application/grpc',
+            'grpc-status': String(v.code),
+            'grpc-message': encodeURIComponent(v.message),
+          },
+          { endStream: true },
+        );
+        return;
+      }
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => {
+        if (v.kind === 'status') {
+          stream.sendTrailers({ 'grpc-status': String(v.code), 'grpc-message': encodeURIComponent(v.message) });
+        } else stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': '' });
+      });
+      if (v.kind === 'status') stream.end();
+      else if (v.kind === 'body') stream.end(v.body);
+      else if (call.path.endsWith('/Range')) {
+        stream.end(encodeRangeResponseFrame({ kvs: [{ key: 'abc', value: '42' }], count: 1 }));
+      } else stream.end(Buffer.from([0, 0, 0, 0, 0])); // an empty PutResponse
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    calls,
+    sessions: () => sessionCount,
+    held: () => held,
+    dropConnections: () => {
+      for (const s of sockets) s.destroy();
+    },
+    close: async () => {
+      for (const s of sessions) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

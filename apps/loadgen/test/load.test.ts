@@ -122,7 +122,7 @@ describe('etcd load', () => {
   it('uses one keep-alive connection per slot, C in flight, and the gateway encoding', async () => {
     const s = await etcd({ delayMs: 2 });
     const report = await runLoad({
-      target: 'etcd',
+      target: 'etcd-gateway',
       servers: [`:${s.port}`],
       workload: 'local',
       count: 300,
@@ -130,7 +130,7 @@ describe('etcd load', () => {
       concurrency: 12,
       progress: 'off',
     });
-    expect(report).toMatchObject({ target: 'etcd', completed: 300, ok: 300, errors: 0 });
+    expect(report).toMatchObject({ target: 'etcd-gateway', completed: 300, ok: 300, errors: 0 });
     expect(s.stats.received).toBe(312);
     expect(s.stats.maxOutstanding).toBe(12);
     const first = s.stats.requests[0] as { path: string; body: { key: string; serializable?: boolean } };
@@ -145,7 +145,7 @@ describe('etcd load', () => {
       path === '/v3/kv/put' && Buffer.from(key, 'base64').toString().startsWith('a');
     const s = await etcd({ status: (path, body) => (failsOn(path, String(body.key)) ? 429 : 200), chunked: true });
     const report = await runLoad({
-      target: 'etcd',
+      target: 'etcd-gateway',
       servers: [`:${s.port}`],
       workload: 'mix',
       count: 3000,

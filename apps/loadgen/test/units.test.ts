@@ -159,10 +159,13 @@ describe('helpers', () => {
         throughput: 8,
         latencyMs: { min: 1, mean: 1, p50: 1, p90: 1, p99: 1, p999: 1, max: 1 },
         clientCpuSec: 0.1,
+        clientCpuMicrosPerOp: 12500,
         truncated: false,
       },
     ]);
     expect(table).toContain('2 x timeout');
+    expect(table.split('\n')[0]).toMatch(/p99\.9 ms\s+max ms\s+client µs\/op\s+errors$/);
+    expect(table.split('\n')[2]).toMatch(/\s12500\.0\s+2$/);
     expect(table.split('\n')[2]).toMatch(/^jsonrpc\s+command\s+2\s+10\s+8\s/);
   });
 });
