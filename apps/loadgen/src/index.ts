@@ -12,6 +12,8 @@ export type { EtcdOptions, ParsedResponse } from './etcd.js';
 export { EtcdTransport, encodeEtcd, parseResponse } from './etcd.js';
 export type { JsonRpcOptions } from './jsonrpc.js';
 export { encodeApply, JsonRpcTransport } from './jsonrpc.js';
+export type { LinkProxyOptions, LinkProxyStats } from './link-proxy.js';
+export { LinkProxy } from './link-proxy.js';
 export type { ProgressMode, ProgressSource } from './progress.js';
 export { startProgress } from './progress.js';
 export type { LoadOptions } from './runner.js';
