@@ -137,13 +137,19 @@ class Lane {
     while (this.head < this.queue.length && !this.closed) {
       const item = this.queue[this.head];
       const now = performance.now();
-      if (item.due > now) return this.arm(item.due - now);
+      if (item.due > now) {
+        this.arm(item.due - now);
+        return;
+      }
       if (item.data !== null && this.o.bytesPerSecond > 0) {
         const rate = this.o.bytesPerSecond;
         this.tokens = Math.min(this.o.burstBytes, this.tokens + ((now - this.refilledAt) / 1000) * rate);
         this.refilledAt = now;
         const need = Math.min(item.data.length, this.o.burstBytes);
-        if (this.tokens < need) return this.arm(((need - this.tokens) / rate) * 1000);
+        if (this.tokens < need) {
+          this.arm(((need - this.tokens) / rate) * 1000);
+          return;
+        }
         this.tokens -= item.data.length;
       }
       this.head++;
@@ -287,7 +293,10 @@ export class LinkProxy {
   }
 
   private accept(client: Socket): void {
-    if (this.stopped) return void client.destroy();
+    if (this.stopped) {
+      client.destroy();
+      return;
+    }
     this.connections++;
     const upstream = connect({ host: this.upstream.host, port: this.upstream.port, allowHalfOpen: true });
     // Raft's messages are small and latency-bound: no Nagle delay on top of the link's.
@@ -309,7 +318,10 @@ export class LinkProxy {
     // A socket closes cleanly once its FIN was read and ours was sent; the other socket then still delivers what it
     // queued (ending with that FIN) and closes in turn. A close with an error resets the other side at once.
     const onClose = (hadError: boolean) => {
-      if (hadError) return this.drop(conn);
+      if (hadError) {
+        this.drop(conn);
+        return;
+      }
       if (++closed === 2) this.conns.delete(conn);
     };
     client.on('close', onClose);
