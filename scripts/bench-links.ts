@@ -60,7 +60,7 @@ const PROFILES: LinkProfile[] = [
     name: '10ms-100mbit',
     delayMs: 10,
     bytesPerSecond: CAP_BYTES_PER_SECOND,
-    about: 'the same, capped at 100 Mbit/s per direction',
+    about: 'zones over a 100 Mbit/s link',
   },
 ];
 
@@ -111,6 +111,13 @@ const RUN_LIMIT_S = quick ? 30 : 60;
 const dataRoot = opt.dir ?? join(ROOT, '.raft-data', `bench-links-${process.pid}`);
 const log = (msg: string) => console.error(`[bench:links] ${msg}`);
 const kit = clusterKit({ dataRoot, keep: opt.keep === true, snapshotEntries: 100_000, kvsArgs: [], log });
+/** Set on SIGINT/SIGTERM (the kit stops everything and exits): results of an interrupted run are not written. */
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    interrupted = true;
+  });
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // One profile
@@ -297,7 +304,8 @@ async function main(): Promise<void> {
   log(`data directories under ${dataRoot}; ${quick ? 'quick' : 'full'} mode; profiles ${profiles.map((p) => p.name)}`);
 
   const outcomes: ProfileOutcome[] = [];
-  for (const p of profiles) outcomes.push(await runProfile(p));
+  for (const p of profiles) if (!interrupted) outcomes.push(await runProfile(p));
+  if (interrupted) return;
   const minutes = (performance.now() - t0) / 60_000;
   const loadAfter = loadavg()[0];
 

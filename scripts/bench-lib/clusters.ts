@@ -173,22 +173,29 @@ export function clusterKit(o: ClusterKitOptions): ClusterKit {
     for (const c of list) children.splice(children.indexOf(c), 1);
   }
 
-  let cleaningUp = false;
-  async function cleanup(): Promise<void> {
-    if (cleaningUp) return;
-    cleaningUp = true;
-    for (const hook of hooks) {
-      try {
-        await hook();
-      } catch (e) {
-        log(`cleanup: ${e instanceof Error ? e.message : String(e)}`);
+  // One cleanup per run, shared: a signal during the normal end's cleanup waits for it instead of exiting mid-way.
+  let cleaning: Promise<void> | null = null;
+  function cleanup(): Promise<void> {
+    cleaning ??= (async () => {
+      for (const hook of hooks) {
+        try {
+          await hook();
+        } catch (e) {
+          log(`cleanup: ${e instanceof Error ? e.message : String(e)}`);
+        }
       }
-    }
-    await stopChildren([...children]);
-    if (!keep) rmSync(dataRoot, { recursive: true, force: true });
+      await stopChildren([...children]);
+      if (!keep) rmSync(dataRoot, { recursive: true, force: true });
+    })();
+    return cleaning;
   }
+  // `on`, not `once`: Ctrl-C signals the whole process group, and tsx (the parent) forwards the same SIGINT again; with
+  // no handler left, that second SIGINT would kill this process before its cleanup removed the data directories.
+  let signalled = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
+    process.on(sig, () => {
+      if (signalled) return;
+      signalled = true;
       log(`${sig}: stopping everything this run started`);
       cleanup().finally(() => process.exit(130));
     });
