@@ -11,7 +11,7 @@
  * 3-member clusters are started, Put and linearizable Get run at C=1, 64 and 1,000 one system right after the
  * other, and everything is stopped. Writes docs/benchmarks.md between the bench:links markers.
  *
- *   pnpm bench:links                     # full run (about 10 minutes)
+ *   pnpm bench:links                     # full run (about 10 minutes on a quiet machine)
  *   pnpm bench:links --quick --no-write  # small counts, print only
  *   pnpm bench:links --help
  */
@@ -106,7 +106,7 @@ const CONCURRENCIES = [1, 64, 1000];
 const WORKLOADS: WorkloadKind[] = ['command', 'query'];
 /** Measured requests per run: at 10 ms one way a C=1 Put takes tens of ms, so C=1 stays small. */
 const COUNTS: Record<number, number> = quick ? { 1: 100, 64: 1_000, 1000: 3_000 } : { 1: 500, 64: 5_000, 1000: 20_000 };
-const RUN_LIMIT_S = quick ? 30 : 60;
+const RUN_LIMIT_S = quick ? 20 : 30; // 3 profiles x 2 systems x 6 runs: at most 18 minutes of load, usually far less
 
 const dataRoot = opt.dir ?? join(ROOT, '.raft-data', `bench-links-${process.pid}`);
 const log = (msg: string) => console.error(`[bench:links] ${msg}`);
