@@ -14,9 +14,8 @@
  *   pnpm bench:cluster --quick         # a few minutes: smaller counts
  *   pnpm bench:cluster --help          # every option
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,8 +32,7 @@ import {
   runLoad,
   type WorkloadKind,
 } from '../apps/loadgen/src/index.js';
-import { splitAddress } from '../packages/node-tcp/src/index.js';
-import { freePorts, sleep, WaitTimeoutError, waitFor } from '../packages/testkit/src/index.js';
+import { type Cluster, clusterKit, rpc } from './bench-lib/clusters.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -119,251 +117,15 @@ const dataRoot = opt.dir ?? join(ROOT, '.raft-data', `bench-cluster-${process.pi
 const log = (msg: string) => console.error(`[bench:cluster] ${msg}`);
 
 // ---------------------------------------------------------------------------------------------------------------
-// Processes: every child is tracked by PID and stopped by PID.
+// Processes and clusters (scripts/bench-lib/clusters.ts): every child is tracked by PID and stopped by PID.
 
-interface Child {
-  readonly name: string;
-  readonly proc: ChildProcess;
-  readonly logPath: string;
-  exited: boolean;
-}
-const children: Child[] = [];
-
-function startChild(name: string, cmd: string, args: string[], logPath: string, env?: NodeJS.ProcessEnv): Child {
-  const fd = openSync(logPath, 'a');
-  const proc = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  const child: Child = { name, proc, logPath, exited: false };
-  proc.on('exit', () => {
-    child.exited = true;
-  });
-  children.push(child);
-  return child;
-}
-
-async function stopChildren(list: Child[]): Promise<void> {
-  for (const c of list) if (!c.exited && c.proc.pid) process.kill(c.proc.pid, 'SIGTERM');
-  const deadline = Date.now() + 15_000;
-  while (list.some((c) => !c.exited) && Date.now() < deadline) await sleep(50);
-  for (const c of list) {
-    if (!c.exited && c.proc.pid) {
-      log(`${c.name} (pid ${c.proc.pid}) ignored SIGTERM for 15 s: SIGKILL`);
-      process.kill(c.proc.pid, 'SIGKILL');
-    }
-  }
-  while (list.some((c) => !c.exited)) await sleep(20);
-  for (const c of list) children.splice(children.indexOf(c), 1);
-}
-
-function tail(path: string, lines = 15): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-let cleaningUp = false;
-async function cleanup(): Promise<void> {
-  if (cleaningUp) return;
-  cleaningUp = true;
-  await stopChildren([...children]);
-  if (!opt.keep) rmSync(dataRoot, { recursive: true, force: true });
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: stopping everything this run started`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-
-/**
- * Polls `check` (its errors count as "not yet") until it holds; fails early when one of `logs`' processes exits, and
- * on a timeout names every process's log tail.
- */
-async function waitForNodes(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  logs: Child[],
-): Promise<void> {
-  try {
-    await waitFor(
-      async () => {
-        if (await check().catch(() => false)) return true;
-        const dead = logs.find((c) => c.exited);
-        if (dead) throw new Error(`${dead.name} exited while waiting for ${what}:\n${tail(dead.logPath)}`);
-        return false;
-      },
-      timeoutMs,
-      what,
-      { intervalMs: 100 },
-    );
-  } catch (e) {
-    if (!(e instanceof WaitTimeoutError)) throw e;
-    throw new Error(`${e.message}\n${logs.map((c) => `--- ${c.name}\n${tail(c.logPath)}`).join('\n')}`);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Clusters
-
-interface Cluster {
-  readonly system: System;
-  readonly size: number;
-  /** Client addresses, `127.0.0.1:port`. */
-  readonly servers: string[];
-  readonly members: Child[];
-  /** Profile directory when started with --cpu-prof. */
-  readonly profileDir?: string;
-}
-
-async function startEtcd(size: number, tag: string): Promise<Cluster> {
-  const ports = await freePorts(size * 2);
-  const names = Array.from({ length: size }, (_, i) => `m${i}`);
-  const peer = (i: number) => `http://127.0.0.1:${ports[size + i]}`;
-  const client = (i: number) => `http://127.0.0.1:${ports[i]}`;
-  const initial = names.map((n, i) => `${n}=${peer(i)}`).join(',');
-  const members: Child[] = [];
-  for (let i = 0; i < size; i++) {
-    const dir = join(dataRoot, `etcd-${tag}-${i}`);
-    mkdirSync(dir, { recursive: true });
-    members.push(
-      startChild(
-        `etcd ${names[i]}`,
-        'etcd',
-        [
-          `--name=${names[i]}`,
-          `--data-dir=${join(dir, 'data')}`,
-          `--listen-client-urls=${client(i)}`,
-          `--advertise-client-urls=${client(i)}`,
-          `--listen-peer-urls=${peer(i)}`,
-          `--initial-advertise-peer-urls=${peer(i)}`,
-          `--initial-cluster=${initial}`,
-          '--initial-cluster-state=new',
-          `--initial-cluster-token=bench-${process.pid}-${tag}`,
-          '--logger=zap',
-          '--log-level=warn',
-          '--log-outputs=stderr',
-        ],
-        join(dir, 'etcd.log'),
-      ),
-    );
-  }
-  const servers = ports.slice(0, size).map((p) => `127.0.0.1:${p}`);
-  // Ready = every member serves a linearizable range (which needs a leader and a quorum).
-  await waitForNodes(
-    `etcd ${tag} to elect a leader`,
-    async () => {
-      for (const s of servers) {
-        const res = await fetch(`http://${s}/v3/kv/range`, {
-          method: 'POST',
-          body: '{"key":"AA=="}',
-          signal: AbortSignal.timeout(2000),
-        });
-        if (res.status !== 200) return false;
-        await res.text();
-      }
-      return true;
-    },
-    60_000,
-    members,
-  );
-  return { system: 'etcd', size, servers, members };
-}
-
-/** One JSON-RPC request on a fresh connection (cluster set-up only). */
-function rpc(addr: string, method: string, params?: unknown, timeoutMs = 30_000): Promise<unknown> {
-  const a = splitAddress(addr);
-  if (a === null) return Promise.reject(new TypeError(`${method}: not a host:port address: ${addr}`));
-  const { host, port } = a;
-  return new Promise((resolve, reject) => {
-    const s: Socket = connect(port, host);
-    let buf = '';
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`${method} on ${addr}: no answer in ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.setEncoding('utf8');
-    s.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    s.on('data', (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      s.destroy();
-      const msg = JSON.parse(buf.slice(0, nl)) as { result?: unknown; error?: { code: number; message: string } };
-      if (msg.error) reject(new Error(`${method} on ${addr}: ${msg.error.code} ${msg.error.message}`));
-      else resolve(msg.result);
-    });
-    s.write(`${JSON.stringify({ jsonrpc: '2.0', id: 1, method, ...(params === undefined ? {} : { params }) })}\n`);
-  });
-}
-
-async function startKvs(size: number, tag: string, options: { profile?: boolean } = {}): Promise<Cluster> {
-  const ports = await freePorts(size);
-  const servers = ports.map((p) => `127.0.0.1:${p}`);
-  const members: Child[] = [];
-  const profileDir = options.profile ? join(dataRoot, `profile-${tag}`) : undefined;
-  if (profileDir) mkdirSync(profileDir, { recursive: true });
-  for (let i = 0; i < size; i++) {
-    const dir = join(dataRoot, `kvs-${tag}-${i}`);
-    mkdirSync(dir, { recursive: true });
-    const nodeFlags = profileDir
-      ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=node-${i}.cpuprofile`]
-      : [];
-    members.push(
-      startChild(
-        `raft-kvs ${servers[i]}`,
-        process.execPath,
-        [
-          ...nodeFlags,
-          '--import',
-          'tsx',
-          'packages/kvs-app/src/cli.ts',
-          'serve',
-          servers[i],
-          '--data',
-          join(dir, 'data'),
-          '--snapshot-entries',
-          String(snapshotEntries),
-          '--quiet',
-          ...kvsArgs,
-        ],
-        join(dir, 'kvs.log'),
-        { TSX_TSCONFIG_PATH: join(ROOT, 'tsconfig.base.json') },
-      ),
-    );
-  }
-  await waitForNodes(
-    `raft-kvs ${tag} to listen`,
-    async () => {
-      for (const s of servers) await rpc(s, 'GetServerState', undefined, 2000);
-      return true;
-    },
-    60_000,
-    members,
-  );
-  // raftpico's README: CreateCluster on the first node, then AddServer each other node through it.
-  await rpc(servers[0], 'CreateCluster');
-  for (const s of servers.slice(1)) await rpc(servers[0], 'AddServer', { addr: s }, 60_000);
-  await waitForNodes(
-    `raft-kvs ${tag} members to agree`,
-    async () => {
-      for (const s of servers) {
-        const st = (await rpc(s, 'GetServerState', undefined, 2000)) as { voters: string[]; leader: string | null };
-        if (st.voters.length !== size || st.leader === null) return false;
-      }
-      return true;
-    },
-    60_000,
-    members,
-  );
-  return { system: 'raft-kvs', size, servers, members, profileDir };
-}
+const { stopChildren, cleanup, startEtcd, startKvs } = clusterKit({
+  dataRoot,
+  keep: opt.keep === true,
+  snapshotEntries,
+  kvsArgs,
+  log,
+});
 
 const startCluster = (system: System, size: number, tag: string): Promise<Cluster> =>
   system === 'etcd' ? startEtcd(size, tag) : startKvs(size, tag);

@@ -25,6 +25,8 @@ export {
 } from './etcd-grpc.js';
 export type { JsonRpcOptions } from './jsonrpc.js';
 export { encodeApply, JsonRpcTransport } from './jsonrpc.js';
+export type { LinkProxyOptions, LinkProxyStats } from './link-proxy.js';
+export { LinkProxy } from './link-proxy.js';
 export type { ProgressMode, ProgressSource } from './progress.js';
 export { startProgress } from './progress.js';
 export type { LoadOptions, Target } from './runner.js';
