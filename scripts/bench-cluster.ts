@@ -365,7 +365,7 @@ function summariseProfile(
     }
     total += hits;
     const file = n.callFrame.url ? n.callFrame.url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '') : '';
-    // Line numbers are left out: tsx compiles each source to one line, so they would all read 1.
+    // Line numbers are left out: one function's samples add up whatever line of the bundle they hit.
     const name = `${n.callFrame.functionName || '(anonymous)'}${file ? ` (${file})` : ''}`;
     byName.set(name, (byName.get(name) ?? 0) + hits);
   }
@@ -629,7 +629,7 @@ async function main(): Promise<void> {
       const cluster = await startKvs(3, 'profile', { profile: true });
       let leader: string | null = null;
       try {
-        // Only samples taken during the load count: start-up (tsx compiling the sources) would dominate otherwise.
+        // Only samples taken during the load count: start-up (loading and compiling the modules) would weigh otherwise.
         profileWindow[0] = process.hrtime.bigint() / 1000n;
         await measure(cluster, 'command', 1000, COUNTS[1000]);
         await measure(cluster, 'query', 1000, COUNTS[1000]);
@@ -684,7 +684,7 @@ async function main(): Promise<void> {
     `- Machine: ${cpuModel()}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}, ` +
       `data on ${fsType}. Servers and client share the machine; 1-minute load average ${loadBefore.toFixed(1)} at the ` +
       `start and ${loadavg()[0].toFixed(1)} at the end (above 2 means other work competed for the 2 cores).`,
-    `- Versions: Node ${process.version}; etcd ${etcdVersion} (Debian package); raft-kvs from this commit, run with tsx.`,
+    `- Versions: Node ${process.version}; etcd ${etcdVersion} (Debian package); raft-kvs from this commit, its build (\`packages/kvs-app/dist\`, what \`npm install\` gives), run by \`node\`.`,
     `- Disk: **${n0(fsync.perSecond)} fdatasync/s** (100-byte append + fdatasync loop, ${fsync.seconds.toFixed(1)} s, ` +
       `${fsync.meanMs.toFixed(3)} ms each), measured in this run on the data directories' disk.`,
     `- Clusters: members on 127.0.0.1, each on its own data directory, fsync before acknowledging a write${kvsArgs.includes('--unsafe-no-fsync') ? ' (**except raft-kvs: --unsafe-no-fsync, a diagnostic run**)' : ''} (etcd: its ` +

@@ -340,7 +340,7 @@ async function main(): Promise<void> {
       'directly (no delay between client and member), so what the delay adds is the replication and forwarding ' +
       'between members.',
     `- Versions: Node ${process.version}; etcd ${etcdVersion}, through ${ETCD_TARGET === 'etcd' ? 'its HTTP/JSON gateway' : `the \`${ETCD_TARGET}\` transport`}; ` +
-      'raft-kvs from this commit, run with tsx. 3 members each, fsync on, each on its own data directory.',
+      'raft-kvs from this commit, its build (packages/kvs-app/dist), run by node. 3 members each, fsync on, each on its own data directory.',
     `- Client: \`@raft/loadgen\`, slot k of C sends to member k % 3; per run ${CONCURRENCIES.map((c) => `C=${c}: ${n0(COUNTS[c])}`).join(', ')} ` +
       `measured requests after a warm-up, stopped after ${RUN_LIMIT_S} s ("(cut)" in the errors column). Each row is ` +
       'measured on one system right after the other; both clusters are up during a profile.',

@@ -95,9 +95,8 @@ async function startCluster(tlsFiles: string[] | null, clientTls: ClientTlsOptio
     mkdirSync(d, { recursive: true });
     const fd = openSync(join(d, 'kvs.log'), 'a');
     const args = [
-      '--import',
-      'tsx',
-      'packages/kvs-app/src/cli.ts',
+      // The built server, as `npm install @raft/kvs-app` runs it (the root bench script builds it first).
+      'packages/kvs-app/bin/raft-kvs.js',
       'serve',
       addr,
       '--data',

@@ -311,9 +311,8 @@ export function clusterKit(o: ClusterKitOptions): ClusterKit {
           process.execPath,
           [
             ...nodeFlags,
-            '--import',
-            'tsx',
-            'packages/kvs-app/src/cli.ts',
+            // The built server, as `npm install @raft/kvs-app` runs it (the root bench scripts build it first).
+            'packages/kvs-app/bin/raft-kvs.js',
             'serve',
             ids[i],
             ...(pp ? ['--listen', servers[i]] : []),

@@ -79,7 +79,9 @@ export class Deadlines {
     const first = this.heap[0];
     if (first === undefined) return;
     this.armedFor = first.deadline;
-    this.timer = this.clock.setTimeout(() => this.fire(), Math.max(0, first.deadline - this.clock.now()));
+    // At least 1 ms: a deadline a rounding error ahead of `now` must not re-arm a 0 ms timer forever (a virtual clock
+    // would never move on). Node's timers have 1 ms grain anyway.
+    this.timer = this.clock.setTimeout(() => this.fire(), Math.max(1, first.deadline - this.clock.now()));
   }
 
   private disarm(): void {
