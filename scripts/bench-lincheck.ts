@@ -23,7 +23,7 @@ import { BENCH_SHAPES, generateBenchHistory } from '../packages/linearizability/
 import { formatHistory } from '../packages/linearizability/src/history.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'packages', 'linearizability', 'bin', 'raft-lincheck.js');
+const CLI = join(ROOT, 'packages', 'linearizability', 'bin', 'raft-lincheck.cjs');
 
 const HELP = `usage: pnpm bench:lincheck [options]
 

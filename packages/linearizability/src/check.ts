@@ -117,7 +117,7 @@ export function checkHistory(events: readonly HistoryEvent[], options: CheckOpti
 
 /** Checks paired operations (see {@link pairOperations}) for linearizability against the key-value model. */
 export function checkOperations(ops: readonly Operation[], options: CheckOptions = {}): CheckResult {
-  const started = performance.now();
+  const started = Date.now();
   const deadline = started + (options.timeLimitMs ?? 60_000);
   const maxSteps = options.maxStepsPerKey ?? 20_000_000;
   const initial = options.initial ?? 'absent';
@@ -149,7 +149,7 @@ export function checkOperations(ops: readonly Operation[], options: CheckOptions
       const witness =
         options.shrink === false
           ? undefined
-          : shrink(key, list, initial, performance.now() + (options.shrinkTimeLimitMs ?? 10_000), maxSteps);
+          : shrink(key, list, initial, Date.now() + (options.shrinkTimeLimitMs ?? 10_000), maxSteps);
       keys.push({ key, verdict: 'not-linearizable', ops: list.length, steps: r.steps, stuck, witness });
     }
   }
@@ -165,7 +165,7 @@ export function checkOperations(ops: readonly Operation[], options: CheckOptions
     counts,
     keys,
     steps,
-    elapsedMs: performance.now() - started,
+    elapsedMs: Date.now() - started,
     ...(failed?.witness ? { witness: failed.witness } : {}),
   };
 }
@@ -241,10 +241,10 @@ function runKey(ops: readonly Operation[], initial: InitialState, budget: Budget
   let frontierUseful = true;
   for (;;) {
     const left = () => budget.maxSteps - dfsSteps - frontierSteps;
-    const sliceEnd = (): number => Math.min(budget.deadline, performance.now() + slice);
+    const sliceEnd = (): number => Math.min(budget.deadline, Date.now() + slice);
     const quick = dfs({ maxSteps: dfsSteps + left(), deadline: sliceEnd() });
     dfsSteps = quick.steps;
-    const outOfBudget = () => left() <= 0 || performance.now() >= budget.deadline;
+    const outOfBudget = () => left() <= 0 || Date.now() >= budget.deadline;
     if (quick.kind !== 'unknown' || outOfBudget()) {
       return quick.kind !== 'unknown' ? { ...quick, steps: dfsSteps + frontierSteps } : unknownNow();
     }
@@ -302,7 +302,7 @@ function shrink(
     ops.filter((o) => o.call <= t1).map((o) => (o.status === 'info' || o.ret <= t1 ? o : asInfo(o)));
   let lo = 0;
   let hi = ends.length - 1;
-  while (lo < hi && performance.now() < deadline) {
+  while (lo < hi && Date.now() < deadline) {
     const mid = (lo + hi) >> 1;
     if (fails(cutAfter(ends[mid]), initial)) hi = mid;
     else lo = mid + 1;
@@ -334,7 +334,7 @@ function shrink(
   };
   lo = 0;
   hi = quiescent.length - 1;
-  while (lo < hi && performance.now() < deadline) {
+  while (lo < hi && Date.now() < deadline) {
     const mid = (lo + hi + 1) >> 1;
     const [sub, init] = cutBefore(mid);
     if (fails(sub, init)) lo = mid;
@@ -346,7 +346,7 @@ function shrink(
   // 3. Drop operations whose removal can only make a history easier to linearize, while it still fails.
   if (window.length <= 400) {
     for (const op of [...window]) {
-      if (performance.now() >= deadline) break;
+      if (Date.now() >= deadline) break;
       if (!droppable(op)) continue;
       const without = window.filter((o) => o !== op);
       if (fails(without, init)) window = without;

@@ -7,7 +7,6 @@
  */
 
 import { parseArgs } from 'node:util';
-import { isMainThread } from 'node:worker_threads';
 import { formatResult } from './check.js';
 import { pairOperations, readHistoryFile } from './history.js';
 import { checkOperationsParallel, PARALLEL_MIN_OPS } from './parallel.js';
@@ -50,8 +49,7 @@ function parse() {
     return usageError((e as Error).message);
   }
 }
-// Worker threads run this same file (see parallel.ts); only the main thread is the command.
-if (isMainThread) void main();
+void main();
 
 async function main(): Promise<void> {
   const { values, positionals } = parse();

@@ -56,18 +56,24 @@ export function validateEvent(raw: unknown, line = 0): HistoryEvent {
  * @throws HistoryFormatError on a line that is not JSON or not a valid event.
  */
 export function parseHistory(text: string): HistoryEvent[] {
-  const lines = text.split('\n');
   const out: HistoryEvent[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (line === '') continue;
+  // Line by line with indexOf rather than split + trim: no array of every line, no trimmed copies (JSON.parse accepts
+  // the surrounding whitespace itself, a CR of CRLF included); a blank line is the rare case that fails to parse.
+  let lineNo = 0;
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf('\n', start);
+    if (end === -1) end = text.length;
+    const line = text.slice(start, end);
+    start = end + 1;
+    lineNo++;
     let raw: unknown;
     try {
       raw = JSON.parse(line);
     } catch (e) {
-      throw new HistoryFormatError(`not JSON (${(e as Error).message})`, i + 1);
+      if (line.trim() === '') continue;
+      throw new HistoryFormatError(`not JSON (${(e as Error).message})`, lineNo);
     }
-    out.push(validateEvent(raw, i + 1));
+    out.push(validateEvent(raw, lineNo));
   }
   return out;
 }
