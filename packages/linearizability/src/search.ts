@@ -170,6 +170,41 @@ export function effectClasses(ops: readonly KeyOp[]): { classOf: Int32Array; ran
 }
 
 /**
+ * The call and return entries of `ops` in time order, calls before returns at equal times, then by entry number
+ * (op i has call entry 2i+1 and return entry 2i+2). The callers hand operations in invocation order, so the calls
+ * are already sorted and only the returns need sorting before a merge; other orders take the general sort.
+ */
+export function entryOrder(ops: readonly KeyOp[]): number[] {
+  const n = ops.length;
+  const order: number[] = [];
+  let callsSorted = true;
+  for (let i = 1; i < n && callsSorted; i++) callsSorted = ops[i - 1].call <= ops[i].call;
+  if (callsSorted) {
+    const rets: number[] = new Array(n);
+    for (let i = 0; i < n; i++) rets[i] = i;
+    rets.sort((x, y) => ops[x].ret - ops[y].ret || x - y);
+    let r = 0;
+    for (let i = 0; i < n; i++) {
+      while (r < n && ops[rets[r]].ret < ops[i].call) order.push(2 * rets[r++] + 2);
+      order.push(2 * i + 1);
+    }
+    while (r < n) order.push(2 * rets[r++] + 2);
+    return order;
+  }
+  const timeOf = (e: number): number => ((e & 1) === 1 ? ops[(e - 1) >> 1].call : ops[(e - 2) >> 1].ret);
+  for (let e = 1; e <= 2 * n; e++) order.push(e);
+  return order.sort((x, y) => {
+    const tx = timeOf(x);
+    const ty = timeOf(y);
+    if (tx !== ty) return tx < ty ? -1 : 1;
+    const cx = x & 1;
+    const cy = y & 1;
+    if (cx !== cy) return cy - cx; // calls (odd) first
+    return x - y;
+  });
+}
+
+/**
  * Decides whether the operations on one key can be linearized starting from state `initial`.
  *
  * Entries (calls and returns) sit in a doubly linked list in time order, calls before returns at equal times (so
@@ -192,18 +227,7 @@ export function createSearch(ops: readonly KeyOp[], initial: number): (budget: B
   if (n === 0) return () => ({ kind: 'ok', steps: 0 });
   const entries = 2 * n;
   // Entry 0 is the list head; op i has call entry 2i+1 and return entry 2i+2.
-  const timeOf = (e: number): number => ((e & 1) === 1 ? ops[(e - 1) >> 1].call : ops[(e - 2) >> 1].ret);
-  const order: number[] = new Array(entries);
-  for (let e = 1; e <= entries; e++) order[e - 1] = e;
-  order.sort((x, y) => {
-    const tx = timeOf(x);
-    const ty = timeOf(y);
-    if (tx !== ty) return tx < ty ? -1 : 1;
-    const cx = x & 1;
-    const cy = y & 1;
-    if (cx !== cy) return cy - cx; // calls (odd) first
-    return x - y;
-  });
+  const order = entryOrder(ops);
   const next = new Int32Array(entries + 1);
   const prev = new Int32Array(entries + 1);
   let p = 0;
