@@ -5,7 +5,7 @@
  */
 
 import { canonicalJson, type JsonValue } from '@raft/runtime';
-import { createFrontier } from './frontier.js';
+import { createFrontier, frontierKey } from './frontier.js';
 import { pairOperations } from './history.js';
 import {
   ABSENT,
@@ -302,6 +302,19 @@ function shrink(
     ops.filter((o) => o.call <= t1).map((o) => (o.status === 'info' || o.ret <= t1 ? o : asInfo(o)));
   let lo = 0;
   let hi = ends.length - 1;
+  // The frontier search walks the completions in time order and fails at the first one that no linearization of
+  // what came before can explain, so the cut after its time is the earliest failing end: one frontier run and two
+  // probes (it fails, the end before it does not) replace the binary search's dozen probes of long prefixes. If
+  // the frontier cannot decide, or a probe disagrees, the binary search runs on what is left of the range.
+  const compiled = compileKey(ops, initial);
+  const first = frontierKey(compiled.kops, compiled.init, { maxSteps, deadline });
+  if (first.kind === 'fail') {
+    const at = ends.indexOf(ops.find((o) => o.id === first.stuck)?.ret ?? Number.NaN);
+    if (at >= 0 && fails(cutAfter(ends[at]), initial)) {
+      hi = at;
+      if (at === 0 || !fails(cutAfter(ends[at - 1]), initial)) lo = at;
+    }
+  }
   while (lo < hi && Date.now() < deadline) {
     const mid = (lo + hi) >> 1;
     if (fails(cutAfter(ends[mid]), initial)) hi = mid;
