@@ -168,4 +168,56 @@ describe('single-key searches', () => {
       { numRuns: 2000 },
     );
   });
+
+  // The depth-first search's memo (linearized set, value) and its forced reads against an independent algorithm on
+  // histories too long for the brute-force oracle: few values (the memo collapses the search), coarse timestamps
+  // (many operations share an instant, so many reads are placeable at once), info operations, and one mutation
+  // that often makes the history not linearizable. Tiny ones are also checked against the oracle.
+  it('the depth-first search agrees with the frontier search on longer few-valued, coarse-timed histories', () => {
+    const name = 'the depth-first search agrees with the frontier search on longer few-valued, coarse-timed histories';
+    const values: JsonValue[] = [null, 0, 1, 2];
+    assertProperty(
+      name,
+      fc.tuple(
+        fc.integer(),
+        fc.integer({ min: 2, max: 12 }),
+        fc.integer({ min: 1, max: 60 }),
+        fc.constantFrom(0, 0.05, 0.2),
+        fc.constantFrom(1, 3, 8),
+        fc.integer({ min: 0, max: 3 }),
+        fc.boolean(),
+      ),
+      ([seed, processes, n, infoRate, coarse, mutation, recordPrev]) => {
+        const rand = prng(seed);
+        type Mutable = { -readonly [K in keyof Operation]: Operation[K] };
+        const history: Mutable[] = generateHistory(rand, {
+          processes,
+          keys: 1,
+          ops: n,
+          infoRate,
+          failRate: 0,
+          values: [0, 1, 2],
+          recordPrev,
+        }).map((o) => ({ ...o, call: Math.floor(o.call / coarse), ret: Math.floor(o.ret / coarse) }));
+        if (history.length > 0 && mutation > 0) {
+          const o = history[Math.floor(rand() * history.length)];
+          const v = values[Math.floor(rand() * values.length)];
+          if (mutation === 1 && o.f === 'get' && o.status === 'ok') o.output = v;
+          if (mutation === 2 && (o.f === 'put' || o.f === 'delete') && o.status === 'ok') o.prev = v;
+          if (mutation === 3 && o.f === 'cas' && o.status === 'ok') o.applied = !o.applied;
+        }
+        const { kops, init } = compileKey(keyOps(history), 'absent');
+        const dfs = searchKey(kops, init, budget()).kind;
+        const frontier = frontierKey(kops, init, budget()).kind;
+        fc.pre(dfs !== 'unknown' && frontier !== 'unknown');
+        if (dfs !== frontier) throw new Error(`depth-first ${dfs}, frontier ${frontier}`);
+        if (mutation === 0 && dfs !== 'ok') throw new Error(`an unmutated history is ${dfs}`);
+        if (history.length <= 7) {
+          const expected = bruteForceLinearizable(history) ? 'ok' : 'fail';
+          if (dfs !== expected) throw new Error(`brute force ${expected}, depth-first ${dfs}`);
+        }
+      },
+      { numRuns: 500 },
+    );
+  }, 120_000);
 });
