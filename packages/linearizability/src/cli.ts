@@ -9,7 +9,7 @@
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatResult } from './check.js';
-import { pairOperations, readHistoryFile } from './history.js';
+import { readOperationsFile } from './history.js';
 import { checkOperationsParallel, PARALLEL_MIN_OPS } from './parallel.js';
 
 const USAGE = `usage: raft-lincheck <history.jsonl> [--time-limit-ms N] [--threads N] [--json]
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   }
   try {
     // Keys are checked in worker threads when the history is large enough to repay their start-up.
-    const ops = pairOperations(readHistoryFile(file));
+    const ops = readOperationsFile(file);
     const result = await checkOperationsParallel(ops, timeLimitMs === undefined ? {} : { timeLimitMs }, threads);
     write(1, values.json ? `${JSON.stringify(result)}\n` : `${formatResult(result)}\n`);
     process.exit(result.verdict === 'linearizable' ? 0 : result.verdict === 'not-linearizable' ? 1 : 4);
