@@ -171,6 +171,15 @@ export function checkOperations(ops: readonly Operation[], options: CheckOptions
 }
 
 /**
+ * A text equal for two values exactly when their canonical JSON is: a string is itself behind a \u0001 (no canonical
+ * JSON text starts with that character, and strings are the common case, which then skip JSON.stringify's escaping
+ * scan); anything else is its canonical JSON. `null` and `undefined` give `'null'`.
+ */
+function valueKey(v: JsonValue | undefined): string {
+  return typeof v === 'string' ? `\u0001${v}` : canonicalJson(v);
+}
+
+/**
  * Compiles one key's operations to the integer model. Values nobody observes (no read returned them, no cas
  * expected them, no put reported them as previous) are all mapped to {@link FRESH}: the model cannot tell them
  * apart, and merging them is what makes info puts of unique values cheap.
@@ -178,13 +187,13 @@ export function checkOperations(ops: readonly Operation[], options: CheckOptions
 export function compileKey(ops: readonly Operation[], initial: InitialState): { kops: KeyOp[]; init: number } {
   const observed = new Set<string>();
   for (const op of ops) {
-    if (op.f === 'get' && op.status === 'ok') observed.add(canonicalJson(op.output));
-    if (op.f === 'cas') observed.add(canonicalJson(op.expected));
-    if (op.prev !== undefined && op.status === 'ok') observed.add(canonicalJson(op.prev));
+    if (op.f === 'get' && op.status === 'ok') observed.add(valueKey(op.output));
+    if (op.f === 'cas') observed.add(valueKey(op.expected));
+    if (op.prev !== undefined && op.status === 'ok') observed.add(valueKey(op.prev));
   }
   const ids = new Map<string, number>();
   const id = (v: JsonValue | undefined): number => {
-    const c = canonicalJson(v);
+    const c = valueKey(v);
     if (c === 'null') return ABSENT;
     if (!observed.has(c)) return FRESH;
     let x = ids.get(c);
