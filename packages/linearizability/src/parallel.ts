@@ -1,22 +1,24 @@
 /**
  * Checking keys in worker threads (Node only: the CLI uses it; the library's entry point does not import it, so it
- * stays free of node:worker_threads). Keys are independent, so each worker checks a share of them with
- * {@link checkOperations} and the main thread merges the reports.
+ * stays free of node:worker_threads). Keys are independent, so each worker (worker.ts) checks a share of them with
+ * {@link checkOperations} and the main thread merges the reports. node:worker_threads is imported only when workers
+ * are started: loading it costs a few ms of the CLI's start-up, which a small history never repays.
  *
  * @packageDocumentation
  */
 
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Worker } from 'node:worker_threads';
 import { type CheckOptions, type CheckResult, checkOperations, type KeyReport, type Verdict } from './check.js';
 import type { Operation } from './types.js';
 
 /** Below this many operations a worker's start-up (tens of ms) costs more than it saves. */
 export const PARALLEL_MIN_OPS = 20_000;
 
-/** What a worker receives. */
-interface Job {
+/** What a worker receives (see worker.ts). */
+export interface Job {
   readonly ops: readonly Operation[];
   readonly options: CheckOptions;
 }
@@ -72,18 +74,21 @@ export async function checkOperationsParallel(
   threads = availableParallelism(),
   minOps = PARALLEL_MIN_OPS,
 ): Promise<CheckResult> {
-  const started = performance.now();
+  const started = Date.now();
   const shares = threads > 1 && ops.length >= minOps ? partitionKeys(ops, threads) : [];
   if (shares.length < 2) return checkOperations(ops, options);
+  const { Worker } = await import('node:worker_threads');
+  // The worker is the sibling file worker.ts / worker.js / worker.cjs, whichever this module was loaded as (the
+  // sources under tests, the bundled CLI otherwise). From the TypeScript sources it first registers tsx's loader.
   const self = fileURLToPath(import.meta.url);
-  // Run from the TypeScript sources (tests), a worker first registers tsx's loader, then imports this module.
+  const workerFile = join(dirname(self), `worker${extname(self)}`);
   const start = (job: Job): Worker =>
     self.endsWith('.ts')
       ? new Worker(
-          `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(import.meta.url)}); })`,
+          `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(workerFile).href)}); })`,
           { eval: true, workerData: job },
         )
-      : new Worker(self, { workerData: job });
+      : new Worker(workerFile, { workerData: job });
   const parts = await Promise.all(
     shares.map(
       (share) =>
@@ -98,11 +103,5 @@ export async function checkOperationsParallel(
         }),
     ),
   );
-  return mergeResults(ops, parts, performance.now() - started);
-}
-
-// The worker's side: this same module, started with a Job.
-if (!isMainThread && parentPort !== null && (workerData as Job | undefined)?.ops !== undefined) {
-  const job = workerData as Job;
-  parentPort.postMessage(checkOperations(job.ops, job.options));
+  return mergeResults(ops, parts, Date.now() - started);
 }

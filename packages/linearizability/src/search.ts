@@ -46,7 +46,7 @@ export interface KeyOp {
 export interface Budget {
   /** Give up after this many search steps. */
   readonly maxSteps: number;
-  /** Give up at this `performance.now()` time. */
+  /** Give up at this `Date.now()` time (ms since the epoch; `performance.now()` would load node:perf_hooks at start-up, a few ms the CLI does not need). */
   readonly deadline: number;
 }
 
@@ -170,6 +170,41 @@ export function effectClasses(ops: readonly KeyOp[]): { classOf: Int32Array; ran
 }
 
 /**
+ * The call and return entries of `ops` in time order, calls before returns at equal times, then by entry number
+ * (op i has call entry 2i+1 and return entry 2i+2). The callers hand operations in invocation order, so the calls
+ * are already sorted and only the returns need sorting before a merge; other orders take the general sort.
+ */
+export function entryOrder(ops: readonly KeyOp[]): number[] {
+  const n = ops.length;
+  const order: number[] = [];
+  let callsSorted = true;
+  for (let i = 1; i < n && callsSorted; i++) callsSorted = ops[i - 1].call <= ops[i].call;
+  if (callsSorted) {
+    const rets: number[] = new Array(n);
+    for (let i = 0; i < n; i++) rets[i] = i;
+    rets.sort((x, y) => ops[x].ret - ops[y].ret || x - y);
+    let r = 0;
+    for (let i = 0; i < n; i++) {
+      while (r < n && ops[rets[r]].ret < ops[i].call) order.push(2 * rets[r++] + 2);
+      order.push(2 * i + 1);
+    }
+    while (r < n) order.push(2 * rets[r++] + 2);
+    return order;
+  }
+  const timeOf = (e: number): number => ((e & 1) === 1 ? ops[(e - 1) >> 1].call : ops[(e - 2) >> 1].ret);
+  for (let e = 1; e <= 2 * n; e++) order.push(e);
+  return order.sort((x, y) => {
+    const tx = timeOf(x);
+    const ty = timeOf(y);
+    if (tx !== ty) return tx < ty ? -1 : 1;
+    const cx = x & 1;
+    const cy = y & 1;
+    if (cx !== cy) return cy - cx; // calls (odd) first
+    return x - y;
+  });
+}
+
+/**
  * Decides whether the operations on one key can be linearized starting from state `initial`.
  *
  * Entries (calls and returns) sit in a doubly linked list in time order, calls before returns at equal times (so
@@ -192,18 +227,7 @@ export function createSearch(ops: readonly KeyOp[], initial: number): (budget: B
   if (n === 0) return () => ({ kind: 'ok', steps: 0 });
   const entries = 2 * n;
   // Entry 0 is the list head; op i has call entry 2i+1 and return entry 2i+2.
-  const timeOf = (e: number): number => ((e & 1) === 1 ? ops[(e - 1) >> 1].call : ops[(e - 2) >> 1].ret);
-  const order: number[] = new Array(entries);
-  for (let e = 1; e <= entries; e++) order[e - 1] = e;
-  order.sort((x, y) => {
-    const tx = timeOf(x);
-    const ty = timeOf(y);
-    if (tx !== ty) return tx < ty ? -1 : 1;
-    const cx = x & 1;
-    const cy = y & 1;
-    if (cx !== cy) return cy - cx; // calls (odd) first
-    return x - y;
-  });
+  const order = entryOrder(ops);
   const next = new Int32Array(entries + 1);
   const prev = new Int32Array(entries + 1);
   let p = 0;
@@ -246,9 +270,12 @@ export function createSearch(ops: readonly KeyOp[], initial: number): (budget: B
     next[prev[c]] = c;
   };
 
-  const memo = new HashSet64();
+  // Sized to the history: a 100-operation key should not allocate (and clear) the buffers of a long one.
+  const memo = new HashSet64(Math.min(1 << 16, 1 << Math.ceil(Math.log2(4 * n + 16))));
   const stackEntry = new Int32Array(n);
   const stackState = new Int32Array(n);
+  // 1 for a placement made by the forced rule (see `forcedAt`): the node below it has no other choice worth trying.
+  const stackForced = new Uint8Array(n);
   let sp = 0;
   let state = initial;
   let h1 = 0;
@@ -257,6 +284,8 @@ export function createSearch(ops: readonly KeyOp[], initial: number): (budget: B
   let deepest = -1;
   let stuck = -1;
   let entry = next[0];
+  // Whether the cursor has just arrived at a node (a new partial linearization) and must look for a forced placement.
+  let arrived = true;
   let decided: SearchResult | undefined;
   return (budget: Budget): SearchResult => {
     if (decided !== undefined) return decided;
@@ -264,12 +293,80 @@ export function createSearch(ops: readonly KeyOp[], initial: number): (budget: B
     if (r.kind !== 'unknown') decided = r;
     return r;
   };
+
+  /**
+   * The call entry of a completed read (a get, or a cas that did not apply) that may be linearized now, or -1.
+   * Placing it at once loses nothing: any linearization that places it later can place it here instead (it is
+   * minimal, so no unplaced operation returned before its call, and a read changes no value in any state where it
+   * is allowed). So when one exists it is the only child worth trying, which collapses the interleavings of
+   * concurrent reads. Only reads qualify: a put of the value the key already holds changes nothing now but would
+   * change the value if placed later, so placing it now is a real choice (the brute-force oracle test caught that).
+   */
+  function forcedAt(): number {
+    for (let e = next[0]; e !== -1 && (e & 1) === 1; e = next[e]) {
+      const op = ops[(e - 1) >> 1];
+      if ((op.kind === Kind.Get || op.kind === Kind.CasNotApplied) && step(state, op) === state) return e;
+    }
+    return -1;
+  }
+
+  /** Places the operation of call entry `e` (`ns` its new state, memo entry already added). */
+  function place(e: number, ns: number, n1: number, n2: number, forced: number): void {
+    const i = (e - 1) >> 1;
+    stackEntry[sp] = e;
+    stackState[sp] = state;
+    stackForced[sp] = forced;
+    sp++;
+    state = ns;
+    h1 = n1;
+    h2 = n2;
+    if (classOf[i] >= 0) used[classOf[i]]++;
+    lift(e);
+    entry = next[0];
+    arrived = true;
+  }
+
+  /**
+   * Undoes placements up to and including the latest unforced one, and moves the cursor past it; false when the
+   * stack is empty (the root failed). A forced placement that fails proves its node fails too, so it is undone with
+   * the one below it.
+   */
+  function backtrack(): boolean {
+    for (;;) {
+      if (sp === 0) return false;
+      sp--;
+      const c = stackEntry[sp];
+      const ci = (c - 1) >> 1;
+      state = stackState[sp];
+      h1 ^= z1[ci];
+      h2 ^= z2[ci];
+      if (classOf[ci] >= 0) used[classOf[ci]]--;
+      unlift(c);
+      if (stackForced[sp] === 0) {
+        entry = next[c];
+        return true;
+      }
+    }
+  }
+
   function run(budget: Budget): SearchResult {
     while (entry !== -1) {
       if (steps >= budget.maxSteps) return { kind: 'unknown', steps, reason: 'steps' };
       steps++;
-      if ((steps & 4095) === 0 && performance.now() > budget.deadline)
-        return { kind: 'unknown', steps, reason: 'time' };
+      if ((steps & 4095) === 0 && Date.now() > budget.deadline) return { kind: 'unknown', steps, reason: 'time' };
+      if (arrived) {
+        arrived = false;
+        const e = forcedAt();
+        if (e !== -1) {
+          const i = (e - 1) >> 1;
+          const n1 = h1 ^ z1[i];
+          const n2 = h2 ^ z2[i];
+          // Seen before means explored and failed (it cannot be on the current path: it holds one more operation).
+          if (memo.add(n1 ^ sh1[state + 1], n2 ^ sh2[state + 1])) place(e, state, n1, n2, 1);
+          else if (!backtrack()) return { kind: 'fail', steps, stuck, deepest };
+          continue;
+        }
+      }
       if ((entry & 1) === 1) {
         const i = (entry - 1) >> 1;
         const op = ops[i];
@@ -284,15 +381,7 @@ export function createSearch(ops: readonly KeyOp[], initial: number): (budget: B
           const n1 = h1 ^ z1[i];
           const n2 = h2 ^ z2[i];
           if (memo.add(n1 ^ sh1[ns + 1], n2 ^ sh2[ns + 1])) {
-            stackEntry[sp] = entry;
-            stackState[sp] = state;
-            sp++;
-            state = ns;
-            h1 = n1;
-            h2 = n2;
-            if (k >= 0) used[k]++;
-            lift(entry);
-            entry = next[0];
+            place(entry, ns, n1, n2, 0);
             continue;
           }
         }
@@ -304,16 +393,7 @@ export function createSearch(ops: readonly KeyOp[], initial: number): (budget: B
           deepest = sp;
           stuck = ops[i].src;
         }
-        if (sp === 0) return { kind: 'fail', steps, stuck, deepest };
-        sp--;
-        const c = stackEntry[sp];
-        const ci = (c - 1) >> 1;
-        state = stackState[sp];
-        h1 ^= z1[ci];
-        h2 ^= z2[ci];
-        if (classOf[ci] >= 0) used[classOf[ci]]--;
-        unlift(c);
-        entry = next[c];
+        if (!backtrack()) return { kind: 'fail', steps, stuck, deepest };
       }
     }
     return { kind: 'ok', steps };

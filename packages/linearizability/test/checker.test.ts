@@ -180,6 +180,24 @@ describe('hand-made histories', () => {
     expect(verdict([put(1, 'x', { a: 1 }, [0, 1]), get(2, 'x', { a: '1' }, [2, 3])])).toBe('not-linearizable');
   });
 
+  it('a string is never equal to another JSON value with the same text', () => {
+    // Strings are compared by their own text (behind a marker), everything else by canonical JSON: the two must not
+    // meet. A string "1" is not the number 1, "null" is not absent, "[1]" is not an array.
+    for (const [written, read] of [
+      ['1', 1],
+      [1, '1'],
+      ['null', null],
+      ['[1]', [1]],
+      ['"a"', 'a'],
+      ['true', true],
+    ] as [JsonValue, JsonValue][]) {
+      const label = `${JSON.stringify(written)} read as ${JSON.stringify(read)}`;
+      expect(verdict([put(1, 'x', written, [0, 1]), get(2, 'x', read, [2, 3])]), label).toBe('not-linearizable');
+      expect(verdict([put(1, 'x', written, [0, 1]), get(2, 'x', written, [2, 3])]), label).toBe('linearizable');
+    }
+    expect(verdict([put(1, 'x', 'null', [0, 1]), cas(2, 'x', null, 'b', [2, 3], true)])).toBe('not-linearizable');
+  });
+
   it('keys are independent: a violation on one key is reported on that key only', () => {
     const r = checkOperations([
       put(1, 'x', 1, [0, 1]),
