@@ -605,7 +605,7 @@ class H2Session {
   private drain(): void {
     this.draining = true;
     this.owner.detach(this);
-    if (this.calls.size === 0 && this.waiting.length === 0 && !this.socket.destroyed) this.socket.end();
+    if (this.calls.size === 0 && this.waiting.length === 0) this.retire();
   }
 
   /** Ends a call: completes it (unless the transport was closed) and, on a draining session, maybe the socket. */
@@ -623,10 +623,18 @@ class H2Session {
     if (this.waiting.length > 0 && this.calls.size < this.peerMaxStreams && !this.socket.destroyed) {
       this.open(this.waiting.shift() as Call);
     }
-    if (this.draining && this.calls.size === 0 && this.waiting.length === 0 && !this.socket.destroyed) {
-      this.socket.end();
-    }
+    if (this.draining && this.calls.size === 0 && this.waiting.length === 0) this.retire();
     if (done !== null && !this.owner.closed) done(error);
+  }
+
+  /**
+   * Closes a drained connection once what this turn queued is written: ending our side alone is not enough, a
+   * server may keep the connection (and streams it was told about but refused) open.
+   */
+  private retire(): void {
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    if (this.out.length > 0) this.flush();
+    this.socket.end(() => this.socket.destroy());
   }
 
   /** Fails the connection for a protocol error of the peer: every open stream fails with `why`. */
