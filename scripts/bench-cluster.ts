@@ -693,8 +693,10 @@ async function main(): Promise<void> {
     '- Client: `@raft/loadgen` (apps/loadgen), one process: random 3-letter keys, random u32 values; slot k of C sends ' +
       'to member k % N, the next request as soon as the previous one is answered. raft-kvs: JSON-RPC `Apply` lines ' +
       'pipelined on one TCP connection per member. etcd (the main tables): its native gRPC API (`etcdserverpb.KV/Put`, ' +
-      "`KV/Range`, linearizable by default) over plain-text HTTP/2 from Node's `node:http2` client, gRPC framing and " +
-      'protobuf written by hand, each request one stream, the streams multiplexed over a bounded set of connections as ' +
+      '`KV/Range`, linearizable by default) over plain-text HTTP/2 written by hand on TCP sockets (HPACK, flow ' +
+      "control, gRPC framing and protobuf included; Node's `node:http2` client cost 3-4x the CPU per request, taken " +
+      'from the servers on this machine), each request one stream, the streams multiplexed over a bounded set of ' +
+      'connections as ' +
       `etcd's own benchmark tool does (${CONCURRENCIES.map((c) => `C=${c}: ${grpcConnections(3, c)}`).join(', ')} ` +
       'connections on 3 members, split evenly). etcd through its HTTP/JSON gateway (the second table): `/v3/kv/put`, ' +
       '`/v3/kv/range` over C keep-alive HTTP/1.1 connections, one request in flight each.',

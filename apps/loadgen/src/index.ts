@@ -23,6 +23,8 @@ export {
   ProtobufError,
   unframe,
 } from './etcd-grpc.js';
+export type { HeaderField } from './hpack.js';
+export { encodeHeaderBlock, HpackDecoder, HpackError, huffmanCode, huffmanDecode, huffmanEncode } from './hpack.js';
 export type { JsonRpcOptions } from './jsonrpc.js';
 export { encodeApply, JsonRpcTransport } from './jsonrpc.js';
 export type { LinkProxyOptions, LinkProxyStats } from './link-proxy.js';

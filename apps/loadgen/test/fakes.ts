@@ -8,8 +8,9 @@ import {
   type Http2Session,
   type IncomingHttpHeaders,
   type ServerHttp2Stream,
+  type Settings,
 } from 'node:http2';
-import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { connect as connectNet, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { encodeRangeResponseFrame } from '../src/index.js';
 
 export interface FakeStats {
@@ -156,11 +157,12 @@ export async function fakeEtcd(options: {
 
 /** What {@link fakeEtcdGrpc} does with one call: answer (grpc-status 0), fail it, or hold it (no answer). */
 export type GrpcVerdict =
-  | { readonly kind: 'ok' }
+  | { readonly kind: 'ok'; readonly headers?: Record<string, string> }
   | { readonly kind: 'status'; readonly code: number; readonly message: string; readonly trailersOnly: boolean }
   | { readonly kind: 'http'; readonly status: number }
   | { readonly kind: 'body'; readonly body: Buffer }
-  | { readonly kind: 'hold' };
+  | { readonly kind: 'hold' }
+  | { readonly kind: 'reset'; readonly code: number };
 
 /** One call as the fake gRPC server saw it. */
 export interface GrpcCall {
@@ -170,6 +172,8 @@ export interface GrpcCall {
   readonly body: Buffer;
   /** Which HTTP/2 session (connection) carried it: 0, 1, ... in order of connection. */
   readonly session: number;
+  /** The HTTP/2 stream id the client gave it. */
+  readonly streamId: number;
 }
 
 export interface FakeEtcdGrpc {
@@ -179,6 +183,13 @@ export interface FakeEtcdGrpc {
   sessions(): number;
   /** Calls received and not answered yet (held). */
   held(): number;
+  /** Answers the held calls `which` accepts (default all) with grpc-status 0. */
+  release(which?: (call: GrpcCall) => boolean): void;
+  /** Sends GOAWAY with `code` and `lastStreamId` (default: the highest stream id seen) on every session. */
+  goaway(code: number, lastStreamId?: number): void;
+  /** PINGs every session; resolves with the round-trip times once each client answered. */
+  ping(): Promise<number[]>;
+
   /**
    * Cuts every client connection at the TCP level, as a crashed server or a broken network would (no GOAWAY, no
    * RST_STREAM): the streams in flight die with it.
@@ -192,14 +203,18 @@ export interface FakeEtcdGrpc {
  * `verdict` says (default: grpc-status 0 with an empty PutResponse / a RangeResponse holding one key-value).
  */
 export async function fakeEtcdGrpc(
-  options: { verdict?: (call: GrpcCall, index: number) => GrpcVerdict } = {},
+  options: {
+    verdict?: (call: GrpcCall, index: number) => GrpcVerdict;
+    /** The server's HTTP/2 settings (e.g. a small initialWindowSize to exercise the client's flow control). */
+    settings?: Settings;
+  } = {},
 ): Promise<FakeEtcdGrpc> {
   const calls: GrpcCall[] = [];
   const sessions = new Set<Http2Session>();
   const sockets = new Set<Socket>();
   let sessionCount = 0;
-  let held = 0;
-  const server: Http2Server = createHttp2Server({ peerMaxConcurrentStreams: 100_000 });
+  const held: { call: GrpcCall; answer: () => void }[] = [];
+  const server: Http2Server = createHttp2Server({ peerMaxConcurrentStreams: 100_000, settings: options.settings });
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -210,6 +225,41 @@ export async function fakeEtcdGrpc(
     session.on('close', () => sessions.delete(session));
     session.on('error', () => {});
   });
+  const answer = (stream: ServerHttp2Stream, call: GrpcCall, v: Exclude<GrpcVerdict, { kind: 'hold' }>) => {
+    if (stream.destroyed) return;
+    if (v.kind === 'reset') {
+      stream.close(v.code);
+      return;
+    }
+    if (v.kind === 'http') {
+      stream.respond({ ':status': v.status }, { endStream: true });
+      return;
+    }
+    if (v.kind === 'status' && v.trailersOnly) {
+      stream.respond(
+        {
+          ':status': 200,
+          'content-type': 'application/grpc',
+          'grpc-status': String(v.code),
+          'grpc-message': encodeURIComponent(v.message),
+        },
+        { endStream: true },
+      );
+      return;
+    }
+    const extra = v.kind === 'ok' ? v.headers : undefined;
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...extra }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => {
+      if (v.kind === 'status') {
+        stream.sendTrailers({ 'grpc-status': String(v.code), 'grpc-message': encodeURIComponent(v.message) });
+      } else stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': '' });
+    });
+    if (v.kind === 'status') stream.end();
+    else if (v.kind === 'body') stream.end(v.body);
+    else if (call.path.endsWith('/Range')) {
+      stream.end(encodeRangeResponseFrame({ kvs: [{ key: 'abc', value: '42' }], count: 1 }));
+    } else stream.end(Buffer.from([0, 0, 0, 0, 0])); // an empty PutResponse
+  };
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
     const chunks: Buffer[] = [];
     stream.on('error', () => {});
@@ -220,40 +270,12 @@ export async function fakeEtcdGrpc(
         headers: { ...headers },
         body: Buffer.concat(chunks),
         session: (stream.session as Http2Session & { index: number }).index,
+        streamId: stream.id ?? 0,
       };
       const index = calls.push(call) - 1;
       const v = options.verdict?.(call, index) ?? { kind: 'ok' };
-      if (v.kind === 'hold') {
-        held++;
-        return;
-      }
-      if (v.kind === 'http') {
-        stream.respond({ ':status': v.status }, { endStream: true });
-        return;
-      }
-      if (v.kind === 'status' && v.trailersOnly) {
-        stream.respond(
-          {
-            ':status': 200,
-            'content-type': 'application/grpc',
-            'grpc-status': String(v.code),
-            'grpc-message': encodeURIComponent(v.message),
-          },
-          { endStream: true },
-        );
-        return;
-      }
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-      stream.on('wantTrailers', () => {
-        if (v.kind === 'status') {
-          stream.sendTrailers({ 'grpc-status': String(v.code), 'grpc-message': encodeURIComponent(v.message) });
-        } else stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': '' });
-      });
-      if (v.kind === 'status') stream.end();
-      else if (v.kind === 'body') stream.end(v.body);
-      else if (call.path.endsWith('/Range')) {
-        stream.end(encodeRangeResponseFrame({ kvs: [{ key: 'abc', value: '42' }], count: 1 }));
-      } else stream.end(Buffer.from([0, 0, 0, 0, 0])); // an empty PutResponse
+      if (v.kind === 'hold') held.push({ call, answer: () => answer(stream, call, { kind: 'ok' }) });
+      else answer(stream, call, v);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -262,7 +284,25 @@ export async function fakeEtcdGrpc(
     port,
     calls,
     sessions: () => sessionCount,
-    held: () => held,
+    held: () => held.length,
+    release: (which = () => true) => {
+      for (let i = held.length - 1; i >= 0; i--) {
+        if (which(held[i].call)) held.splice(i, 1)[0].answer();
+      }
+    },
+    goaway: (code, lastStreamId) => {
+      const last = lastStreamId ?? Math.max(0, ...calls.map((c) => c.streamId));
+      for (const s of sessions) s.goaway(code, last);
+    },
+    ping: () =>
+      Promise.all(
+        [...sessions].map(
+          (s) =>
+            new Promise<number>((resolve, reject) => {
+              s.ping((err, ms) => (err ? reject(err) : resolve(ms ?? 0)));
+            }),
+        ),
+      ),
     dropConnections: () => {
       for (const s of sockets) s.destroy();
     },
@@ -271,4 +311,75 @@ export async function fakeEtcdGrpc(
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+export interface RecordingProxy {
+  readonly port: number;
+  /** What the server sent on each proxied connection, in order of connection. */
+  fromServer(): Buffer[];
+  /** Client connections open right now (the proxy sees the client close its socket, whatever the server does). */
+  liveClients(): number;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy on 127.0.0.1 to `targetPort` that records the bytes the server sends, to inspect raw frames. */
+export async function recordingProxy(targetPort: number): Promise<RecordingProxy> {
+  const recorded: Buffer[][] = [];
+  const sockets = new Set<Socket>();
+  const clients = new Set<Socket>();
+  const server = createNetServer((client) => {
+    const chunks: Buffer[] = [];
+    recorded.push(chunks);
+    clients.add(client);
+    client.on('close', () => clients.delete(client));
+    const upstream = connectNet({ host: '127.0.0.1', port: targetPort });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    upstream.on('data', (c: Buffer) => chunks.push(c));
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    fromServer: () => recorded.map((chunks) => Buffer.concat(chunks)),
+    liveClients: () => clients.size,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** The HPACK header blocks (HEADERS + CONTINUATION payloads, padding and priority removed) in raw HTTP/2 bytes. */
+export function headerBlocks(connections: Buffer[]): Buffer[] {
+  const blocks: Buffer[] = [];
+  for (const bytes of connections) {
+    let parts: Buffer[] = [];
+    for (let p = 0; p + 9 <= bytes.length; ) {
+      const length = bytes.readUIntBE(p, 3);
+      const type = bytes[p + 3];
+      const flags = bytes[p + 4];
+      let start = p + 9;
+      let end = start + length;
+      if (type === 1) {
+        if (flags & 0x8) end -= bytes[start++];
+        if (flags & 0x20) start += 5;
+      }
+      if (type === 1 || type === 9) {
+        parts.push(bytes.subarray(start, end));
+        if (flags & 0x4) {
+          blocks.push(Buffer.concat(parts));
+          parts = [];
+        }
+      }
+      p += 9 + length;
+    }
+  }
+  return blocks;
 }

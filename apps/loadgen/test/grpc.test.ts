@@ -5,16 +5,28 @@ import {
   decodePutRequest,
   decodeRangeRequest,
   decodeRangeResponse,
+  type EtcdGrpcOptions,
   EtcdGrpcTransport,
   encodePutFrame,
   encodeRangeFrame,
   encodeRangeResponseFrame,
+  HpackDecoder,
+  huffmanEncode,
   makeTransport,
+  type Op,
   ProtobufError,
   runLoad,
   unframe,
 } from '../src/index.js';
-import { type FakeEtcdGrpc, fakeEtcdGrpc, type GrpcCall, type GrpcVerdict } from './fakes.js';
+import {
+  type FakeEtcdGrpc,
+  fakeEtcdGrpc,
+  type GrpcCall,
+  type GrpcVerdict,
+  headerBlocks,
+  type RecordingProxy,
+  recordingProxy as startRecordingProxy,
+} from './fakes.js';
 
 const hex = (b: Buffer) => b.toString('hex');
 const message = (frame: Buffer): Buffer => {
@@ -114,6 +126,11 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
+async function recordingProxy(port: number): Promise<RecordingProxy> {
+  const p = await startRecordingProxy(port);
+  cleanups.push(() => p.close());
+  return p;
+}
 async function server(verdict?: (call: GrpcCall, index: number) => GrpcVerdict): Promise<FakeEtcdGrpc> {
   const s = await fakeEtcdGrpc({ verdict });
   cleanups.push(() => s.close());
@@ -281,5 +298,203 @@ describe('etcd gRPC transport', () => {
     expect(new EtcdGrpcTransport({ servers, slots: 64 }).connectionCount).toBe(66);
     expect(new EtcdGrpcTransport({ servers, slots: 1 }).connectionCount).toBe(3);
     expect(() => new EtcdGrpcTransport({ servers, slots: 10, connections: 0 })).toThrow(/positive integer/);
+  });
+});
+
+/** One call through `t` from `slot`, resolved with what its completion got. */
+function call(t: EtcdGrpcTransport, slot: number, op: Op): Promise<string | null> {
+  return new Promise((resolve) => t.send(slot, 0, op, resolve));
+}
+
+/** Polls `check` every 10 ms for at most `ms`. */
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  for (let waited = 0; !check(); waited += 10) {
+    if (waited >= ms) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A transport to `servers`, closed after the test. */
+async function transport(ports: number[], options: Partial<EtcdGrpcOptions> = {}): Promise<EtcdGrpcTransport> {
+  const t = new EtcdGrpcTransport({
+    servers: ports.map((port) => ({ host: '127.0.0.1', port })),
+    slots: 1,
+    connections: 1,
+    ...options,
+  });
+  cleanups.push(async () => t.close());
+  await t.open();
+  return t;
+}
+
+/** A string of `n` characters that differs at every position mod 251, so misplaced chunks show. */
+const pattern = (n: number, salt: number): string =>
+  Buffer.from(Array.from({ length: n }, (_, i) => 97 + (((i + salt) % 251) % 26))).toString('latin1');
+
+describe('etcd gRPC transport: HTTP/2 by hand against node:http2', () => {
+  it('sends 64 KiB and 1 MiB bodies within the server flow-control windows, intact', async () => {
+    // A 1000-byte initial stream window and 16 KiB frames: every body needs many DATA frames and WINDOW_UPDATEs.
+    for (const settings of [{}, { initialWindowSize: 1000 }, { initialWindowSize: 1 << 20, maxFrameSize: 65_536 }]) {
+      const s = await fakeEtcdGrpc({ settings });
+      cleanups.push(() => s.close());
+      const t = await transport([s.port], { slots: 4 });
+      const sizes = [65_536, 1 << 20, 10, 65_536 * 3 + 7];
+      const results = await Promise.all(
+        sizes.map((n, i) => call(t, i, { type: 'put', key: `k${i}`, value: pattern(n, i) })),
+      );
+      expect(results, JSON.stringify(settings)).toEqual([null, null, null, null]);
+      const got = new Map(s.calls.map((c) => [decodePutRequest(message(c.body)).key.toString(), c.body]));
+      sizes.forEach((n, i) => {
+        const value = decodePutRequest(message(got.get(`k${i}`) as Buffer)).value;
+        expect(value.length).toBe(n);
+        expect(value.equals(Buffer.from(pattern(n, i), 'latin1'))).toBe(true);
+      });
+      // All four streams on one connection: the connection window was shared and topped up.
+      expect(s.sessions()).toBe(1);
+    }
+  });
+
+  it('receives a 1 MiB response across many DATA frames and socket reads', async () => {
+    const big = encodeRangeResponseFrame({ kvs: [{ key: 'k', value: pattern(1 << 20, 3) }], count: 1 });
+    const s = await server(() => ({ kind: 'body', body: big }));
+    const t = await transport([s.port]);
+    for (let i = 0; i < 3; i++)
+      expect(await call(t, 0, { type: 'get', key: 'k', consistency: 'linearizable' })).toBe(null);
+    // A body one byte short of its prefix's length is still caught after reassembly.
+    const short = await server(() => ({ kind: 'body', body: big.subarray(0, big.length - 1) }));
+    const t2 = await transport([short.port]);
+    expect(await call(t2, 0, { type: 'get', key: 'k', consistency: 'linearizable' })).toMatch(
+      /says 1048\d+ bytes, body carries/,
+    );
+  });
+
+  it('decodes Huffman-coded and dynamic-table-indexed headers and trailers, with eviction', async () => {
+    // nghttp2 (behind node:http2) indexes fields into its dynamic table and Huffman-codes strings when shorter.
+    // Large random extra headers push entries out of the 4096-octet table, so later blocks refer to fresh ones.
+    let n = 0;
+    const s = await server((_c, i) =>
+      i % 3 === 2
+        ? { kind: 'status', code: 9, message: `failed precondition: ${'abcdefgh'[i % 8]}~!`, trailersOnly: i % 2 === 0 }
+        : { kind: 'ok', headers: { [`x-pad-${i % 7}`]: pattern(200 + ((i * 397) % 1500), n++) } },
+    );
+    const proxy = await recordingProxy(s.port);
+    const report = await runLoad({
+      target: 'etcd-grpc',
+      servers: [`:${proxy.port}`],
+      workload: 'command',
+      count: 300,
+      concurrency: 4,
+      grpcConnections: 1,
+      progress: 'off',
+    });
+    expect(report).toMatchObject({ completed: 300, errors: 100 });
+    expect(Object.keys(report.errorKinds).sort()).toEqual(
+      [...'abcdefgh'].map((c) => `grpc-status N: failed precondition: ${c}~!`).sort(),
+    );
+    // What the server sent really was compressed: check the raw HEADERS blocks the proxy saw.
+    const blocks = headerBlocks(proxy.fromServer());
+    const huffmanGrpc = huffmanEncode(Buffer.from('application/grpc')).toString('hex');
+    expect(blocks.some((b) => b.toString('hex').includes(huffmanGrpc))).toBe(true);
+    const d = new HpackDecoder();
+    let indexedDynamic = 0;
+    for (const b of blocks) {
+      const before = d.entries.length;
+      d.decode(b);
+      // A block of 2 octets carrying :status 200 and content-type can only refer to the dynamic table.
+      if (b.length <= 3 && before > 0) indexedDynamic++;
+    }
+    expect(indexedDynamic).toBeGreaterThan(50);
+  });
+
+  it('answers the server PING with an ACK and keeps serving', async () => {
+    const s = await server();
+    const t = await transport([s.port]);
+    expect(await call(t, 0, { type: 'put', key: 'a', value: 1 })).toBe(null);
+    const rtts = await Promise.race([
+      s.ping(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no PING ACK within 5 s')), 5000)),
+    ]);
+    expect(rtts).toHaveLength(1);
+    expect(await call(t, 0, { type: 'put', key: 'a', value: 2 })).toBe(null);
+    expect(s.sessions()).toBe(1);
+  });
+
+  it('fails the streams a GOAWAY refuses, finishes the others, and moves new requests to a new connection', async () => {
+    const s: FakeEtcdGrpc = await server((_c, i) => (i < 8 ? { kind: 'hold' } : { kind: 'ok' }));
+    const proxy = await recordingProxy(s.port);
+    const t = await transport([proxy.port], { slots: 8 });
+    const first = Array.from({ length: 8 }, (_, i) => call(t, i, { type: 'put', key: 'k', value: i }));
+    await until(() => s.held() === 8);
+    // The server will process streams 1..7 (the first four) and refuses the rest.
+    s.goaway(0, 7);
+    s.release((c) => c.streamId <= 7);
+    const results = await Promise.all(first);
+    expect(results.slice(0, 4)).toEqual([null, null, null, null]);
+    for (const r of results.slice(4)) expect(r).toBe('stream refused by GOAWAY NO_ERROR (0)');
+    // New requests go over a second connection; the first one is closed once its streams are done.
+    expect(await call(t, 0, { type: 'put', key: 'k', value: 9 })).toBe(null);
+    expect(s.sessions()).toBe(2);
+    await until(() => proxy.liveClients() === 1);
+  });
+
+  it('fails a stream the server resets with RST_STREAM, naming the code; the connection lives on', async () => {
+    const s = await server((_c, i) => (i === 1 ? { kind: 'reset', code: 7 } : { kind: 'ok' }));
+    const t = await transport([s.port]);
+    expect(await call(t, 0, { type: 'put', key: 'a', value: 1 })).toBe(null);
+    expect(await call(t, 0, { type: 'put', key: 'a', value: 2 })).toBe(
+      'stream closed before grpc-status (RST_STREAM REFUSED_STREAM (7))',
+    );
+    expect(await call(t, 0, { type: 'put', key: 'a', value: 3 })).toBe(null);
+    expect(s.sessions()).toBe(1);
+  });
+
+  it('opens a new connection when the stream ids run out', async () => {
+    const s = await server();
+    // Ids 2^31-5, 2^31-3, 2^31-1: three streams, then the connection is used up.
+    const proxy = await recordingProxy(s.port);
+    const t = await transport([proxy.port], { firstStreamId: 2 ** 31 - 5 });
+    for (let i = 0; i < 7; i++) expect(await call(t, 0, { type: 'put', key: 'a', value: i })).toBe(null);
+    expect(s.calls.map((c) => [c.session, c.streamId])).toEqual([
+      [0, 2 ** 31 - 5],
+      [0, 2 ** 31 - 3],
+      [0, 2 ** 31 - 1],
+      [1, 2 ** 31 - 5],
+      [1, 2 ** 31 - 3],
+      [1, 2 ** 31 - 1],
+      [2, 2 ** 31 - 5],
+    ]);
+    // The used-up connections were closed.
+    await until(() => proxy.liveClients() === 1);
+    expect(
+      () => new EtcdGrpcTransport({ servers: [{ host: '127.0.0.1', port: 1 }], slots: 1, firstStreamId: 2 }),
+    ).toThrow(/odd/);
+  });
+
+  it("waits for the server's SETTINGS_MAX_CONCURRENT_STREAMS instead of exceeding it", async () => {
+    let open = 0;
+    let most = 0;
+    const s = await fakeEtcdGrpc({
+      settings: { maxConcurrentStreams: 2 },
+      verdict: (c) => {
+        open++;
+        most = Math.max(most, open);
+        setTimeout(() => {
+          open--;
+          s.release((held) => held === c);
+        }, 5);
+        return { kind: 'hold' };
+      },
+    });
+    cleanups.push(() => s.close());
+    const t = await transport([s.port], { slots: 8 });
+    // Let the server's SETTINGS arrive before the burst.
+    expect(await call(t, 0, { type: 'put', key: 'a', value: 0 })).toBe(null);
+    open = 0;
+    most = 0;
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => call(t, i, { type: 'put', key: 'b', value: i })),
+    );
+    expect(results).toEqual(Array(8).fill(null));
+    expect(most).toBe(2);
   });
 });
