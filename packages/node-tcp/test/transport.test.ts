@@ -7,8 +7,8 @@ import { sleep } from '@raft/testkit';
 import { describe, expect, it } from 'vitest';
 import { encodeFrame, FrameDecoder, FrameError } from '../src/frame.js';
 import { packEntries } from '../src/packed-entries.js';
-import { type PeerLink, PeerTransport } from '../src/transport.js';
-import { checkMessage, type WireItem } from '../src/wire.js';
+import { type PeerLink, PeerTransport, packed } from '../src/transport.js';
+import { checkForwardReply, checkForwardRequest, checkMessage, type WireItem } from '../src/wire.js';
 
 type AE = Extract<Message<Command>, { type: 'AppendEntries' }>;
 
@@ -246,5 +246,24 @@ describe('packed entries (peer protocol 2)', () => {
     }
     const [ok] = d.push(frame(good));
     expect(checkMessage((d.decode(ok) as [number, unknown][])[0][1], PEER)).toEqual(ae(4, mixed.slice(0, 2), 4, 1));
+  });
+
+  it('forwarded commands and their answers keep their JSON texts exactly through the frame codec', () => {
+    const texts = ['{"Put":["k",1]}', '"é日本😀\\u0000"', '', 'x'.repeat(70_000)];
+    for (const text of texts) {
+      const items: WireItem[] = [
+        [1, [7, { t: 'command', input: text, clientId: 'c', seq: 3 }, 1000, 1]],
+        [1, [8, { t: 'addServer', addr: '127.0.0.1:9' }, 1000, 0]],
+        [2, [7, 1, text]],
+        [2, [9, 0, -32000, 'no leader', { leader: null }]],
+      ];
+      const f = encodeFrame(packed(items), 1 << 20) as Buffer;
+      const d = new FrameDecoder(1 << 20);
+      const back = d.decode(d.push(f)[0]) as [number, unknown][];
+      expect(checkForwardRequest(back[0][1])).toEqual(items[0][1]);
+      expect(checkForwardRequest(back[1][1])).toEqual(items[1][1]);
+      expect(checkForwardReply(back[2][1])).toEqual(items[2][1]);
+      expect(checkForwardReply(back[3][1])).toEqual(items[3][1]);
+    }
   });
 });
