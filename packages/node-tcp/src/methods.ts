@@ -25,23 +25,29 @@ const invalidParams = errors.invalidParams;
  * The runtime request a JSON-RPC call stands for, or the error to answer with. `GetServerState` maps to a `state`
  * request (the server adds its own fields to the answer).
  */
+/** `timeoutMs` from params: undefined when absent, or the error. (Functions, not closures: this runs per request.) */
+function timeoutOf(obj: Record<string, unknown>): number | undefined | RpcError {
+  const t = obj.timeoutMs;
+  if (t === undefined) return undefined;
+  if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0 || t > 3_600_000) {
+    return invalidParams('"timeoutMs" must be a positive number of milliseconds (at most one hour)');
+  }
+  return t;
+}
+
+function addrOf(obj: Record<string, unknown>, isObj: boolean): string | RpcError {
+  if (!isObj || typeof obj.addr !== 'string' || splitAddress(obj.addr) === null) {
+    return invalidParams('"addr" must be a server address "host:port"');
+  }
+  return obj.addr;
+}
+
+/** `{ timeoutMs }` when one was given, else nothing (so requests without one carry no extra field). */
+const withTimeout = (t: number | undefined): { timeoutMs?: number } => (t === undefined ? {} : { timeoutMs: t });
+
 export function toRuntimeRequest(method: string, params: unknown): RuntimeRequest | RpcError {
   const obj = (params ?? {}) as Record<string, unknown>;
   const isObj = params === undefined || (typeof params === 'object' && params !== null && !Array.isArray(params));
-  const timeout = (): { timeoutMs?: number } | RpcError => {
-    const t = obj.timeoutMs;
-    if (t === undefined) return {};
-    if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0 || t > 3_600_000) {
-      return invalidParams('"timeoutMs" must be a positive number of milliseconds (at most one hour)');
-    }
-    return { timeoutMs: t };
-  };
-  const addr = (): string | RpcError => {
-    if (!isObj || typeof obj.addr !== 'string' || splitAddress(obj.addr) === null) {
-      return invalidParams('"addr" must be a server address "host:port"');
-    }
-    return obj.addr;
-  };
   switch (method) {
     case 'Apply': {
       if (!isObj || params === undefined) return invalidParams('Apply needs {"kind", "input"}');
@@ -50,7 +56,7 @@ export function toRuntimeRequest(method: string, params: unknown): RuntimeReques
         return invalidParams('"kind" must be "Command", "Query" or "LocalQuery"');
       }
       if (!('input' in obj) || obj.input === undefined) return invalidParams('"input" is missing');
-      const t = timeout();
+      const t = timeoutOf(obj);
       if (t instanceof RpcError) return t;
       const { clientId, seq } = obj;
       if (clientId !== undefined || seq !== undefined) {
@@ -61,30 +67,39 @@ export function toRuntimeRequest(method: string, params: unknown): RuntimeReques
         if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) {
           return invalidParams('"seq" must be a non-negative integer');
         }
-        return { type: 'command', input: obj.input, clientId, seq, ...t };
+        return { type: 'command', input: obj.input, clientId, seq, ...withTimeout(t) };
       }
-      if (kind === 'Command') return { type: 'command', input: obj.input, ...t };
-      if (kind === 'Query') return { type: 'query', input: obj.input, ...t };
+      // The common requests, without a timeout, are built without spreading an empty object.
+      if (kind === 'Command') {
+        return t === undefined
+          ? { type: 'command', input: obj.input }
+          : { type: 'command', input: obj.input, timeoutMs: t };
+      }
+      if (kind === 'Query') {
+        return t === undefined
+          ? { type: 'query', input: obj.input }
+          : { type: 'query', input: obj.input, timeoutMs: t };
+      }
       return { type: 'localQuery', input: obj.input };
     }
     case 'CreateCluster':
       return isObj ? { type: 'createCluster' } : invalidParams('CreateCluster takes no params (or an object)');
     case 'AddServer':
     case 'RemoveServer': {
-      const a = addr();
+      const a = addrOf(obj, isObj);
       if (a instanceof RpcError) return a;
-      const t = timeout();
+      const t = timeoutOf(obj);
       if (t instanceof RpcError) return t;
-      return { type: method === 'AddServer' ? 'addServer' : 'removeServer', addr: a, ...t };
+      return { type: method === 'AddServer' ? 'addServer' : 'removeServer', addr: a, ...withTimeout(t) };
     }
     case 'TransferLeadership': {
       if (!isObj) return invalidParams('TransferLeadership takes {"addr"?}');
-      const t = timeout();
+      const t = timeoutOf(obj);
       if (t instanceof RpcError) return t;
-      if (obj.addr === undefined) return { type: 'transferLeadership', ...t };
-      const a = addr();
+      if (obj.addr === undefined) return { type: 'transferLeadership', ...withTimeout(t) };
+      const a = addrOf(obj, isObj);
       if (a instanceof RpcError) return a;
-      return { type: 'transferLeadership', addr: a, ...t };
+      return { type: 'transferLeadership', addr: a, ...withTimeout(t) };
     }
     case 'TakeSnapshot':
       return { type: 'takeSnapshot' };

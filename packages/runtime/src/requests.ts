@@ -242,6 +242,8 @@ export class Requests {
     const r = this.reads.get(readId);
     if (r === undefined) return;
     this.reads.delete(readId);
+    // The retry is made here, not for every read: reads fail rarely, and each read is served at high rates.
+    r.req.retry = () => this.submitQuery(r.req, r.input);
     this.waitLeader(r.req);
   }
 
@@ -339,7 +341,6 @@ export class Requests {
 
   private submitQuery(req: ClientRequest, input: unknown): void {
     const rt = this.rt;
-    req.retry = () => this.submitQuery(req, input);
     if (!rt.isMemberNow() && rt.node.leaderId === null && rt.node.lastLogIndex === 0) {
       req.settle(fail(errors.notAMember(rt.id)));
       return;
