@@ -32,11 +32,8 @@ import {
 import { freePorts } from '../packages/testkit/src/index.js';
 import { type Cluster, type ClusterSystem, clusterKit, ROOT } from './bench-lib/clusters.js';
 
-/**
- * How the load client talks to etcd. `etcd` is its HTTP/JSON gateway; switch to the native gRPC transport once
- * @raft/loadgen's makeTransport has one, so this table and bench:cluster's headline measure the same API.
- */
-const ETCD_TARGET: LoadOptions['target'] = 'etcd';
+/** How the load client talks to etcd: its native gRPC API (raft-loadgen's hand-written HTTP/2 client), as etcd's own clients do. */
+const ETCD_TARGET: LoadOptions['target'] = 'etcd-grpc';
 
 /** One link profile: what every peer link looks like, in each direction. */
 interface LinkProfile {
@@ -339,7 +336,7 @@ async function main(): Promise<void> {
       '`--initial-advertise-peer-urls http://127.0.0.1:P_i` and P_i in `--initial-cluster`. Clients dial the members ' +
       'directly (no delay between client and member), so what the delay adds is the replication and forwarding ' +
       'between members.',
-    `- Versions: Node ${process.version}; etcd ${etcdVersion}, through ${ETCD_TARGET === 'etcd' ? 'its HTTP/JSON gateway' : `the \`${ETCD_TARGET}\` transport`}; ` +
+    `- Versions: Node ${process.version}; etcd ${etcdVersion}, through ${ETCD_TARGET === 'etcd-gateway' ? 'its HTTP/JSON gateway' : 'its native gRPC API'}; ` +
       'raft-kvs from this commit, its build (packages/kvs-app/dist), run by node. 3 members each, fsync on, each on its own data directory.',
     `- Client: \`@raft/loadgen\`, slot k of C sends to member k % 3; per run ${CONCURRENCIES.map((c) => `C=${c}: ${n0(COUNTS[c])}`).join(', ')} ` +
       `measured requests after a warm-up, stopped after ${RUN_LIMIT_S} s ("(cut)" in the errors column). Each row is ` +

@@ -62,6 +62,9 @@ export interface JsonRpcLimits {
   readonly maxBatchRequests: number;
 }
 
+/** The default of the optional callbacks (one function, not one per request). */
+const NOTHING = (): void => undefined;
+
 /** Parses and answers JSON-RPC text (a request or a batch). */
 export class JsonRpcHandler {
   constructor(
@@ -80,8 +83,8 @@ export class JsonRpcHandler {
     text: string,
     reply: (response: string) => void,
     conn: ConnState = { inflight: 0, alive: () => true },
-    dispatched: () => void = () => undefined,
-    silent: () => void = () => undefined,
+    dispatched: () => void = NOTHING,
+    silent: () => void = NOTHING,
   ): void {
     let v: unknown;
     try {
@@ -219,12 +222,7 @@ export class JsonRpcHandler {
     }
     let answered = false;
     conn.inflight++;
-    const method = r.method;
-    const run = (done: (o: ApplyOutcome) => void) => {
-      if (method === 'Authenticate') this.authenticate(r.params, conn, done);
-      else this.d.dispatch(method, r.params, done, conn.caller ?? null);
-    };
-    run((o) => {
+    const done = (o: ApplyOutcome): void => {
       if (answered) return;
       answered = true;
       conn.inflight--;
@@ -243,7 +241,9 @@ export class JsonRpcHandler {
         );
       }
       reply(idText, text);
-    });
+    };
+    if (r.method === 'Authenticate') this.authenticate(r.params, conn, done);
+    else this.d.dispatch(r.method, r.params, done, conn.caller ?? null);
   }
 
   /**

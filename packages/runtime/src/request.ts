@@ -68,6 +68,8 @@ const WAITING: Record<WaitReason, RequestPhase> = {
   transfer: { kind: 'waiting', reason: 'transfer' },
 };
 const PROPOSED: RequestPhase = { kind: 'proposed' };
+/** The retry of a request that has not set one (one function for all of them). */
+const NOTHING = (): void => undefined;
 const READING: RequestPhase = { kind: 'reading' };
 const SETTLED: RequestPhase = { kind: 'settled' };
 
@@ -79,7 +81,7 @@ export class ClientRequest implements Deadline {
   /** Whether repeating the request cannot do harm (exactly-once commands, membership changes). */
   idempotent = false;
   /** Runs the request again from the top (after a wait). */
-  retry: () => void = () => undefined;
+  retry: () => void = NOTHING;
   /** What a timeout means for this request, when the generic text would mislead. */
   timeoutHint: string | undefined;
   /** When the request times out (the clock's milliseconds). */

@@ -291,52 +291,52 @@ export class Requests {
     }
   }
 
-  /** Route a leader-only request: run it here, forward it to the leader, or wait for one. */
-  private route(req: ClientRequest, op: ForwardOp, hops: number, local: () => void): void {
-    if (req.settled) return;
+  /**
+   * Route a leader-only request: true when it should run here (this node leads); otherwise it was forwarded to the
+   * leader (a command's forwarded form is built only then: a leader runs most commands itself), made to wait for
+   * one, or settled.
+   */
+  private routeHere(req: ClientRequest, hops: number, op: ForwardOp | Command): boolean {
+    if (req.settled) return false;
     const rt = this.rt;
-    if (rt.node.role === 'leader') {
-      local();
-      return;
-    }
+    if (rt.node.role === 'leader') return true;
     const leader = rt.node.leaderId;
     if (leader !== null && leader !== rt.id && hops < MAX_HOPS) {
       const id = ++this.forwardSeq;
       req.forwarded(id);
       this.forwards.set(id, req);
       rt.counters.forwardedOut++;
-      rt.transport.forward(leader, [id, op, req.remainingMs, hops + 1]);
-      return;
+      rt.transport.forward(leader, [id, 't' in op ? op : { t: 'command', ...op }, req.remainingMs, hops + 1]);
+      return false;
     }
     if (!rt.isMemberNow() && rt.node.lastLogIndex === 0 && leader === null) {
       req.settle(fail(errors.notAMember(rt.id)));
-      return;
+      return false;
     }
     this.waitLeader(req);
+    return false;
   }
 
   private submitCommand(req: ClientRequest, cmd: Command, hops: number): void {
     req.retry = () => this.submitCommand(req, cmd, hops);
     req.idempotent = cmd.clientId !== undefined && cmd.seq !== undefined;
-    const op: ForwardOp = { t: 'command', ...cmd };
-    this.route(req, op, hops, () => {
-      const rt = this.rt;
-      if (cmd.clientId !== undefined && cmd.seq !== undefined) {
-        const prior = rt.rm.lookup(cmd.clientId, cmd.seq);
-        if (prior !== undefined) {
-          req.settle(prior);
-          return;
-        }
-      }
-      const r = rt.node.propose(cmd);
-      if (r.ok) {
-        req.proposed();
-        this.proposals.set(r.value.index, { term: r.value.term, req });
-        rt.kick();
+    if (!this.routeHere(req, hops, cmd)) return;
+    const rt = this.rt;
+    if (cmd.clientId !== undefined && cmd.seq !== undefined) {
+      const prior = rt.rm.lookup(cmd.clientId, cmd.seq);
+      if (prior !== undefined) {
+        req.settle(prior);
         return;
       }
-      this.waitLeader(req, r.error.code === 'TRANSFER_IN_PROGRESS' ? 'transfer' : 'leader');
-    });
+    }
+    const r = rt.node.propose(cmd);
+    if (r.ok) {
+      req.proposed();
+      this.proposals.set(r.value.index, { term: r.value.term, req });
+      rt.kick();
+      return;
+    }
+    this.waitLeader(req, r.error.code === 'TRANSFER_IN_PROGRESS' ? 'transfer' : 'leader');
   }
 
   private submitQuery(req: ClientRequest, input: unknown): void {
@@ -363,7 +363,7 @@ export class Requests {
     }
     req.retry = () => this.submitMembership(req, op, hops);
     req.idempotent = true;
-    this.route(req, op, hops, () => this.membershipOnLeader(req, op));
+    if (this.routeHere(req, hops, op)) this.membershipOnLeader(req, op);
   }
 
   /** Settle `req` once `check` returns an outcome (checked as the log applies and leaders change). */
