@@ -21,10 +21,6 @@ export const METHODS = [
 
 const invalidParams = errors.invalidParams;
 
-/**
- * The runtime request a JSON-RPC call stands for, or the error to answer with. `GetServerState` maps to a `state`
- * request (the server adds its own fields to the answer).
- */
 /** `timeoutMs` from params: undefined when absent, or the error. (Functions, not closures: this runs per request.) */
 function timeoutOf(obj: Record<string, unknown>): number | undefined | RpcError {
   const t = obj.timeoutMs;
@@ -35,6 +31,7 @@ function timeoutOf(obj: Record<string, unknown>): number | undefined | RpcError 
   return t;
 }
 
+/** `addr` from params: a valid `host:port`, or the error. */
 function addrOf(obj: Record<string, unknown>, isObj: boolean): string | RpcError {
   if (!isObj || typeof obj.addr !== 'string' || splitAddress(obj.addr) === null) {
     return invalidParams('"addr" must be a server address "host:port"');
@@ -45,6 +42,10 @@ function addrOf(obj: Record<string, unknown>, isObj: boolean): string | RpcError
 /** `{ timeoutMs }` when one was given, else nothing (so requests without one carry no extra field). */
 const withTimeout = (t: number | undefined): { timeoutMs?: number } => (t === undefined ? {} : { timeoutMs: t });
 
+/**
+ * The runtime request a JSON-RPC call stands for, or the error to answer with. `GetServerState` maps to a `state`
+ * request (the server adds its own fields to the answer).
+ */
 export function toRuntimeRequest(method: string, params: unknown): RuntimeRequest | RpcError {
   const obj = (params ?? {}) as Record<string, unknown>;
   const isObj = params === undefined || (typeof params === 'object' && params !== null && !Array.isArray(params));
