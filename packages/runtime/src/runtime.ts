@@ -288,8 +288,11 @@ export class RaftRuntime {
   kick(): void {
     if (this.scheduled || !this.running) return;
     this.scheduled = true;
-    this.clock.defer(() => this.run());
+    this.clock.defer(this.runTurn);
   }
+
+  /** {@link RaftRuntime.run} as one function for every turn (a turn is scheduled for every batch of inputs). */
+  private readonly runTurn = (): void => this.run();
 
   private run(): void {
     if (!this.running || this.failure !== null) {
