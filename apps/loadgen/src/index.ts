@@ -10,19 +10,19 @@ export type { LoadgenErrorCode } from './errors.js';
 export { LoadgenError } from './errors.js';
 export type { EtcdOptions, ParsedResponse } from './etcd.js';
 export { EtcdTransport, encodeEtcd, parseResponse } from './etcd.js';
-export type { EtcdGrpcOptions, KeyValue, PutFields, RangeFields, RangeResult } from './etcd-grpc.js';
+export type { EtcdGrpcOptions } from './etcd-grpc.js';
+export { DEFAULT_GRPC_CONNECTIONS, EtcdGrpcTransport } from './etcd-grpc.js';
+export type { KeyValue, PutFields, RangeFields, RangeResult } from './etcd-protobuf.js';
 export {
-  DEFAULT_GRPC_CONNECTIONS,
   decodePutRequest,
   decodeRangeRequest,
   decodeRangeResponse,
-  EtcdGrpcTransport,
   encodePutFrame,
   encodeRangeFrame,
   encodeRangeResponseFrame,
   ProtobufError,
   unframe,
-} from './etcd-grpc.js';
+} from './etcd-protobuf.js';
 export type { HeaderField } from './hpack.js';
 export { encodeHeaderBlock, HpackDecoder, HpackError, huffmanCode, huffmanDecode, huffmanEncode } from './hpack.js';
 export type { JsonRpcOptions } from './jsonrpc.js';
