@@ -209,13 +209,7 @@ export class LineBuffer {
     this.ensure(CRC_PREFIX_BYTES + ENTRY_HEAD.length + 40 + ENTRY_BYTES.length + 4 * Math.ceil(len / 3) + 4);
     const buf = this.buf;
     const at = this.length;
-    let p = at + CRC_PREFIX_BYTES - 1;
-    buf.set(ENTRY_HEAD, p);
-    p = writeNat(buf, p + ENTRY_HEAD.length, index);
-    buf.set(ENTRY_TERM, p);
-    p = writeNat(buf, p + ENTRY_TERM.length, term);
-    buf.set(ENTRY_BYTES, p);
-    p += ENTRY_BYTES.length;
+    let p = this.entryHead(at, index, term, ENTRY_BYTES);
     if (len <= JS_BASE64_MAX_BYTES || base64Slice === undefined || latin1Write === undefined)
       p = base64Into(bytes, buf, p);
     else p += latin1Write.call(buf, base64Slice.call(bytes, 0, len), p);
@@ -232,16 +226,25 @@ export class LineBuffer {
     this.ensure(CRC_PREFIX_BYTES + ENTRY_HEAD.length + 40 + ENTRY_COMMAND.length + 3 * commandJson.length + 2);
     const buf = this.buf;
     const at = this.length;
+    let p = this.entryHead(at, index, term, ENTRY_COMMAND);
+    p += utf8Write === undefined ? buf.write(commandJson, p, 'utf8') : utf8Write.call(buf, commandJson, p);
+    buf[p++] = 0x7d; // }
+    this.finishLine(at, p);
+  }
+
+  /**
+   * Write a command entry's body up to its command (`{"rec":"entry","index":I,"term":T` then `kind`, the bytes
+   * that open the command) for a line starting at `at`; returns the position after it. Room was ensured.
+   */
+  private entryHead(at: number, index: number, term: number, kind: Uint8Array): number {
+    const buf = this.buf;
     let p = at + CRC_PREFIX_BYTES - 1;
     buf.set(ENTRY_HEAD, p);
     p = writeNat(buf, p + ENTRY_HEAD.length, index);
     buf.set(ENTRY_TERM, p);
     p = writeNat(buf, p + ENTRY_TERM.length, term);
-    buf.set(ENTRY_COMMAND, p);
-    p += ENTRY_COMMAND.length;
-    p += utf8Write === undefined ? buf.write(commandJson, p, 'utf8') : utf8Write.call(buf, commandJson, p);
-    buf[p++] = 0x7d; // }
-    this.finishLine(at, p);
+    buf.set(kind, p);
+    return p + kind.length;
   }
 
   /** The body is in `buf[at + 17, end)`: checksum it, write the prefix over its `{`, add the newline. */
