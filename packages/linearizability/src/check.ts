@@ -153,21 +153,27 @@ export function checkOperations(ops: readonly Operation[], options: CheckOptions
       keys.push({ key, verdict: 'not-linearizable', ops: list.length, steps: r.steps, stuck, witness });
     }
   }
+  return resultOf(ops.length, counts, keys, steps, Date.now() - started);
+}
+
+/**
+ * A check's result from its per-key reports: not linearizable if any key is (with the first such key's witness),
+ * else unknown if any key is, else linearizable.
+ */
+export function resultOf(
+  ops: number,
+  counts: CheckResult['counts'],
+  keys: KeyReport[],
+  steps: number,
+  elapsedMs: number,
+): CheckResult {
   const failed = keys.find((k) => k.verdict === 'not-linearizable');
   const verdict: Verdict = failed
     ? 'not-linearizable'
     : keys.some((k) => k.verdict === 'unknown')
       ? 'unknown'
       : 'linearizable';
-  return {
-    verdict,
-    ops: ops.length,
-    counts,
-    keys,
-    steps,
-    elapsedMs: Date.now() - started,
-    ...(failed?.witness ? { witness: failed.witness } : {}),
-  };
+  return { verdict, ops, counts, keys, steps, elapsedMs, ...(failed?.witness ? { witness: failed.witness } : {}) };
 }
 
 /**

@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import { type CheckOptions, type CheckResult, checkOperations, type KeyReport, type Verdict } from './check.js';
+import { type CheckOptions, type CheckResult, checkOperations, type KeyReport, resultOf } from './check.js';
 import type { Operation } from './types.js';
 
 /** Below this many operations a worker's start-up (tens of ms) costs more than it saves. */
@@ -47,21 +47,13 @@ export function mergeResults(ops: readonly Operation[], parts: readonly CheckRes
   const counts = { ok: 0, fail: 0, info: 0 };
   for (const op of ops) counts[op.status]++;
   const keys: KeyReport[] = parts.flatMap((p) => p.keys).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const failed = keys.find((k) => k.verdict === 'not-linearizable');
-  const verdict: Verdict = failed
-    ? 'not-linearizable'
-    : keys.some((k) => k.verdict === 'unknown')
-      ? 'unknown'
-      : 'linearizable';
-  return {
-    verdict,
-    ops: ops.length,
+  return resultOf(
+    ops.length,
     counts,
     keys,
-    steps: keys.reduce((s, k) => s + k.steps, 0),
+    keys.reduce((s, k) => s + k.steps, 0),
     elapsedMs,
-    ...(failed?.witness ? { witness: failed.witness } : {}),
-  };
+  );
 }
 
 /**
