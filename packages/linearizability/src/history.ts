@@ -5,7 +5,7 @@
  */
 
 import { isAscii } from 'node:buffer';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readSync, writeFileSync } from 'node:fs';
 import type { JsonValue } from '@raft/runtime';
 import {
   type EventType,
@@ -64,11 +64,14 @@ export function parseHistory(text: string): HistoryEvent[] {
   return out;
 }
 
-/** Calls `visit` with each event of JSON Lines `text` and its 1-based line number (blank lines skipped). */
-function forEachEvent(text: string, visit: (e: HistoryEvent, line: number) => void): void {
+/**
+ * Calls `visit` with each event of JSON Lines `text` and its 1-based line number (blank lines skipped); the first
+ * line of `text` is line `firstLine`. Returns the number of lines in `text` (a last line without a newline counts).
+ */
+function forEachEvent(text: string, visit: (e: HistoryEvent, line: number) => void, firstLine = 1): number {
   // Line by line with indexOf rather than split + trim: no array of every line, no trimmed copies (JSON.parse accepts
   // the surrounding whitespace itself, a CR of CRLF included); a blank line is the rare case that fails to parse.
-  let lineNo = 0;
+  let lineNo = firstLine - 1;
   for (let start = 0; start < text.length; ) {
     let end = text.indexOf('\n', start);
     if (end === -1) end = text.length;
@@ -84,15 +87,57 @@ function forEachEvent(text: string, visit: (e: HistoryEvent, line: number) => vo
     }
     visit(validateEvent(raw, lineNo), lineNo);
   }
+  return lineNo - firstLine + 1;
 }
 
 /**
- * A file's text. A history is nearly always ASCII, and then decoding it as Latin-1 gives the same string several
- * times faster than UTF-8 decoding (measured: 17 MB in 40 ms against 270 ms).
+ * Bytes of a file as text. A history is nearly always ASCII, and then decoding it as Latin-1 gives the same string
+ * several times faster than UTF-8 decoding (measured: 17 MB in 40 ms against 270 ms).
  */
-function readText(path: string): string {
-  const bytes = readFileSync(path);
-  return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
+const decode = (bytes: Buffer): string => bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8');
+
+/** How much of a file {@link forEachFileEvent} reads at a time (grown for a longer line). */
+const CHUNK_BYTES = 1 << 16;
+
+/**
+ * Calls `visit` with each event of a JSON Lines file, read in chunks of whole lines through one reused buffer
+ * rather than as one Buffer and one string of the whole file: where touching fresh memory is slow (the virtual
+ * machine the benchmarks run on takes some 15 µs to fault in each new 4 KiB page), reading and decoding a 17 MB
+ * history whole took 130 to 165 ms, and the whole check of 100,000 operations went from 1,155 to 864 ms (best of 7)
+ * with a reused 64 KiB buffer. A chunk ends at its last newline, so a UTF-8 sequence is never split (a newline byte
+ * never occurs inside one).
+ */
+function forEachFileEvent(path: string, visit: (e: HistoryEvent, line: number) => void): void {
+  const fd = openSync(path, 'r');
+  try {
+    let buf = Buffer.allocUnsafe(CHUNK_BYTES);
+    let held = 0; // bytes at the front of buf carried over from the last read: the start of an unfinished line
+    let line = 1;
+    for (;;) {
+      if (held === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, held);
+        buf = bigger;
+      }
+      const n = readSync(fd, buf, held, buf.length - held, null);
+      const filled = held + n;
+      if (n === 0) {
+        if (filled > 0) forEachEvent(decode(buf.subarray(0, filled)), visit, line);
+        return;
+      }
+      const lastNewline = buf.lastIndexOf(10, filled - 1);
+      if (lastNewline === -1) {
+        held = filled;
+        continue;
+      }
+      // The text up to and including the last newline: every line in it is whole.
+      line += forEachEvent(decode(buf.subarray(0, lastNewline + 1)), visit, line);
+      held = filled - lastNewline - 1;
+      buf.copy(buf, 0, lastNewline + 1, filled);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** One event as a JSON line (no trailing newline), fields in the documented order. */
@@ -113,7 +158,11 @@ export function formatHistory(events: readonly HistoryEvent[]): string {
 
 /** Reads a JSON Lines history file. */
 export function readHistoryFile(path: string): HistoryEvent[] {
-  return parseHistory(readText(path));
+  const out: HistoryEvent[] = [];
+  forEachFileEvent(path, (e) => {
+    out.push(e);
+  });
+  return out;
 }
 
 /**
@@ -126,7 +175,7 @@ export function readHistoryFile(path: string): HistoryEvent[] {
  */
 export function readOperationsFile(path: string): Operation[] {
   const pairs = new Pairer();
-  forEachEvent(readText(path), (e, line) => pairs.add(e, line));
+  forEachFileEvent(path, (e, line) => pairs.add(e, line));
   return pairs.finish();
 }
 

@@ -83,6 +83,30 @@ describe('readOperationsFile', () => {
     expect(readOperationsFile(file('u.jsonl', unicode)).some((o) => o.key === 'ключ')).toBe(true);
   });
 
+  it('reads a file in chunks of whole lines: the same events and line numbers as the whole text', () => {
+    // Many 64 KiB chunks, with a line longer than a chunk (the buffer grows), multi-byte characters on both sides
+    // of chunk ends, CRLF and blank lines: whatever the chunk boundaries, the events and every line number must be
+    // what parsing the whole text gives.
+    const lines: string[] = [];
+    for (let i = 0; i < 12_000; i++) {
+      const value = i === 7_000 ? 'é'.repeat(1_200_000) : `v${i}-€😀`.repeat(1 + (i % 9));
+      lines.push(JSON.stringify({ process: i, type: 'invoke', f: 'put', key: `ключ${i % 7}`, value, time: i }));
+      if (i % 1_000 === 0) lines.push('');
+    }
+    const body = lines.map((l, i) => (i % 3 === 0 ? `${l}\r` : l)).join('\n');
+    for (const [name, t] of [
+      ['chunks.jsonl', `${body}\n`],
+      ['chunks-no-final-newline.jsonl', body],
+    ] as const) {
+      const path = file(name, t);
+      expect(readHistoryFile(path)).toEqual(parseHistory(t));
+      // The line number of an error after everything else: every chunk's lines were counted.
+      const bad = file(`bad-${name}`, `${t}${t.endsWith('\n') ? '' : '\n'}\n{"process":`);
+      const expected = t.split('\n').length + (t.endsWith('\n') ? 1 : 2);
+      expect(() => readHistoryFile(bad)).toThrow(new RegExp(`^history line ${expected}: not JSON`));
+    }
+  });
+
   it('reports the file line of a pairing error and of a malformed line, whichever comes first', () => {
     const inv = '{"process":1,"type":"invoke","f":"get","key":"k","time":1}';
     const orphan = '{"process":2,"type":"ok","f":"get","key":"k","value":null,"time":2}';
