@@ -77,25 +77,33 @@ describe('kvs snapshots', () => {
     );
   });
 
-  it('snapshotInSlices gives the bytes of snapshot(), captured at the call even if the store changes meanwhile', async () => {
+  it('snapshotInSlices gives the bytes of snapshot(), captured at the call even if the store changes meanwhile, for any run length', async () => {
     const keys = fc.string({ minLength: 1, maxLength: 6 });
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.tuple(keys, fc.jsonValue()), { maxLength: 60 }),
         fc.array(fc.tuple(keys, fc.jsonValue()), { minLength: 1, maxLength: 10 }),
         fc.integer({ min: 1, max: 300 }),
-        async (before, after, sliceBytes) => {
+        // Short runs make the keys sorted in many runs and merged, as a large state is.
+        fc.integer({ min: 1, max: 70 }),
+        async (before, after, sliceBytes, runLength) => {
           const s = new KvsStore();
           for (const [k, v] of before) run(s, { Put: [k, JSON.parse(JSON.stringify(v ?? null))] });
           const expected = Buffer.from(s.snapshot());
           let pauses = 0;
           // Changes made while the slices are written (between pauses) must not show in the result.
-          const pending = s.snapshotInSlices(sliceBytes, async () => {
-            pauses++;
-            const change = after[pauses % after.length];
-            run(s, { Put: [change[0], JSON.parse(JSON.stringify(change[1] ?? null))] });
-            run(s, { Delete: before[0]?.[0] ?? 'x' });
-          });
+          const pending = s.snapshotInSlices(
+            sliceBytes,
+            async () => {
+              pauses++;
+              const change = after[pauses % after.length];
+              run(s, { Put: [change[0], JSON.parse(JSON.stringify(change[1] ?? null))] });
+              run(s, { Delete: before[0]?.[0] ?? 'x' });
+              // A snapshot installed meanwhile replaces the map; the capture still reads the state it began with.
+              if (pauses % 4 === 0) s.restore(new TextEncoder().encode(JSON.stringify([[change[0], pauses]])));
+            },
+            runLength,
+          );
           expect(Buffer.from(await pending)).toEqual(expected);
           expect(pauses).toBeGreaterThanOrEqual(1);
           const copy = new KvsStore();
@@ -117,6 +125,14 @@ describe('kvs snapshots', () => {
     expect(Buffer.from(bytes).equals(s.snapshot())).toBe(true);
     // ~1 MB of JSON in 64 KiB slices: one pause after the copy, then one per slice.
     expect(pauses).toBeGreaterThan(10);
+  });
+
+  it('snapshotInSlices sorts more keys than one run (the default 4096) into the bytes of snapshot()', async () => {
+    const s = new KvsStore();
+    // Keys in a scrambled order, some sharing prefixes, some non-ASCII: the merge must order them as the sort does.
+    for (let i = 0; i < 10_000; i++) run(s, { Put: [`${(i * 7919) % 10_007}${i % 3 === 0 ? 'é' : ''}`, i] });
+    const bytes = await s.snapshotInSlices(16 * 1024, async () => undefined);
+    expect(Buffer.from(bytes).equals(s.snapshot())).toBe(true);
   });
 
   it('restore parses a large snapshot in groups of pairs, giving the same store as parsing it whole', () => {
