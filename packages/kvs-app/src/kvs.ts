@@ -44,13 +44,10 @@ const nextTurn = (): Promise<void> =>
     else setTimeout(resolve, 0);
   });
 
-/** What a snapshot in progress records for a key that did not exist when it began. */
-const ABSENT: unique symbol = Symbol('absent');
-
 /** A snapshot in progress: the map it reads and the values its keys had when it began, for keys changed since. */
 interface Capture {
   readonly map: Map<string, JsonValue>;
-  readonly before: Map<string, JsonValue | typeof ABSENT>;
+  readonly before: Map<string, JsonValue>;
 }
 
 /** How many pairs {@link KvsStore.snapshotInSlices} writes between two pauses at most. */
@@ -225,8 +222,8 @@ export class KvsStore {
   private map = new Map<string, JsonValue>();
   /**
    * Snapshots in progress ({@link KvsStore.snapshotInSlices}), each with the values its keys had when it began: a
-   * key's first change while a snapshot is written records the value it replaces (or {@link ABSENT}), so the
-   * snapshot reads the state as it was without copying the map.
+   * key's first change while a snapshot is written records the value it replaces, so the snapshot reads the state as
+   * it was without copying the map.
    */
   private captures: Capture[] = [];
 
@@ -264,11 +261,15 @@ export class KvsStore {
     }
   }
 
-  /** Records `key`'s value for every snapshot in progress that has not seen it change yet (before it changes). */
+  /**
+   * Before `key` changes: records its value for every snapshot in progress that has not seen it change yet. A key
+   * that is not in the map now either did not exist when the snapshot began (the snapshot does not list it) or was
+   * deleted since (its value then is recorded already).
+   */
   private remember(key: string): void {
     for (const c of this.captures) {
-      if (c.map !== this.map || c.before.has(key)) continue;
-      c.before.set(key, this.map.has(key) ? (this.map.get(key) as JsonValue) : ABSENT);
+      if (c.map !== this.map || c.before.has(key) || !this.map.has(key)) continue;
+      c.before.set(key, this.map.get(key) as JsonValue);
     }
   }
 
@@ -357,7 +358,7 @@ export class KvsStore {
       const r = heap[0];
       const key = runs[r][at[r]];
       // JSON.stringify([key, value]) without the array.
-      // A captured key's value then: recorded in `before` if it changed since (never ABSENT: it existed).
+      // The key's value when the snapshot began: recorded in `before` if it changed since.
       const value = before.size > 0 && before.has(key) ? before.get(key) : map.get(key);
       text += `${written === 0 ? '' : ','}[${JSON.stringify(key)},${JSON.stringify(value)}]`;
       if (++at[r] === runs[r].length) heap[0] = heap[--size];
