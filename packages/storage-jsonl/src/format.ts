@@ -233,8 +233,8 @@ export class LineBuffer {
   }
 
   /**
-   * Write a command entry's body up to its command (`{"rec":"entry","index":I,"term":T` then `kind`, the bytes
-   * that open the command) for a line starting at `at`; returns the position after it. Room was ensured.
+   * Write an entry's body up to its payload (`{"rec":"entry","index":I,"term":T` then `kind`, the bytes that open
+   * the command or the raw bytes) for a line starting at `at`; returns the position after it. Room was ensured.
    */
   private entryHead(at: number, index: number, term: number, kind: Uint8Array): number {
     const buf = this.buf;
